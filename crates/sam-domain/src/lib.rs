@@ -1,0 +1,13 @@
+//! Pure domain rules of SAM.
+//!
+//! Nothing here performs I/O or reads a clock: callers pass `now` (Unix
+//! milliseconds) and randomness in, so every rule runs the same natively and
+//! in the wasm Worker and is tested with plain `cargo test`.
+
+pub mod catalog;
+pub mod ids;
+pub mod node;
+
+/// Unix time in milliseconds, as handed in by the edge (`Date::now()` in the
+/// Worker, the system clock in native binaries).
+pub type UnixMillis = i64;

@@ -1,0 +1,140 @@
+//! JSON bodies that cross a process boundary: browser/CLI ⇄ API and
+//! vm-agent ⇄ API. Both sides compile these same types, so a renamed field
+//! breaks the build instead of a running node.
+
+use serde::{Deserialize, Serialize};
+
+/// Every API error body: a stable machine-readable `code` and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// `GET /health` on the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// `ok` when every binding check passed, `degraded` otherwise.
+    pub status: String,
+    pub version: String,
+    pub checks: Vec<BindingCheck>,
+}
+
+/// The result of exercising one Worker binding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingCheck {
+    /// Binding name as in `wrangler.toml` (`DB`, `KV`, `R2`, `NODE_LIFECYCLE`).
+    pub binding: String,
+    /// `d1`, `kv`, `r2` or `durable_object`.
+    pub kind: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/nodes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNodeRequest {
+    pub provider: String,
+    pub size: String,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A node as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub size: String,
+    pub location: String,
+    pub server_type: String,
+    pub status: String,
+    /// `unknown`, `healthy` or `stale`, derived from heartbeats.
+    pub health: String,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    #[serde(default)]
+    pub provider_server_id: Option<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    pub created_at: i64,
+    #[serde(default)]
+    pub agent_ready_at: Option<i64>,
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    #[serde(default)]
+    pub last_heartbeat_at: Option<i64>,
+    #[serde(default)]
+    pub metrics: Option<NodeMetrics>,
+    #[serde(default)]
+    pub deleted_at: Option<i64>,
+}
+
+/// `GET /api/nodes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeList {
+    pub nodes: Vec<NodeView>,
+}
+
+/// `POST /api/nodes/{id}/ready` from the vm-agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReadyRequest {
+    pub agent_version: String,
+}
+
+/// `POST /api/nodes/{id}/heartbeat` from the vm-agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub agent_version: String,
+    pub metrics: NodeMetrics,
+}
+
+/// Resource figures a vm-agent reports with each heartbeat.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NodeMetrics {
+    pub load_avg_1m: f64,
+    pub load_avg_5m: f64,
+    pub load_avg_15m: f64,
+    pub memory_total_kib: u64,
+    pub memory_available_kib: u64,
+    pub disk_total_bytes: u64,
+    pub disk_available_bytes: u64,
+    pub uptime_secs: u64,
+}
+
+/// Reply to a heartbeat: the interval the control plane wants next, so it
+/// can slow agents down without a redeploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    pub next_interval_secs: u64,
+}
+
+/// `GET /system-info` on the vm-agent (node-management token required).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    pub node_id: String,
+    pub agent_version: String,
+    pub hostname: String,
+    pub metrics: NodeMetrics,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_node_rejects_unknown_fields() {
+        let err = serde_json::from_str::<CreateNodeRequest>(
+            r#"{"provider":"hetzner","size":"small","sneaky":1}"#,
+        );
+        assert!(err.is_err());
+        let ok: CreateNodeRequest =
+            serde_json::from_str(r#"{"provider":"hetzner","size":"small"}"#).unwrap();
+        assert_eq!(ok.location, None);
+    }
+}
