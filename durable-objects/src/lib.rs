@@ -1,1 +1,12 @@
-//! Work in progress.
+//! Durable Object classes.
+//!
+//! Each class is a thin adapter: decode the request, load state from the
+//! object's SQLite storage, call pure domain code, persist, and set at most
+//! one alarm. Classes live in this library and are linked into the API
+//! Worker's wasm module, which is what exports them to the runtime.
+
+pub mod d1;
+mod node_lifecycle;
+mod schema;
+
+pub use node_lifecycle::{BootEvent, NodeLifecycle, StartRequest};

@@ -1,1 +1,41 @@
-fn main() {}
+//! `vm-agent`: the node agent binary. Sets up logging, a single-threaded
+//! runtime (the agent is mostly idle; one thread keeps its memory small) and
+//! signal handling, then hands over to the library.
+
+use std::io::IsTerminal as _;
+
+use anyhow::Context as _;
+use sam_vm_agent::{Agent, Config};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .compact()
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let config = Config::from_env().context("invalid configuration")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // Install handlers before anything else so an early SIGTERM is not
+        // the default "terminate at once".
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            }
+        };
+        let agent = Agent::new(config)?;
+        agent.run(shutdown).await?;
+        Ok(())
+    })
+}

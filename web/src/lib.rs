@@ -1,1 +1,182 @@
-//! Work in progress.
+//! Server-rendered HTML views (askama templates in `web/templates/`) and the
+//! static assets they link to.
+//!
+//! Pure: callers pass in everything a page shows, including `now` and the
+//! build version, so the same output comes from the Worker and from tests.
+//! askama escapes every interpolated value for HTML, so user-chosen strings
+//! (node names, provider error messages) cannot inject markup.
+
+mod assets;
+mod time;
+
+use askama::Template;
+use sam_wire::NodeView;
+
+pub use assets::{STATIC_PREFIX, StaticAsset, asset_version, static_asset};
+
+/// A page could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template rendering failed: {0}")]
+    Template(#[from] askama::Error),
+}
+
+/// The nodes overview. `now_ms` (epoch milliseconds) anchors "N s ago".
+pub fn render_nodes_page(
+    nodes: &[NodeView],
+    now_ms: i64,
+    version: &str,
+) -> Result<String, RenderError> {
+    let page = NodesPage {
+        title: "Nodes",
+        version,
+        asset_version: asset_version(),
+        active_nav: "nodes",
+        nodes: nodes.iter().map(|n| NodeRow::new(n, now_ms)).collect(),
+    };
+    Ok(page.render()?)
+}
+
+/// The sign-in page. With `dev_login_enabled` it offers the local developer
+/// sign-in form; otherwise it says sign-in is unavailable.
+pub fn render_login_page(dev_login_enabled: bool, version: &str) -> Result<String, RenderError> {
+    let page = LoginPage {
+        title: "Sign in",
+        version,
+        asset_version: asset_version(),
+        active_nav: "",
+        dev_login_enabled,
+    };
+    Ok(page.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    title: &'a str,
+    version: &'a str,
+    asset_version: &'a str,
+    active_nav: &'a str,
+    dev_login_enabled: bool,
+}
+
+/// A full-page error, for browser requests that fail.
+pub fn render_error_page(
+    status: u16,
+    code: &str,
+    message: &str,
+    version: &str,
+) -> Result<String, RenderError> {
+    let title = format!("Error {status}");
+    let page = ErrorPage {
+        title: &title,
+        version,
+        asset_version: asset_version(),
+        active_nav: "",
+        status,
+        code,
+        message,
+    };
+    Ok(page.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "nodes.html")]
+struct NodesPage<'a> {
+    title: &'a str,
+    version: &'a str,
+    asset_version: &'a str,
+    active_nav: &'a str,
+    nodes: Vec<NodeRow<'a>>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    version: &'a str,
+    asset_version: &'a str,
+    active_nav: &'a str,
+    status: u16,
+    code: &'a str,
+    message: &'a str,
+}
+
+/// One node as the table shows it.
+struct NodeRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    provider: &'a str,
+    size: &'a str,
+    server_type: &'a str,
+    location: &'a str,
+    status: &'a str,
+    /// CSS class from a closed set, so an unexpected status string can never
+    /// become an arbitrary class name.
+    status_class: &'static str,
+    health: &'a str,
+    health_class: &'static str,
+    error_message: Option<&'a str>,
+    ip_address: Option<&'a str>,
+    created: time::Stamp,
+    last_heartbeat: Option<Heartbeat>,
+}
+
+struct Heartbeat {
+    iso: String,
+    display: String,
+    ago: String,
+}
+
+impl<'a> NodeRow<'a> {
+    fn new(node: &'a NodeView, now_ms: i64) -> Self {
+        let last_heartbeat = node.last_heartbeat_at.map(|at| {
+            let stamp = time::stamp(at);
+            Heartbeat {
+                iso: stamp.iso,
+                display: stamp.display,
+                ago: time::ago(at, now_ms),
+            }
+        });
+        NodeRow {
+            id: &node.id,
+            name: &node.name,
+            provider: &node.provider,
+            size: &node.size,
+            server_type: &node.server_type,
+            location: &node.location,
+            status: &node.status,
+            status_class: status_class(&node.status),
+            health: &node.health,
+            health_class: health_class(&node.health),
+            // A message is only worth showing while the node is in error;
+            // stale text on a later, healthy node would mislead.
+            error_message: node
+                .error_message
+                .as_deref()
+                .filter(|m| node.status == "error" && !m.is_empty()),
+            ip_address: node.ip_address.as_deref().filter(|ip| !ip.is_empty()),
+            created: time::stamp(node.created_at),
+            last_heartbeat,
+        }
+    }
+}
+
+fn status_class(status: &str) -> &'static str {
+    match status {
+        "creating" => "status-creating",
+        "running" => "status-running",
+        "deleting" => "status-deleting",
+        "deleted" => "status-deleted",
+        "error" => "status-error",
+        _ => "status-unknown",
+    }
+}
+
+fn health_class(health: &str) -> &'static str {
+    match health {
+        "healthy" => "health-healthy",
+        "stale" => "health-stale",
+        _ => "health-unknown",
+    }
+}

@@ -1,1 +1,16 @@
-//! Work in progress.
+//! Control-plane use cases over ports.
+//!
+//! Each use case takes its collaborators as parameters — the SQL database,
+//! the cloud provider, the boot log, the signing key — plus `now` and
+//! randomness, so route handlers in the Worker stay thin: decode, call one
+//! function here, encode.
+
+mod error;
+mod nodes;
+mod ports;
+
+pub use error::ControlError;
+pub use nodes::{
+    NodeSettings, create_node, delete_node, list_nodes, node_view, record_heartbeat, record_ready,
+};
+pub use ports::{BootLog, ServerProvider};

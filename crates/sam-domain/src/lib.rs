@@ -5,6 +5,7 @@
 //! in the wasm Worker and is tested with plain `cargo test`.
 
 pub mod catalog;
+pub mod hosts;
 pub mod ids;
 pub mod node;
 

@@ -239,3 +239,28 @@ mod tests {
         }
     }
 }
+
+/// A step of a node's boot, recorded with its time in the node's boot log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootPhase {
+    /// The API accepted the create request.
+    Requested,
+    /// The provider accepted the server create call.
+    ProviderCreated,
+    /// The provider refused; the node is in `error`.
+    ProviderFailed,
+    /// The vm-agent registered.
+    AgentReady,
+    /// The agent did not register in time; the node is in `error`.
+    BootDeadlinePassed,
+    DeleteRequested,
+    Deleted,
+}
+
+impl BootPhase {
+    /// Whether the boot is over (no deadline applies any more).
+    pub fn ends_boot(self) -> bool {
+        !matches!(self, BootPhase::Requested | BootPhase::ProviderCreated)
+    }
+}

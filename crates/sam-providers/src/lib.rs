@@ -1,1 +1,19 @@
-//! Work in progress.
+//! Cloud provider clients (Hetzner Cloud first), written against a tiny HTTP
+//! port so the same code runs in the wasm Worker and natively in tests.
+//!
+//! The crate is pure: no runtime, no clock, no environment, no sleeping.
+//! Callers own time; they get classified errors ([`ProviderError`]) and a
+//! backoff calculator ([`backoff_delay_ms`]) to schedule retries themselves.
+
+mod error;
+mod hetzner;
+mod http;
+
+pub use error::{ProviderError, ProviderErrorKind, backoff_delay_ms, classify, parse_retry_after};
+pub use hetzner::{
+    CreateServer, DeleteOutcome, HetznerClient, LocationInfo, Server, ServerTypeInfo,
+};
+pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
+
+/// Hetzner's public API root.
+pub const HETZNER_API_BASE: &str = "https://api.hetzner.cloud/v1";

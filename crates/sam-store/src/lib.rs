@@ -1,1 +1,15 @@
-//! Work in progress.
+//! Storage ports.
+//!
+//! The control plane's SQL lives here, written once, and runs unchanged on
+//! Cloudflare D1 (through the Worker's adapter) and on SQLite (rusqlite, in
+//! native tests that apply the real `migrations/`). Repositories speak to a
+//! tiny [`SqlDatabase`] port: positional `?` parameters in, rows as JSON
+//! objects out, which is exactly what D1 offers.
+
+mod nodes;
+mod sql;
+mod users;
+
+pub use nodes::{NodeRecord, NodeRepository, ProviderServerUpdate};
+pub use sql::{Row, SqlDatabase, SqlValue, StoreError};
+pub use users::{UserRecord, UserRepository};

@@ -2,6 +2,8 @@
 //! vm-agent ⇄ API. Both sides compile these same types, so a renamed field
 //! breaks the build instead of a running node.
 
+pub mod routes;
+
 use serde::{Deserialize, Serialize};
 
 /// Every API error body: a stable machine-readable `code` and a human message.

@@ -1,0 +1,53 @@
+//! Use-case errors, each with the HTTP status and stable code the API returns.
+
+use sam_cloud_init::CloudInitError;
+use sam_domain::catalog::SpecError;
+use sam_domain::node::TransitionError;
+use sam_providers::ProviderError;
+use sam_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("you already have {limit} nodes; delete one before creating another")]
+    Quota { limit: u64 },
+    #[error("node not found")]
+    NotFound,
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the provider refused to create node {node_id}: {error}")]
+    ProviderCreate { node_id: String, error: ProviderError },
+    #[error("the provider failed to delete node {node_id}'s server: {error}")]
+    ProviderDelete { node_id: String, error: ProviderError },
+    #[error("could not render the node's cloud-init: {0}")]
+    CloudInit(#[from] CloudInitError),
+}
+
+impl ControlError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ControlError::Spec(_) => 400,
+            ControlError::Quota { .. } => 429,
+            ControlError::NotFound => 404,
+            ControlError::Transition(_) => 409,
+            ControlError::Store(_) | ControlError::CloudInit(_) => 500,
+            ControlError::ProviderCreate { .. } | ControlError::ProviderDelete { .. } => 502,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ControlError::Spec(e) => e.code(),
+            ControlError::Quota { .. } => "node_quota_exceeded",
+            ControlError::NotFound => "not_found",
+            ControlError::Transition(e) => e.code(),
+            ControlError::Store(_) => "storage_error",
+            ControlError::ProviderCreate { .. } => "provider_create_failed",
+            ControlError::ProviderDelete { .. } => "provider_delete_failed",
+            ControlError::CloudInit(e) => e.code(),
+        }
+    }
+}

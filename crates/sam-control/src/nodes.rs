@@ -1,0 +1,322 @@
+//! Node use cases: create, register, heartbeat, delete, view.
+
+use std::collections::BTreeMap;
+
+use sam_auth::{Audience, Grant, SigningKey};
+use sam_cloud_init::NodeBootstrap;
+use sam_domain::catalog::{validate_node_name, validate_node_spec};
+use sam_domain::ids::NodeId;
+use sam_domain::node::{BootPhase, NodeEvent, NodeStatus, health, transition};
+use sam_providers::{CreateServer, DeleteOutcome};
+use sam_store::{NodeRecord, NodeRepository, ProviderServerUpdate, SqlDatabase};
+use sam_wire::{CreateNodeRequest, HeartbeatRequest, NodeMetrics, NodeView};
+
+use crate::error::ControlError;
+use crate::ports::{BootLog, ServerProvider};
+
+/// Labels on every server SAM creates: they prove ownership when a sweep
+/// reconciles provider servers against D1.
+pub const LABEL_MANAGED: &str = "sam-managed";
+pub const LABEL_NODE: &str = "sam-node";
+
+/// Deployment settings the node use cases need (read once from Worker config).
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// Token issuer and the URL vm-agents call back to, e.g. `http://api.localhost:8787`.
+    pub control_plane_url: String,
+    pub heartbeat_interval_secs: u64,
+    pub vm_agent_port: u16,
+    pub boot_timeout_ms: i64,
+    pub callback_token_ttl_secs: i64,
+    pub max_nodes_per_user: u64,
+    pub heartbeat_stale_ms: i64,
+    /// Provider image for new servers.
+    pub image: String,
+}
+
+/// Creates a node: validate → write `creating` → start the boot log and
+/// deadline → create the server → record it. A provider failure leaves the
+/// node in `error` with the reason; it is never left `creating` without a
+/// deadline that will move it on.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_node(
+    db: &impl SqlDatabase,
+    provider: &impl ServerProvider,
+    boot_log: &impl BootLog,
+    key: &SigningKey,
+    settings: &NodeSettings,
+    user_id: &str,
+    req: &CreateNodeRequest,
+    now: i64,
+    random: u128,
+) -> Result<NodeRecord, ControlError> {
+    let spec = validate_node_spec(&req.provider, &req.size, req.location.as_deref())?;
+    let id = NodeId::generate(now, random);
+    let name = match &req.name {
+        Some(name) => {
+            validate_node_name(name)?;
+            name.clone()
+        }
+        None => format!("node-{}", id.as_str()[20..].to_ascii_lowercase()),
+    };
+    let nodes = NodeRepository::new(db);
+    if nodes.count_live(user_id).await? >= settings.max_nodes_per_user {
+        return Err(ControlError::Quota {
+            limit: settings.max_nodes_per_user,
+        });
+    }
+    let mut record = NodeRecord {
+        id: id.to_string(),
+        user_id: user_id.to_owned(),
+        name,
+        provider: spec.provider.as_str().to_owned(),
+        size: spec.size.as_str().to_owned(),
+        location: spec.location.clone(),
+        server_type: spec.server_type.name.to_owned(),
+        status: NodeStatus::Creating.as_str().to_owned(),
+        status_changed_at: now,
+        error_message: None,
+        provider_server_id: None,
+        ip_address: None,
+        created_at: now,
+        agent_ready_at: None,
+        agent_version: None,
+        last_heartbeat_at: None,
+        last_metrics: None,
+        deleted_at: None,
+    };
+    nodes.insert(&record).await?;
+    let deadline = now.saturating_add(settings.boot_timeout_ms);
+    // Best effort: D1 is the source of truth and the sweep catches a node
+    // whose deadline alarm could not be set.
+    let _ = boot_log.started(&record.id, now, deadline).await;
+
+    let token = key.issue(
+        &settings.control_plane_url,
+        &Grant {
+            audience: Audience::NodeCallback,
+            node_id: record.id.clone(),
+            ttl_secs: settings.callback_token_ttl_secs,
+        },
+        now,
+    );
+    let hostname = format!("sam-{}", record.id.to_ascii_lowercase());
+    let download_url = format!(
+        "{}/api/agent/download?arch={}",
+        settings.control_plane_url,
+        spec.server_type.arch.as_str()
+    );
+    let user_data = sam_cloud_init::render(&NodeBootstrap {
+        node_id: &record.id,
+        hostname: &hostname,
+        control_plane_url: &settings.control_plane_url,
+        agent_download_url: &download_url,
+        callback_token: &token,
+        heartbeat_interval_secs: settings.heartbeat_interval_secs,
+        vm_agent_port: settings.vm_agent_port,
+    });
+    let user_data = match user_data {
+        Ok(u) => u,
+        Err(e) => {
+            fail_creation(&nodes, boot_log, &record.id, now, &e.to_string()).await?;
+            return Err(e.into());
+        }
+    };
+    let labels = BTreeMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_NODE.to_owned(), record.id.clone()),
+    ]);
+    let created = provider
+        .create_server(&CreateServer {
+            name: hostname.clone(),
+            server_type: spec.server_type.name.to_owned(),
+            location: spec.location.clone(),
+            image: settings.image.clone(),
+            user_data,
+            labels,
+        })
+        .await;
+    match created {
+        Ok(server) => {
+            let update = ProviderServerUpdate {
+                server_id: server.id.clone(),
+                ip_address: server.ipv4.clone(),
+            };
+            nodes.record_provider_server(&record.id, &update).await?;
+            let _ = boot_log
+                .record(&record.id, now, BootPhase::ProviderCreated, Some(&format!("server {}", server.id)))
+                .await;
+            record.provider_server_id = Some(server.id);
+            record.ip_address = server.ipv4;
+            Ok(record)
+        }
+        Err(error) => {
+            fail_creation(&nodes, boot_log, &record.id, now, &error.to_string()).await?;
+            Err(ControlError::ProviderCreate {
+                node_id: record.id,
+                error,
+            })
+        }
+    }
+}
+
+async fn fail_creation<D: SqlDatabase>(
+    nodes: &NodeRepository<'_, D>,
+    boot_log: &impl BootLog,
+    id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<(), ControlError> {
+    nodes
+        .transition(id, NodeStatus::Creating, NodeStatus::Error, now, Some(reason))
+        .await?;
+    let _ = boot_log
+        .record(id, now, BootPhase::ProviderFailed, Some(reason))
+        .await;
+    Ok(())
+}
+
+/// The vm-agent registered (`POST /api/nodes/{id}/ready`).
+pub async fn record_ready(
+    db: &impl SqlDatabase,
+    boot_log: &impl BootLog,
+    node_id: &str,
+    agent_version: &str,
+    now: i64,
+) -> Result<(), ControlError> {
+    let nodes = NodeRepository::new(db);
+    let node = nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
+    transition(node.status(), &NodeEvent::AgentReady)?;
+    let version = clip(agent_version, 64);
+    if !nodes.mark_ready(node_id, &version, now).await? {
+        // Lost a race with a delete: report the status that won.
+        let now_status = nodes.get(node_id).await?.map_or(NodeStatus::Deleted, |n| n.status());
+        return Err(transition(now_status, &NodeEvent::AgentReady).err().map_or(ControlError::NotFound, Into::into));
+    }
+    if node.status() == NodeStatus::Creating {
+        let _ = boot_log
+            .record(node_id, now, BootPhase::AgentReady, Some(&format!("vm-agent {version}")))
+            .await;
+    }
+    Ok(())
+}
+
+/// A heartbeat from a running node's vm-agent.
+pub async fn record_heartbeat(
+    db: &impl SqlDatabase,
+    node_id: &str,
+    beat: &HeartbeatRequest,
+    now: i64,
+) -> Result<(), ControlError> {
+    let nodes = NodeRepository::new(db);
+    let node = nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
+    transition(node.status(), &NodeEvent::Heartbeat)?;
+    let metrics = serde_json::to_string(&beat.metrics).unwrap_or_default();
+    if !nodes
+        .record_heartbeat(node_id, &clip(&beat.agent_version, 64), &metrics, now)
+        .await?
+    {
+        return Err(ControlError::Transition(sam_domain::node::TransitionError {
+            from: NodeStatus::Deleting,
+            event: NodeEvent::Heartbeat,
+        }));
+    }
+    Ok(())
+}
+
+/// Deletes a user's node: `deleting`, delete the server (a server that is
+/// already gone counts as deleted), then `deleted`. Repeating a delete is
+/// harmless; if the provider fails, the node stays `deleting` with the
+/// reason and a later delete (or sweep) finishes it.
+pub async fn delete_node(
+    db: &impl SqlDatabase,
+    provider: &impl ServerProvider,
+    boot_log: &impl BootLog,
+    user_id: &str,
+    node_id: &str,
+    now: i64,
+) -> Result<NodeRecord, ControlError> {
+    let nodes = NodeRepository::new(db);
+    let node = nodes.get_owned(user_id, node_id).await?.ok_or(ControlError::NotFound)?;
+    if node.status() == NodeStatus::Deleted {
+        return Ok(node);
+    }
+    let from = node.status();
+    let next = transition(from, &NodeEvent::DeleteRequested)?;
+    if from != next && !nodes.transition(node_id, from, next, now, None).await? {
+        return Err(ControlError::Transition(sam_domain::node::TransitionError {
+            from,
+            event: NodeEvent::DeleteRequested,
+        }));
+    }
+    let _ = boot_log.record(node_id, now, BootPhase::DeleteRequested, None).await;
+    if let Some(server_id) = &node.provider_server_id {
+        match provider.delete_server(server_id).await {
+            Ok(DeleteOutcome::Deleted | DeleteOutcome::AlreadyGone) => {}
+            Err(error) => {
+                return Err(ControlError::ProviderDelete {
+                    node_id: node_id.to_owned(),
+                    error,
+                });
+            }
+        }
+    }
+    nodes
+        .transition(node_id, NodeStatus::Deleting, NodeStatus::Deleted, now, None)
+        .await?;
+    let _ = boot_log.record(node_id, now, BootPhase::Deleted, None).await;
+    nodes.get(node_id).await?.ok_or(ControlError::NotFound)
+}
+
+/// A user's nodes as API views.
+pub async fn list_nodes(
+    db: &impl SqlDatabase,
+    settings: &NodeSettings,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<NodeView>, ControlError> {
+    Ok(NodeRepository::new(db)
+        .list_owned(user_id)
+        .await?
+        .iter()
+        .map(|n| node_view(n, settings, now))
+        .collect())
+}
+
+/// The API view of a node record.
+pub fn node_view(n: &NodeRecord, settings: &NodeSettings, now: i64) -> NodeView {
+    let health = if n.status() == NodeStatus::Running {
+        health(n.last_heartbeat_at, now, settings.heartbeat_stale_ms)
+    } else {
+        sam_domain::node::NodeHealth::Unknown
+    };
+    NodeView {
+        id: n.id.clone(),
+        name: n.name.clone(),
+        provider: n.provider.clone(),
+        size: n.size.clone(),
+        location: n.location.clone(),
+        server_type: n.server_type.clone(),
+        status: n.status.clone(),
+        health: serde_json::to_value(health)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        error_message: n.error_message.clone(),
+        provider_server_id: n.provider_server_id.clone(),
+        ip_address: n.ip_address.clone(),
+        created_at: n.created_at,
+        agent_ready_at: n.agent_ready_at,
+        agent_version: n.agent_version.clone(),
+        last_heartbeat_at: n.last_heartbeat_at,
+        metrics: n
+            .last_metrics
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<NodeMetrics>(m).ok()),
+        deleted_at: n.deleted_at,
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}

@@ -1,0 +1,40 @@
+//! Ports the use cases need besides SQL.
+
+use sam_domain::node::BootPhase;
+use sam_providers::{
+    CreateServer, DeleteOutcome, HetznerClient, HttpClient, ProviderError, Server,
+};
+
+/// Creates and deletes servers at a cloud provider.
+#[allow(async_fn_in_trait)]
+pub trait ServerProvider {
+    async fn create_server(&self, req: &CreateServer) -> Result<Server, ProviderError>;
+    async fn delete_server(&self, id: &str) -> Result<DeleteOutcome, ProviderError>;
+}
+
+impl<H: HttpClient> ServerProvider for HetznerClient<H> {
+    async fn create_server(&self, req: &CreateServer) -> Result<Server, ProviderError> {
+        HetznerClient::create_server(self, req).await
+    }
+
+    async fn delete_server(&self, id: &str) -> Result<DeleteOutcome, ProviderError> {
+        HetznerClient::delete_server(self, id).await
+    }
+}
+
+/// The node's boot log and boot deadline (the `NodeLifecycle` Durable Object
+/// in the Worker). Failures to log are reported but never fail the use case:
+/// the boot log is observability, D1 is the source of truth.
+#[allow(async_fn_in_trait)]
+pub trait BootLog {
+    /// The node exists in D1 and must register by `deadline`.
+    async fn started(&self, node_id: &str, created_at: i64, deadline: i64) -> Result<(), String>;
+    /// Something happened during the node's boot or teardown.
+    async fn record(
+        &self,
+        node_id: &str,
+        at: i64,
+        phase: BootPhase,
+        detail: Option<&str>,
+    ) -> Result<(), String>;
+}

@@ -1,0 +1,542 @@
+//! The Hetzner client against a tiny local HTTP server that replays canned,
+//! Hetzner-shaped responses and records what it was sent. The client talks
+//! through a reqwest-backed implementation of the HTTP port, so these tests
+//! exercise real HTTP framing, headers and status codes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use sam_providers::{
+    CreateServer, DeleteOutcome, HetznerClient, HttpClient, HttpRequest, HttpResponse, Method,
+    ProviderError, ProviderErrorKind, TransportError,
+};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "hc-test-token-9f8e7d";
+
+// ---- The HTTP port, implemented with reqwest ----
+
+struct ReqwestHttp(reqwest::Client);
+
+impl HttpClient for ReqwestHttp {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Put => reqwest::Method::PUT,
+        };
+        let mut builder = self.0.request(method, &req.url);
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = req.body {
+            builder = builder.body(body);
+        }
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| TransportError::new(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| TransportError::new(e.to_string()))?
+            .to_vec();
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+// ---- The canned-response server ----
+
+struct Canned {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+}
+
+fn canned(status: u16, body: Value) -> Canned {
+    Canned {
+        status,
+        headers: Vec::new(),
+        body,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    path: String,
+    query: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: Option<Value>,
+}
+
+#[derive(Clone, Default)]
+struct Script {
+    responses: Arc<Mutex<VecDeque<Canned>>>,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+}
+
+async fn replay(
+    State(script): State<Script>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    script.recorded.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        authorization: header("authorization"),
+        content_type: header("content-type"),
+        body: serde_json::from_slice(&body).ok(),
+    });
+    let Some(next) = script.responses.lock().unwrap().pop_front() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "script exhausted").into_response();
+    };
+    let mut resp = (
+        StatusCode::from_u16(next.status).unwrap(),
+        [("content-type", "application/json")],
+        next.body.to_string(),
+    )
+        .into_response();
+    for (name, value) in next.headers {
+        resp.headers_mut().insert(name, value.parse().unwrap());
+    }
+    resp
+}
+
+/// Starts a server that answers with `responses` in order; returns a client
+/// pointed at it and the log of requests it received.
+async fn start(responses: Vec<Canned>) -> (HetznerClient<ReqwestHttp>, Arc<Mutex<Vec<Recorded>>>) {
+    let script = Script::default();
+    script.responses.lock().unwrap().extend(responses);
+    let app = Router::new().fallback(replay).with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = HetznerClient::new(
+        ReqwestHttp(reqwest::Client::new()),
+        format!("http://{addr}/v1/"),
+        TOKEN,
+    );
+    (client, script.recorded)
+}
+
+fn hetzner_server(id: u64, name: &str, status: &str, ip: Option<&str>) -> Value {
+    json!({
+        "id": id,
+        "name": name,
+        "status": status,
+        "created": "2026-03-01T10:00:00+00:00",
+        "labels": {"sam/managed": "true"},
+        "public_net": {
+            "ipv4": ip.map(|ip| json!({"id": 1, "ip": ip, "blocked": false, "dns_ptr": "x"})),
+            "ipv6": null,
+        },
+        "server_type": {"id": 1, "name": "cx23"},
+        "datacenter": {"name": "fsn1-dc14", "location": {"name": "fsn1"}},
+    })
+}
+
+fn hetzner_error(code: &str, message: &str) -> Value {
+    json!({"error": {"code": code, "message": message, "details": {}}})
+}
+
+fn page_meta(page: u32, next: Option<u32>, last: u32) -> Value {
+    json!({"pagination": {
+        "page": page, "per_page": 50, "previous_page": null,
+        "next_page": next, "last_page": last, "total_entries": 3,
+    }})
+}
+
+fn sample_create() -> CreateServer {
+    CreateServer {
+        name: "sam-node-1".into(),
+        server_type: "cx23".into(),
+        location: "fsn1".into(),
+        image: "ubuntu-24.04".into(),
+        user_data: "#cloud-config\nruncmd: []\n".into(),
+        labels: BTreeMap::from([
+            ("sam/managed".to_owned(), "true".to_owned()),
+            ("sam/node".to_owned(), "01JNODE".to_owned()),
+        ]),
+    }
+}
+
+// ---- Happy paths ----
+
+#[tokio::test]
+async fn create_sends_hetzner_shaped_body_with_bearer_token() {
+    let (client, recorded) = start(vec![canned(
+        201,
+        json!({
+            "server": hetzner_server(4711, "sam-node-1", "initializing", Some("203.0.113.7")),
+            "action": {"id": 1, "command": "create_server", "status": "running"},
+            "next_actions": [],
+            "root_password": null,
+        }),
+    )])
+    .await;
+
+    let server = client.create_server(&sample_create()).await.unwrap();
+    assert_eq!(server.id, "4711");
+    assert_eq!(server.name, "sam-node-1");
+    assert_eq!(server.status, "initializing");
+    assert_eq!(server.ipv4.as_deref(), Some("203.0.113.7"));
+    assert_eq!(server.created, "2026-03-01T10:00:00+00:00");
+    assert_eq!(server.labels["sam/managed"], "true");
+
+    let recorded = recorded.lock().unwrap();
+    let req = &recorded[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/v1/servers");
+    assert_eq!(
+        req.authorization.as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+    assert_eq!(req.content_type.as_deref(), Some("application/json"));
+    let body = req.body.as_ref().unwrap();
+    assert_eq!(body["name"], "sam-node-1");
+    assert_eq!(body["server_type"], "cx23");
+    assert_eq!(body["location"], "fsn1");
+    assert_eq!(body["image"], "ubuntu-24.04");
+    assert_eq!(body["user_data"], "#cloud-config\nruncmd: []\n");
+    assert_eq!(
+        body["labels"],
+        json!({"sam/managed": "true", "sam/node": "01JNODE"})
+    );
+    assert_eq!(body["start_after_create"], true);
+}
+
+#[tokio::test]
+async fn get_returns_server_and_404_is_none() {
+    let (client, recorded) = start(vec![
+        canned(
+            200,
+            json!({"server": hetzner_server(42, "a", "running", Some("198.51.100.1"))}),
+        ),
+        canned(
+            404,
+            hetzner_error("not_found", "server with ID '43' not found"),
+        ),
+    ])
+    .await;
+
+    let found = client.get_server("42").await.unwrap().unwrap();
+    assert_eq!(found.status, "running");
+    assert_eq!(client.get_server("43").await.unwrap(), None);
+
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded[0].path, "/v1/servers/42");
+    assert_eq!(recorded[1].path, "/v1/servers/43");
+    assert_eq!(recorded[0].method, "GET");
+}
+
+#[tokio::test]
+async fn non_numeric_id_never_reaches_the_network() {
+    let (client, recorded) = start(vec![]).await;
+    let err = client.get_server("1/../../locations").await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::InvalidConfig);
+    let err = client.delete_server("abc").await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::InvalidConfig);
+    assert!(recorded.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn delete_is_idempotent() {
+    let (client, recorded) = start(vec![
+        canned(
+            200,
+            json!({"action": {"id": 9, "command": "delete_server", "status": "running"}}),
+        ),
+        canned(404, hetzner_error("not_found", "server not found")),
+    ])
+    .await;
+
+    assert_eq!(
+        client.delete_server("42").await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        client.delete_server("42").await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded[0].method, "DELETE");
+    assert_eq!(recorded[0].path, "/v1/servers/42");
+}
+
+#[tokio::test]
+async fn list_follows_pagination_and_sends_label_selector() {
+    let (client, recorded) = start(vec![
+        canned(
+            200,
+            json!({
+                "servers": [
+                    hetzner_server(1, "a", "running", Some("192.0.2.1")),
+                    hetzner_server(2, "b", "off", None),
+                ],
+                "meta": page_meta(1, Some(2), 2),
+            }),
+        ),
+        canned(
+            200,
+            json!({
+                "servers": [hetzner_server(3, "c", "starting", None)],
+                "meta": page_meta(2, None, 2),
+            }),
+        ),
+    ])
+    .await;
+
+    let selector = BTreeMap::from([
+        ("sam/managed".to_owned(), "true".to_owned()),
+        ("sam/tenant".to_owned(), "t1".to_owned()),
+    ]);
+    let servers = client.list_servers(&selector).await.unwrap();
+    let ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["1", "2", "3"]);
+
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[0].path, "/v1/servers");
+    assert_eq!(
+        recorded[0].query,
+        "label_selector=sam%2Fmanaged%3Dtrue%2Csam%2Ftenant%3Dt1&page=1&per_page=50"
+    );
+    assert!(recorded[1].query.contains("page=2"), "{:?}", recorded[1]);
+}
+
+#[tokio::test]
+async fn list_stops_when_next_page_does_not_advance() {
+    let (client, recorded) = start(vec![canned(
+        200,
+        json!({"servers": [hetzner_server(1, "a", "running", None)], "meta": page_meta(1, Some(1), 1)}),
+    )])
+    .await;
+    let servers = client.list_servers(&BTreeMap::new()).await.unwrap();
+    assert_eq!(servers.len(), 1);
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].query, "page=1&per_page=50");
+}
+
+#[tokio::test]
+async fn catalogue_calls_parse_server_types_and_locations() {
+    let (client, recorded) = start(vec![
+        canned(
+            200,
+            json!({
+                "server_types": [
+                    {"id": 104, "name": "cx23", "description": "CX23", "cores": 2,
+                     "memory": 4.0, "disk": 40, "architecture": "x86",
+                     "cpu_type": "shared", "deprecation": null, "prices": []},
+                    {"id": 45, "name": "cax11", "description": "CAX11", "cores": 2,
+                     "memory": 4.0, "disk": 40, "architecture": "arm",
+                     "deprecated": true, "prices": []},
+                ],
+                "meta": page_meta(1, None, 1),
+            }),
+        ),
+        canned(
+            200,
+            json!({
+                "locations": [
+                    {"id": 1, "name": "fsn1", "description": "Falkenstein DC Park 1",
+                     "country": "DE", "city": "Falkenstein", "latitude": 50.47,
+                     "longitude": 12.37, "network_zone": "eu-central"},
+                ],
+                "meta": page_meta(1, None, 1),
+            }),
+        ),
+        canned(200, json!({"servers": [], "meta": page_meta(1, None, 1)})),
+    ])
+    .await;
+
+    let types = client.server_types().await.unwrap();
+    assert_eq!(types.len(), 2);
+    assert_eq!(types[0].name, "cx23");
+    assert_eq!(types[0].cores, 2);
+    assert!((types[0].memory_gb - 4.0).abs() < f64::EPSILON);
+    assert!(!types[0].deprecated);
+    assert!(types[1].deprecated);
+    assert_eq!(types[1].architecture, "arm");
+
+    let locations = client.locations().await.unwrap();
+    assert_eq!(locations[0].name, "fsn1");
+    assert_eq!(locations[0].network_zone, "eu-central");
+
+    client.validate_token().await.unwrap();
+
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded[0].path, "/v1/server_types");
+    assert_eq!(recorded[1].path, "/v1/locations");
+    assert_eq!(recorded[2].path, "/v1/servers");
+    assert_eq!(recorded[2].query, "per_page=1");
+}
+
+#[tokio::test]
+async fn garbage_success_body_is_an_invalid_response() {
+    let (client, _) = start(vec![canned(200, json!({"unexpected": true}))]).await;
+    let err = client.get_server("1").await.unwrap_err();
+    assert_eq!(err.code, "invalid_response");
+    assert_eq!(err.kind, ProviderErrorKind::Unknown);
+}
+
+// ---- Error classification ----
+
+async fn create_error(response: Canned) -> ProviderError {
+    let (client, _) = start(vec![response]).await;
+    client.create_server(&sample_create()).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn errors_are_classified_from_status_and_code() {
+    let cases = [
+        (401, "unauthorized", ProviderErrorKind::Auth, false),
+        (403, "forbidden", ProviderErrorKind::Auth, false),
+        (
+            403,
+            "resource_limit_exceeded",
+            ProviderErrorKind::Quota,
+            false,
+        ),
+        (404, "not_found", ProviderErrorKind::NotFound, false),
+        (
+            409,
+            "uniqueness_error",
+            ProviderErrorKind::InvalidConfig,
+            false,
+        ),
+        (412, "placement_error", ProviderErrorKind::Capacity, true),
+        (
+            412,
+            "resource_unavailable",
+            ProviderErrorKind::Capacity,
+            true,
+        ),
+        (
+            422,
+            "invalid_input",
+            ProviderErrorKind::InvalidConfig,
+            false,
+        ),
+        (400, "json_error", ProviderErrorKind::InvalidConfig, false),
+        (423, "locked", ProviderErrorKind::Transient, true),
+        (500, "server_error", ProviderErrorKind::Transient, true),
+        (504, "timeout", ProviderErrorKind::Transient, true),
+        (418, "teapot", ProviderErrorKind::Unknown, false),
+    ];
+    for (status, code, kind, retryable) in cases {
+        let err = create_error(canned(status, hetzner_error(code, "details here"))).await;
+        assert_eq!(err.kind, kind, "{status} {code}");
+        assert_eq!(err.status, Some(status));
+        assert_eq!(err.code, code);
+        assert_eq!(err.message, "details here");
+        assert_eq!(err.is_retryable(), retryable, "{status} {code}");
+        assert_eq!(err.retry_after_secs, None);
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_carries_retry_after() {
+    let err = create_error(Canned {
+        status: 429,
+        headers: vec![("retry-after", "17".to_owned())],
+        body: hetzner_error(
+            "rate_limit_exceeded",
+            "limit of 3600 requests per hour reached",
+        ),
+    })
+    .await;
+    assert_eq!(err.kind, ProviderErrorKind::RateLimited);
+    assert_eq!(err.retry_after_secs, Some(17));
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn unavailable_without_hetzner_body_is_transient_with_retry_after() {
+    let err = create_error(Canned {
+        status: 503,
+        headers: vec![("retry-after", "5".to_owned())],
+        body: json!("upstream overloaded"),
+    })
+    .await;
+    assert_eq!(err.kind, ProviderErrorKind::Transient);
+    assert_eq!(err.code, "http_503");
+    assert_eq!(err.retry_after_secs, Some(5));
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn transport_failure_is_transient() {
+    // Bind then drop: nothing listens on the port any more.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = HetznerClient::new(
+        ReqwestHttp(reqwest::Client::new()),
+        format!("http://{addr}/v1"),
+        TOKEN,
+    );
+    let err = client.get_server("1").await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Transient);
+    assert_eq!(err.code, "transport");
+    assert_eq!(err.status, None);
+    assert!(err.is_retryable());
+}
+
+// ---- The token never leaks ----
+
+#[tokio::test]
+async fn token_is_not_shown_in_debug_or_errors() {
+    let (client, _) = start(vec![canned(
+        401,
+        // A hostile or buggy proxy echoing the credential back.
+        hetzner_error("unauthorized", &format!("token Bearer {TOKEN} is invalid")),
+    )])
+    .await;
+    let shown = format!("{client:?}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+
+    let err = client.validate_token().await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Auth);
+    for text in [format!("{err}"), format!("{err:?}")] {
+        assert!(!text.contains(TOKEN), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    let req = HttpRequest {
+        method: Method::Get,
+        url: "http://x/v1/servers".into(),
+        headers: vec![("Authorization".into(), format!("Bearer {TOKEN}"))],
+        body: None,
+    };
+    assert!(!format!("{req:?}").contains(TOKEN));
+}

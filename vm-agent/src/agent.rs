@@ -1,0 +1,154 @@
+//! The agent as a whole: HTTP server plus the calls home, with one shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::AGENT_VERSION;
+use crate::callback::{CallbackToken, ControlPlane};
+use crate::config::Config;
+use crate::error::AgentError;
+use crate::jwks::KeyCache;
+use crate::resolver::LocalhostResolver;
+use crate::server::{AppState, router};
+
+/// Outgoing requests give up after this long, so a hung control plane turns
+/// into a retry instead of a stuck agent.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A configured agent, ready to run.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sam_vm_agent::AgentError> {
+/// let config = sam_vm_agent::Config::from_env()?;
+/// let agent = sam_vm_agent::Agent::new(config)?;
+/// agent.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+/// # }
+/// ```
+pub struct Agent {
+    config: Arc<Config>,
+    client: reqwest::Client,
+    keys: Arc<KeyCache>,
+}
+
+impl Agent {
+    pub fn new(config: Config) -> Result<Self, AgentError> {
+        let client = http_client()?;
+        let keys = Arc::new(KeyCache::new(
+            client.clone(),
+            &config.jwks_url,
+            &config.token_issuer,
+            config.jwks_min_refresh,
+        ));
+        Ok(Self {
+            config: Arc::new(config),
+            client,
+            keys,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The HTTP API, not bound to any socket.
+    pub fn router(&self) -> Router {
+        router(AppState::new(
+            Arc::clone(&self.config),
+            Arc::clone(&self.keys),
+        ))
+    }
+
+    /// Binds the configured address.
+    pub async fn bind(&self) -> Result<TcpListener, AgentError> {
+        let addr = self.config.bind_addr();
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| AgentError::Bind { addr, source })
+    }
+
+    /// Binds the configured address and runs until `shutdown` resolves or a
+    /// fatal error occurs.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+        let listener = self.bind().await?;
+        self.serve(listener, shutdown).await
+    }
+
+    /// Runs on an already-bound listener (tests bind `127.0.0.1:0`): serves
+    /// the API, then registers and heartbeats. Returns `Ok` after `shutdown`,
+    /// or the error that stopped the agent.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), AgentError> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, node_id = %self.config.node_id, version = AGENT_VERSION, "vm-agent listening");
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+        let mut server = tokio::spawn(async move { server.await });
+
+        // Registration starts only now that the listener is bound: the control
+        // plane may call `/system-info` as soon as it hears the node is ready.
+        let outcome = tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+            result = self.call_home() => result.map(|never| match never {}),
+            joined = &mut server => {
+                let error = match joined {
+                    Ok(Err(err)) => err,
+                    _ => std::io::Error::other("server task ended unexpectedly"),
+                };
+                return Err(AgentError::Serve(error));
+            }
+        };
+
+        let _ = stop.send(true);
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish in time");
+            server.abort();
+        }
+        outcome
+    }
+
+    /// Registers, then heartbeats forever; returns only on a fatal error.
+    async fn call_home(&self) -> Result<Infallible, AgentError> {
+        let token = CallbackToken::read(&self.config.token_path())?;
+        let control_plane = ControlPlane::new(
+            self.client.clone(),
+            &self.config.control_plane_url,
+            &self.config.node_id,
+            token,
+        );
+        control_plane.register(self.config.backoff).await?;
+        Ok(control_plane
+            .heartbeat_forever(self.config.heartbeat_interval, &self.config.disk_path())
+            .await)
+    }
+}
+
+fn http_client() -> Result<reqwest::Client, AgentError> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(LocalhostResolver))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("sam-vm-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(AgentError::HttpClient)
+}

@@ -1,0 +1,116 @@
+//! Static assets compiled into the binary.
+//!
+//! The Worker has no filesystem, so assets are `include_bytes!`-ed and looked
+//! up in a fixed table. Lookup is by exact name only, which makes path
+//! traversal (`../Cargo.toml`) impossible rather than merely filtered.
+
+/// One servable file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAsset {
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+    /// Strong ETag (quoted) derived from the content.
+    pub etag: String,
+}
+
+struct Entry {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+const APP_CSS: &[u8] = include_bytes!("../static/app.css");
+const FAVICON_SVG: &[u8] = include_bytes!("../static/favicon.svg");
+
+const ASSETS: &[Entry] = &[
+    Entry {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: APP_CSS,
+    },
+    Entry {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: FAVICON_SVG,
+    },
+];
+
+/// URL prefix the assets are served under.
+pub const STATIC_PREFIX: &str = "/static/";
+
+/// Looks an asset up by its name (`app.css`) or its full path
+/// (`/static/app.css`). Anything not in the table is `None`.
+pub fn static_asset(path: &str) -> Option<StaticAsset> {
+    let name = path.strip_prefix(STATIC_PREFIX).unwrap_or(path);
+    ASSETS
+        .iter()
+        .find(|entry| entry.name == name)
+        .map(|entry| StaticAsset {
+            content_type: entry.content_type,
+            body: entry.body,
+            etag: format!("\"{}\"", hex(fnv1a64(entry.body))),
+        })
+}
+
+/// Short content hash of the stylesheet, used as `?v=` so browsers may cache
+/// it forever and still pick up every change.
+pub fn asset_version() -> &'static str {
+    ASSET_VERSION
+}
+
+/// FNV-1a, because it is a `const fn` in a few lines: the version is computed
+/// at compile time with no dependency. This is cache-busting, not integrity,
+/// so a non-cryptographic hash is enough.
+const fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+const VERSION_LEN: usize = 12;
+
+const fn hex_prefix(hash: u64) -> [u8; VERSION_LEN] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0_u8; VERSION_LEN];
+    let mut i = 0;
+    while i < VERSION_LEN {
+        let nibble = (hash >> (60 - 4 * i)) & 0xf;
+        out[i] = DIGITS[nibble as usize];
+        i += 1;
+    }
+    out
+}
+
+const ASSET_VERSION_BYTES: [u8; VERSION_LEN] = hex_prefix(fnv1a64(APP_CSS));
+
+const ASSET_VERSION: &str = match core::str::from_utf8(&ASSET_VERSION_BYTES) {
+    Ok(s) => s,
+    Err(_) => panic!("hex digits are ASCII"),
+};
+
+fn hex(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_a_prefix_of_the_css_etag() {
+        let css = static_asset("app.css").unwrap();
+        assert_eq!(asset_version().len(), VERSION_LEN);
+        assert!(css.etag.starts_with(&format!("\"{}", asset_version())));
+    }
+
+    #[test]
+    fn fnv_matches_known_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

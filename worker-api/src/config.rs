@@ -1,0 +1,93 @@
+//! Typed configuration, read once per request from `[vars]` and secrets.
+
+use sam_auth::SigningKey;
+use sam_control::NodeSettings;
+use worker::Env;
+
+use crate::error::ApiError;
+
+/// Build version reported by `/health` and page footers.
+pub const VERSION: &str = match option_env!("SAM_BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+#[derive(Debug)]
+pub struct Config {
+    pub base_domain: String,
+    /// `http://api.localhost:8787` locally, `https://api.<domain>` in production.
+    pub api_origin: String,
+    pub secure_cookies: bool,
+    pub dev_login_enabled: bool,
+    pub hetzner_api_url: String,
+    pub nodes: NodeSettings,
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
+}
+
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .ok()
+        .map(|v| v.to_string())
+        .or_else(|| var(env, name))
+        .filter(|v| !v.is_empty())
+}
+
+fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, ApiError> {
+    match var(env, name) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|_| {
+            ApiError::new(500, "misconfigured", format!("configuration variable {name} is not a number"))
+        }),
+    }
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ApiError> {
+        let base_domain = var(env, "BASE_DOMAIN").unwrap_or_else(|| "localhost".to_owned());
+        let scheme = var(env, "PUBLIC_URL_SCHEME").unwrap_or_else(|| "https".to_owned());
+        let port = var(env, "PUBLIC_PORT").map(|p| format!(":{p}")).unwrap_or_default();
+        let api_origin = format!("{scheme}://api.{base_domain}{port}");
+        Ok(Self {
+            secure_cookies: scheme == "https",
+            dev_login_enabled: var(env, "DEV_LOGIN_ENABLED").as_deref() == Some("true"),
+            hetzner_api_url: var(env, "HETZNER_API_URL")
+                .unwrap_or_else(|| "https://api.hetzner.cloud/v1".to_owned()),
+            nodes: NodeSettings {
+                control_plane_url: api_origin.clone(),
+                heartbeat_interval_secs: number(env, "NODE_HEARTBEAT_INTERVAL_SECS", 60)?,
+                vm_agent_port: number(env, "VM_AGENT_PORT", 8443)?,
+                boot_timeout_ms: number::<i64>(env, "NODE_BOOT_TIMEOUT_SECS", 900)? * 1000,
+                callback_token_ttl_secs: number(env, "NODE_CALLBACK_TOKEN_TTL_SECS", 7 * 24 * 3600)?,
+                max_nodes_per_user: number(env, "MAX_NODES_PER_USER", 10)?,
+                heartbeat_stale_ms: number::<i64>(env, "NODE_HEARTBEAT_STALE_SECS", 180)? * 1000,
+                image: var(env, "NODE_IMAGE").unwrap_or_else(|| "ubuntu-24.04".to_owned()),
+            },
+            base_domain,
+            api_origin,
+        })
+    }
+
+    /// The JWT signing key (secret `JWT_SIGNING_KEY`).
+    pub fn signing_key(env: &Env) -> Result<SigningKey, ApiError> {
+        let raw = secret(env, "JWT_SIGNING_KEY").ok_or_else(|| {
+            ApiError::new(500, "misconfigured", "the JWT_SIGNING_KEY secret is not set")
+        })?;
+        SigningKey::from_seed_base64(&raw)
+            .map_err(|e| ApiError::new(500, "misconfigured", format!("JWT_SIGNING_KEY: {e}")))
+    }
+
+    /// The platform's Hetzner token (secret `HETZNER_TOKEN`). The identity
+    /// issue replaces this with each user's own encrypted token.
+    pub fn hetzner_token(env: &Env) -> Result<String, ApiError> {
+        secret(env, "HETZNER_TOKEN").ok_or_else(|| {
+            ApiError::new(
+                400,
+                "cloud_credentials_missing",
+                "no Hetzner API token is configured; set the HETZNER_TOKEN secret",
+            )
+        })
+    }
+}

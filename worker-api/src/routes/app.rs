@@ -1,0 +1,106 @@
+//! The `app.` host: server-rendered pages and static assets.
+
+use sam_control::list_nodes;
+use worker::{Env, Method, Request, Response};
+
+use crate::bindings::{d1, now_ms};
+use crate::config::{Config, VERSION};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{Ctx, auth};
+use crate::session;
+
+pub async fn handle(req: Request, env: Env, config: Config) -> Response {
+    let mut ctx = Ctx {
+        env,
+        config,
+        req,
+        params: Vec::new(),
+    };
+    match route(&mut ctx).await {
+        Ok(response) => response,
+        Err(e) => error_page(&e),
+    }
+}
+
+async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
+    let path = ctx.req.path();
+    let method = ctx.req.method();
+    if let Some(name) = path.strip_prefix("/static/") {
+        return asset(name);
+    }
+    match (method, path.as_str()) {
+        (Method::Get, "/" | "/nodes") => nodes_page(ctx).await,
+        (Method::Get, "/login") => html(200, &sam_web::render_login_page(ctx.config.dev_login_enabled, VERSION).map_err(render_error)?),
+        (Method::Post, "/login") => login(ctx).await,
+        (Method::Post, "/logout") => {
+            let cookie = session::destroy(&ctx.env, &ctx.req, ctx.config.secure_cookies).await?;
+            redirect("/login", Some(&cookie))
+        }
+        _ => Err(ApiError::new(404, "not_found", "there is no such page")),
+    }
+}
+
+async fn nodes_page(ctx: &Ctx) -> ApiResult<Response> {
+    let Some(user) = session::current_user(&ctx.env, &ctx.req).await? else {
+        return redirect("/login", None);
+    };
+    let db = d1(&ctx.env)?;
+    let now = now_ms();
+    let nodes = list_nodes(&db, &ctx.config.nodes, &user, now).await?;
+    html(200, &sam_web::render_nodes_page(&nodes, now, VERSION).map_err(render_error)?)
+}
+
+/// `POST /login` from the sign-in form (`application/x-www-form-urlencoded`).
+async fn login(ctx: &mut Ctx) -> ApiResult<Response> {
+    let form = ctx.req.form_data().await.map_err(|_| ApiError::new(400, "invalid_form", "send the sign-in form"))?;
+    let login = match form.get("login") {
+        Some(worker::FormEntry::Field(v)) => v,
+        _ => String::new(),
+    };
+    let (_, cookie) = auth::sign_in(ctx, login.trim()).await?;
+    redirect("/", Some(&cookie))
+}
+
+fn asset(name: &str) -> ApiResult<Response> {
+    let asset = sam_web::static_asset(name).ok_or_else(|| ApiError::new(404, "not_found", "no such asset"))?;
+    let mut response = Response::builder().with_status(200).fixed(asset.body.to_vec());
+    let headers = response.headers_mut();
+    let _ = headers.set("content-type", asset.content_type);
+    let _ = headers.set("etag", &asset.etag);
+    let _ = headers.set("cache-control", "public, max-age=31536000, immutable");
+    Ok(response)
+}
+
+fn html(status: u16, body: &str) -> ApiResult<Response> {
+    let mut response = Response::builder().with_status(status).fixed(body.as_bytes().to_vec());
+    let headers = response.headers_mut();
+    let _ = headers.set("content-type", "text/html; charset=utf-8");
+    let _ = headers.set("x-content-type-options", "nosniff");
+    let _ = headers.set("x-frame-options", "DENY");
+    let _ = headers.set(
+        "content-security-policy",
+        "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+    );
+    Ok(response)
+}
+
+fn redirect(location: &str, cookie: Option<&str>) -> ApiResult<Response> {
+    let mut response = Response::builder().with_status(303).empty();
+    let headers = response.headers_mut();
+    let _ = headers.set("location", location);
+    if let Some(cookie) = cookie {
+        let _ = headers.set("set-cookie", cookie);
+    }
+    Ok(response)
+}
+
+fn render_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("page rendering", &e)
+}
+
+fn error_page(e: &ApiError) -> Response {
+    match sam_web::render_error_page(e.status, e.code, &e.message, VERSION) {
+        Ok(body) => html(e.status, &body).unwrap_or_else(|e| e.into_response()),
+        Err(_) => ApiError::new(e.status, e.code, e.message.clone()).into_response(),
+    }
+}
