@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sam_auth::{Audience, JwkSet, TokenClaims, TokenError, Verifier};
 use tokio::sync::Mutex;
 
-/// A fetch of the key set takes at most this long; requests waiting on the
+/// A fetch of the key set takes at most this long; requests waiting on a
 /// refresh are held for that time at worst.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,20 +28,18 @@ pub enum VerifyError {
     KeysUnavailable,
 }
 
-struct Cached {
-    verifier: Option<Arc<Verifier>>,
-    /// When the last fetch was attempted, successful or not.
-    last_fetch: Option<Instant>,
-}
-
 /// A cached, self-refreshing JWKS verifier.
 pub struct KeyCache {
     client: reqwest::Client,
     jwks_url: String,
     issuer: String,
     min_refresh: Duration,
-    /// Held across a fetch: that is what makes concurrent refreshes share one.
-    state: Mutex<Cached>,
+    /// The verifier in use. Only ever locked briefly to clone or swap the
+    /// `Arc`, so requests with known keys never wait for a refresh.
+    current: std::sync::Mutex<Option<Arc<Verifier>>>,
+    /// When the last fetch was attempted, successful or not. Held across a
+    /// fetch: that is what makes concurrent refreshes share one.
+    last_fetch: Mutex<Option<Instant>>,
 }
 
 impl KeyCache {
@@ -56,88 +54,75 @@ impl KeyCache {
             jwks_url: jwks_url.to_owned(),
             issuer: issuer.to_owned(),
             min_refresh,
-            state: Mutex::new(Cached {
-                verifier: None,
-                last_fetch: None,
-            }),
+            current: std::sync::Mutex::new(None),
+            last_fetch: Mutex::new(None),
         }
     }
 
     /// Verifies `token` for `audience` at `now_ms`, fetching or refreshing
-    /// the key set when needed.
+    /// the key set when the token names a key the cache does not know.
     pub async fn verify(
         &self,
         token: &str,
         audience: Audience,
         now_ms: i64,
     ) -> Result<TokenClaims, VerifyError> {
-        let kid = Verifier::kid_of(token);
-        let verifier = self.verifier_for(kid.as_deref()).await?;
-        match verifier.verify(token, audience, now_ms) {
-            Err(TokenError::UnknownKey { kid: Some(kid) }) => {
-                let verifier = self.refresh_for(&kid).await?;
-                Ok(verifier.verify(token, audience, now_ms)?)
-            }
-            other => Ok(other?),
-        }
+        let verifier = match (Verifier::kid_of(token), self.current()) {
+            (Some(kid), Some(current)) if current.knows_kid(&kid) => current,
+            (Some(kid), _) => self.refresh(&kid).await?,
+            // Without a key id no key set can help; an empty one still
+            // yields the precise error (malformed, unknown key) for free.
+            (None, current) => current.unwrap_or_else(|| {
+                Arc::new(Verifier::new(&self.issuer, &JwkSet { keys: Vec::new() }))
+            }),
+        };
+        Ok(verifier.verify(token, audience, now_ms)?)
     }
 
-    /// The current verifier, fetching the key set if there is none yet.
-    async fn verifier_for(&self, kid: Option<&str>) -> Result<Arc<Verifier>, VerifyError> {
-        let mut state = self.state.lock().await;
-        if let Some(verifier) = &state.verifier {
-            return Ok(Arc::clone(verifier));
-        }
-        self.fetch_locked(&mut state, kid).await
+    fn current(&self) -> Option<Arc<Verifier>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// Refreshes the key set because a token names `kid`, unless another
-    /// request already brought it in or the last fetch was too recent.
-    async fn refresh_for(&self, kid: &str) -> Result<Arc<Verifier>, VerifyError> {
-        let mut state = self.state.lock().await;
-        if let Some(verifier) = &state.verifier
-            && verifier.knows_kid(kid)
+    /// Fetches the key set because a token names `kid`, unless a request
+    /// that got here first already brought it in or the last fetch was too
+    /// recent. Returns the verifier to use, which may still lack `kid`.
+    async fn refresh(&self, kid: &str) -> Result<Arc<Verifier>, VerifyError> {
+        let mut last_fetch = self.last_fetch.lock().await;
+        if let Some(current) = self.current()
+            && current.knows_kid(kid)
         {
-            return Ok(Arc::clone(verifier));
+            return Ok(current);
         }
-        self.fetch_locked(&mut state, Some(kid)).await
-    }
-
-    /// Fetches the key set with the lock held, honouring the rate limit.
-    /// When rate-limited or failing, the old verifier (if any) stays in use.
-    async fn fetch_locked(
-        &self,
-        state: &mut Cached,
-        kid: Option<&str>,
-    ) -> Result<Arc<Verifier>, VerifyError> {
-        let too_soon = state
-            .last_fetch
-            .is_some_and(|at| at.elapsed() < self.min_refresh);
-        if too_soon {
+        if last_fetch.is_some_and(|at| at.elapsed() < self.min_refresh) {
             tracing::debug!(kid, "key set refresh skipped: rate-limited");
-        } else {
-            // Failed attempts count too: a control plane in trouble should
-            // not see more traffic because of it.
-            state.last_fetch = Some(Instant::now());
-            match self.fetch().await {
-                Ok(jwks) => {
-                    tracing::info!(
-                        keys = jwks.keys.len(),
-                        kid,
-                        "fetched the control plane key set"
-                    );
-                    state.verifier = Some(Arc::new(Verifier::new(&self.issuer, &jwks)));
-                }
-                Err(err) => {
-                    tracing::warn!(url = %self.jwks_url, %err, "cannot fetch the control plane key set");
-                }
+            return self.current().ok_or(VerifyError::KeysUnavailable);
+        }
+        // Failed attempts count too: a control plane in trouble should not
+        // see more traffic because of it.
+        *last_fetch = Some(Instant::now());
+        match self.fetch().await {
+            Ok(jwks) => {
+                tracing::info!(
+                    keys = jwks.keys.len(),
+                    kid,
+                    "fetched the control plane key set"
+                );
+                let verifier = Arc::new(Verifier::new(&self.issuer, &jwks));
+                *self
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(Arc::clone(&verifier));
+                Ok(verifier)
+            }
+            Err(err) => {
+                tracing::warn!(url = %self.jwks_url, %err, "cannot fetch the control plane key set");
+                self.current().ok_or(VerifyError::KeysUnavailable)
             }
         }
-        state
-            .verifier
-            .as_ref()
-            .map(Arc::clone)
-            .ok_or(VerifyError::KeysUnavailable)
     }
 
     async fn fetch(&self) -> Result<JwkSet, reqwest::Error> {

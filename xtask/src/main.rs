@@ -80,7 +80,7 @@ fn main() -> Result<()> {
             let tools = setup::run(false)?;
             worker::build(&tools, release)
         }
-        Command::Dev { port } => dev::run(port),
+        Command::Dev { port } => dev::run_dev(port),
         Command::Test { no_lint, e2e_filter } => test::run(!no_lint, e2e_filter.as_deref()),
         Command::Bench => bench::run(),
         Command::Migrations { lock } => migrations(lock),

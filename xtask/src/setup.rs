@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::process::run;
+use crate::process::run as run_cmd;
 use crate::repo_root;
 
 /// `worker-build`'s major.minor must equal the `worker` crate's.
@@ -157,7 +157,7 @@ fn ensure_cargo_tool(krate: &str, version: &str, bin: &str, locked: bool) -> Res
     if locked {
         cmd.arg("--locked");
     }
-    run(&format!("cargo install {krate}"), &mut cmd)?;
+    run_cmd(&format!("cargo install {krate}"), &mut cmd)?;
     Ok(path)
 }
 
@@ -170,7 +170,7 @@ fn ensure_npm_packages(root: &Path) -> Result<()> {
         return Ok(());
     }
     println!("setup: installing npm packages (wrangler, Node 22, wasm-opt)");
-    run(
+    run_cmd(
         "npm ci",
         Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
@@ -210,8 +210,8 @@ fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
         bail!("missing Debian packages {missing:?}; install them with apt-get (needs root)");
     }
     println!("setup: installing Debian packages {missing:?}");
-    run("apt-get update", Command::new("apt-get").args(["update", "-qq"]))?;
-    run(
+    run_cmd("apt-get update", Command::new("apt-get").args(["update", "-qq"]))?;
+    run_cmd(
         "apt-get install",
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])

@@ -34,7 +34,7 @@ pub fn build(tools: &Tools, release: bool) -> Result<()> {
 
 /// The built wasm module.
 pub fn wasm_path(tools: &Tools) -> PathBuf {
-    tools.root.join("worker-api/build/worker/index.wasm")
+    tools.root.join("worker-api/build/index_bg.wasm")
 }
 
 /// `<crate version>+<short git sha>` when git knows, else the crate version.

@@ -1,0 +1,52 @@
+//! `cargo xtask dev`: the local platform for a person to use.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result};
+
+use crate::platform::{Options, Platform};
+use crate::process::run;
+use crate::{setup, worker};
+
+pub fn run_dev(port: u16) -> Result<()> {
+    let tools = setup::run(false)?;
+    build_all(&tools, false)?;
+    let opts = Options {
+        port: Some(port),
+        state_dir: tools.root.join(".sam/dev"),
+        profile: "debug",
+        boot_delay_ms: 2000,
+        vars: BTreeMap::new(),
+    };
+    let platform = Platform::start(&tools, &opts)?;
+    println!();
+    println!("SAM is running locally.");
+    println!("  Web app:  {}", platform.app_url());
+    println!("  API:      {}  (try {}/health)", platform.api_url(), platform.api_url());
+    println!("  Cloud:    {}  (local Hetzner stand-in)", platform.devcloud_url);
+    println!("  State:    {}", platform.state_dir.display());
+    println!("Press Ctrl-C to stop every process started here.");
+    let (tx, rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .context("install the Ctrl-C handler")?;
+    let _ = rx.recv();
+    println!("stopping…");
+    platform.stop();
+    Ok(())
+}
+
+/// Builds the Worker (wasm) and the native binaries the platform runs.
+pub fn build_all(tools: &setup::Tools, release: bool) -> Result<()> {
+    worker::build(tools, release)?;
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--quiet", "-p", "sam-vm-agent", "-p", "sam-devcloud"])
+        .current_dir(&tools.root);
+    if release {
+        cmd.arg("--release");
+    }
+    run("cargo build (vm-agent, devcloud)", &mut cmd)
+}

@@ -1,0 +1,231 @@
+//! Starts the whole platform on this machine: the Hetzner stand-in
+//! (`devcloud`) and the API Worker under `wrangler dev`, with local D1, KV,
+//! R2 and Durable Object state in one directory.
+//!
+//! `cargo xtask dev` keeps state in `.sam/dev` (reused by the next run);
+//! tests and benchmarks use a fresh temporary directory and free ports.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::process::{Service, free_port, run, wait_for};
+use crate::secrets;
+use crate::setup::Tools;
+
+/// How to start the platform.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `wrangler dev` port; `None` picks a free one.
+    pub port: Option<u16>,
+    pub state_dir: PathBuf,
+    /// Build profile of the native binaries (`debug` or `release`).
+    pub profile: &'static str,
+    pub boot_delay_ms: u64,
+    /// Extra `[vars]` for the Worker (e.g. a short heartbeat interval in tests).
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A running local platform; dropping it stops every process it started.
+pub struct Platform {
+    pub port: u16,
+    pub devcloud_url: String,
+    pub state_dir: PathBuf,
+    pub hetzner_token: String,
+    // Field order matters: wrangler stops before devcloud (and its VMs).
+    wrangler: Service,
+    devcloud: Service,
+}
+
+impl Platform {
+    pub fn api_url(&self) -> String {
+        format!("http://api.localhost:{}", self.port)
+    }
+
+    pub fn app_url(&self) -> String {
+        format!("http://app.localhost:{}", self.port)
+    }
+
+    /// Environment for processes (e2e tests, benchmarks) that talk to this platform.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("SAM_E2E_PORT".into(), self.port.to_string()),
+            ("SAM_E2E_DEVCLOUD_URL".into(), self.devcloud_url.clone()),
+            ("SAM_E2E_HETZNER_TOKEN".into(), self.hetzner_token.clone()),
+            ("SAM_E2E_STATE_DIR".into(), self.state_dir.display().to_string()),
+        ]
+    }
+
+    /// Whether both services are still running.
+    pub fn alive(&mut self) -> bool {
+        !self.wrangler.exited() && !self.devcloud.exited()
+    }
+
+    pub fn stop(self) {
+        drop(self);
+    }
+
+    pub fn start(tools: &Tools, opts: &Options) -> Result<Self> {
+        let root = &tools.root;
+        std::fs::create_dir_all(&opts.state_dir)?;
+        let state_dir = opts.state_dir.canonicalize()?;
+        let logs = state_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let secrets = secrets::ensure(root)?;
+        let hetzner_token = secrets.get("HETZNER_TOKEN").cloned().unwrap_or_default();
+        let target = target_dir(root).join(opts.profile);
+
+        // 1. The Hetzner stand-in.
+        let mut cmd = Command::new(target.join("devcloud"));
+        cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir.join("devcloud"))
+            .args(["--token", &hetzner_token, "--boot-delay-ms", &opts.boot_delay_ms.to_string()]);
+        let (devcloud, line) = Service::spawn_until_line(
+            "devcloud",
+            cmd,
+            &logs.join("devcloud.log"),
+            "devcloud listening on",
+            Duration::from_secs(30),
+        )?;
+        let devcloud_url = line
+            .rsplit(' ')
+            .next()
+            .context("devcloud announced no URL")?
+            .to_owned();
+
+        // 2. Worker configuration for this run.
+        let port = match opts.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let mut vars = opts.vars.clone();
+        vars.insert("PUBLIC_PORT".into(), port.to_string());
+        vars.insert("HETZNER_API_URL".into(), format!("{devcloud_url}/v1"));
+        let config = write_wrangler_config(root, &state_dir, &vars, &secrets)?;
+        let persist = state_dir.join("wrangler-state");
+
+        // 3. D1 migrations and the vm-agent binary in local R2.
+        run(
+            "wrangler d1 migrations apply",
+            tools
+                .wrangler()
+                .args(["d1", "migrations", "apply", "DB", "--local", "--config"])
+                .arg(&config)
+                .arg("--persist-to")
+                .arg(&persist)
+                .env("CI", "true"),
+        )?;
+        run(
+            "wrangler r2 object put (vm-agent)",
+            tools
+                .wrangler()
+                .args(["r2", "object", "put", "sam/vm-agent/x86_64/vm-agent", "--local", "--config"])
+                .arg(&config)
+                .arg("--persist-to")
+                .arg(&persist)
+                .arg("--file")
+                .arg(target.join("vm-agent"))
+                .stdout(std::process::Stdio::null()),
+        )?;
+
+        // 4. The Worker.
+        let mut cmd = tools.wrangler();
+        cmd.args(["dev", "--config"])
+            .arg(&config)
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port()?.to_string()])
+            .arg("--persist-to")
+            .arg(&persist)
+            .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
+            .env("CI", "true");
+        let wrangler = Service::spawn("wrangler", cmd, &logs.join("wrangler.log"))?;
+        let mut platform = Self {
+            port,
+            devcloud_url,
+            state_dir,
+            hetzner_token,
+            wrangler,
+            devcloud,
+        };
+        let log = logs.join("wrangler.log");
+        wait_for("the API to answer /health", Duration::from_secs(90), || {
+            health_status(port).is_some()
+        })
+        .with_context(|| format!("see {}", log.display()))?;
+        if !platform.alive() {
+            bail!("wrangler exited during start-up; see {}", log.display());
+        }
+        Ok(platform)
+    }
+}
+
+/// Cargo's target directory.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from)
+}
+
+/// Writes a run-specific wrangler config (absolute paths, no build step,
+/// `vars` merged in) plus its `.dev.vars`, returning the config path.
+fn write_wrangler_config(
+    root: &Path,
+    state_dir: &Path,
+    vars: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(root.join("wrangler.toml")).context("read wrangler.toml")?;
+    let mut config: toml::Table = text.parse().context("parse wrangler.toml")?;
+    // The wasm is built by xtask before start-up; wrangler must not rebuild it.
+    config.remove("build");
+    config.insert(
+        "main".into(),
+        root.join("worker-api/build/index.js").display().to_string().into(),
+    );
+    if let Some(toml::Value::Array(dbs)) = config.get_mut("d1_databases") {
+        for db in dbs {
+            if let Some(t) = db.as_table_mut() {
+                t.insert("migrations_dir".into(), root.join("migrations").display().to_string().into());
+            }
+        }
+    }
+    let table = config
+        .entry("vars")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(t) = table.as_table_mut() {
+        for (k, v) in vars {
+            t.insert(k.clone(), v.clone().into());
+        }
+    }
+    let path = state_dir.join("wrangler.toml");
+    std::fs::write(&path, toml::to_string(&config)?)?;
+    // wrangler reads secrets from .dev.vars beside the config it was given.
+    let mut dev_vars = String::new();
+    for (k, v) in secrets {
+        dev_vars.push_str(&format!("{k}=\"{v}\"\n"));
+    }
+    let dev_vars_path = state_dir.join(".dev.vars");
+    std::fs::write(&dev_vars_path, dev_vars)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dev_vars_path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(path)
+}
+
+/// One plain HTTP/1.1 GET of `/health` on the API host; the status code if it answered.
+pub fn health_status(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: api.localhost:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
