@@ -1,1 +1,137 @@
-//! Helpers for the end-to-end tests: start the local platform, talk to it.
+//! Helpers for the end-to-end tests.
+//!
+//! The tests talk to a platform that `cargo xtask test` started (wrangler dev
+//! plus devcloud, on free ports, with fresh state) and described in
+//! `SAM_E2E_*` environment variables. Run outside of it, they fail loudly
+//! instead of passing vacuously.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The platform under test.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub port: u16,
+    pub devcloud_url: String,
+    pub hetzner_token: String,
+    pub state_dir: PathBuf,
+}
+
+impl Platform {
+    /// Reads the platform description from the environment.
+    pub fn from_env() -> Self {
+        let get = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: end-to-end tests run against a platform started by `cargo xtask test`")
+            })
+        };
+        Self {
+            port: get("SAM_E2E_PORT").parse().expect("SAM_E2E_PORT is a port"),
+            devcloud_url: get("SAM_E2E_DEVCLOUD_URL"),
+            hetzner_token: get("SAM_E2E_HETZNER_TOKEN"),
+            state_dir: PathBuf::from(get("SAM_E2E_STATE_DIR")),
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://api.localhost:{}{path}", self.port)
+    }
+
+    pub fn app(&self, path: &str) -> String {
+        format!("http://app.localhost:{}{path}", self.port)
+    }
+
+    /// The issuer the API signs tokens as.
+    pub fn issuer(&self) -> String {
+        format!("http://api.localhost:{}", self.port)
+    }
+
+    /// An HTTP client that reaches `*.localhost` (glibc here does not resolve
+    /// them) and keeps cookies, like a browser would.
+    pub fn client(&self) -> reqwest::Client {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        reqwest::Client::builder()
+            .resolve("api.localhost", addr)
+            .resolve("app.localhost", addr)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("build http client")
+    }
+
+    /// A client signed in (temporary developer sign-in) as `login`.
+    pub async fn signed_in(&self, login: &str) -> Result<reqwest::Client> {
+        let client = self.client();
+        let resp = client
+            .post(self.api("/api/auth/dev-login"))
+            .json(&serde_json::json!({ "login": login }))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("dev login failed: {} {}", resp.status(), resp.text().await?);
+        }
+        Ok(client)
+    }
+
+    /// The platform's JWT signing key, for tests that act as a vm-agent.
+    pub fn signing_key(&self) -> Result<sam_auth::SigningKey> {
+        let vars = std::fs::read_to_string(self.state_dir.join(".dev.vars"))?;
+        let seed = vars
+            .lines()
+            .find_map(|l| l.strip_prefix("JWT_SIGNING_KEY="))
+            .context("no JWT_SIGNING_KEY")?
+            .trim_matches('"');
+        Ok(sam_auth::SigningKey::from_seed_base64(seed)?)
+    }
+
+    /// The Hetzner stand-in's view of a server (`None` once deleted).
+    pub async fn devcloud_server(&self, id: &str) -> Result<Option<serde_json::Value>> {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/v1/servers/{id}", self.devcloud_url))
+            .bearer_auth(&self.hetzner_token)
+            .send()
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body: serde_json::Value = resp.error_for_status()?.json().await?;
+        Ok(Some(body["server"].clone()))
+    }
+}
+
+/// Polls `check` every 100 ms until it yields `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    while Instant::now() < deadline {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match last_error {
+        Some(e) => Err(e.context(format!("timed out waiting for {what}"))),
+        None => bail!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(0)
+}

@@ -9,7 +9,7 @@ use sam_wire::{ErrorBody, HeartbeatReply, HeartbeatRequest, NodeReadyRequest};
 
 use crate::AGENT_VERSION;
 use crate::error::AgentError;
-use crate::metrics::collect_metrics;
+use crate::metrics::{PROC_DIR, collect_metrics};
 
 /// Capped exponential back-off for the ready call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl ControlPlane {
                     tracing::error!(
                         status = status.as_u16(),
                         code = %body.code,
-                        message = %body.message,
+                        detail = %body.message,
                         "control plane refused the ready call; giving up"
                     );
                     return Err(AgentError::RegistrationRejected {
@@ -144,7 +144,7 @@ impl ControlPlane {
         loop {
             let body = HeartbeatRequest {
                 agent_version: AGENT_VERSION.to_owned(),
-                metrics: collect_metrics(Path::new("/proc"), disk_path),
+                metrics: collect_metrics(Path::new(PROC_DIR), disk_path),
             };
             match self
                 .post::<_, Option<HeartbeatReply>>("heartbeat", &body)
@@ -168,7 +168,7 @@ impl ControlPlane {
                 Outcome::Refused { status, body } => tracing::warn!(
                     status = status.as_u16(),
                     code = %body.code,
-                    message = %body.message,
+                    detail = %body.message,
                     "heartbeat refused"
                 ),
             }

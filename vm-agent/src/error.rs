@@ -1,6 +1,9 @@
 //! The agent's error type. Only fatal conditions end up here: everything the
 //! agent can recover from (a heartbeat that failed, a control plane briefly
 //! down) is logged and retried instead.
+//!
+//! Messages leave the underlying cause to `source()`, so printing the chain
+//! (as `main` does) shows each part once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,20 +15,20 @@ pub enum AgentError {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
-    #[error("cannot build the HTTP client: {0}")]
+    #[error("cannot build the HTTP client")]
     HttpClient(#[source] reqwest::Error),
 
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("HTTP server failed: {0}")]
+    #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
 
-    #[error("cannot read the callback token from {path}: {source}")]
+    #[error("cannot read the callback token from {path}")]
     TokenFile {
         path: PathBuf,
         #[source]

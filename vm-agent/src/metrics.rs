@@ -9,6 +9,9 @@ use std::path::Path;
 
 use sam_wire::NodeMetrics;
 
+/// Where the kernel publishes the figures.
+pub const PROC_DIR: &str = "/proc";
+
 /// Parses `/proc/loadavg`: the first three fields are the 1, 5 and 15 minute
 /// load averages.
 pub fn parse_loadavg(text: &str) -> Option<(f64, f64, f64)> {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::AGENT_VERSION;
 use crate::config::Config;
 use crate::jwks::{KeyCache, VerifyError};
-use crate::metrics::collect_metrics;
+use crate::metrics::{PROC_DIR, collect_metrics};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -36,7 +36,7 @@ impl AppState {
         Self {
             config,
             keys,
-            proc_dir: PathBuf::from("/proc"),
+            proc_dir: PathBuf::from(PROC_DIR),
         }
     }
 }

@@ -1,1 +1,206 @@
-pub fn run(_lint: bool, _f: Option<&str>) -> anyhow::Result<()> { todo!() }
+//! `cargo xtask test`: every check and test, with one summary.
+//!
+//! Order: fmt → clippy (host, wasm32) → migration gate → unit tests → build
+//! the platform → end-to-end tests against a fresh platform on free ports
+//! with isolated state. Each check and test prints its name and result; the
+//! run ends with `N passed, N failed` and exits non-zero on any failure.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::Result;
+
+use crate::dev::build_all;
+use crate::platform::{Options, Platform};
+use crate::process::free_port;
+use crate::setup::{self, Tools};
+
+/// Crates that only build for wasm32 (excluded from host clippy and tests).
+const WASM_CRATES: &[&str] = &["sam-worker-api", "sam-durable-objects"];
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed.push(name.to_owned());
+        }
+    }
+
+    /// A named check that is one command.
+    fn check(&mut self, name: &str, cmd: &mut Command) {
+        println!("check {name} ...");
+        let ok = cmd.status().is_ok_and(|s| s.success());
+        println!("check {name} ... {}", if ok { "ok" } else { "FAILED" });
+        self.record(name, ok);
+    }
+
+    /// Runs `cargo test`, echoing its output and counting each test line.
+    /// A build failure or a crashed test binary counts as a failure too.
+    fn cargo_test(&mut self, label: &str, cmd: &mut Command) {
+        println!("--- {label}");
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn();
+        let Ok(mut child) = child else {
+            self.record(label, false);
+            return;
+        };
+        let before = self.failed.len();
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("{line}");
+                if let Some((name, result)) = parse_test_line(&line) {
+                    self.record(name, result == "ok");
+                }
+            }
+        }
+        let ok = child.wait().is_ok_and(|s| s.success());
+        if !ok && self.failed.len() == before {
+            self.record(&format!("{label} (cargo test exited with failure)"), false);
+        }
+    }
+}
+
+/// `test some::name ... ok` → (`some::name`, `ok`).
+fn parse_test_line(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix("test ")?;
+    let (name, result) = rest.rsplit_once(" ... ")?;
+    let result = result.split_whitespace().next()?;
+    matches!(result, "ok" | "FAILED").then_some((name, result))
+}
+
+pub fn run(lint: bool, e2e_filter: Option<&str>) -> Result<()> {
+    let tools = setup::run(true)?;
+    let mut tally = Tally::default();
+    let root = tools.root.clone();
+    let cargo = || {
+        let mut c = Command::new("cargo");
+        c.current_dir(&root);
+        c
+    };
+
+    if lint {
+        tally.check("fmt", cargo().args(["fmt", "--all", "--", "--check"]));
+        let mut host = cargo();
+        host.args(["clippy", "--workspace", "--all-targets"]);
+        for krate in WASM_CRATES {
+            host.args(["--exclude", krate]);
+        }
+        tally.check("clippy_host", host.args(["--", "-D", "warnings"]));
+        let mut wasm = wasm_cargo(&tools);
+        wasm.args(["clippy", "--target", "wasm32-unknown-unknown"]);
+        for krate in WASM_CRATES {
+            wasm.args(["-p", krate]);
+        }
+        tally.check("clippy_wasm32", wasm.args(["--", "-D", "warnings"]));
+    }
+    let gate = sam_migrations::check_tree(&root);
+    let gate_ok = match &gate {
+        Ok(report) if report.is_clean() => true,
+        Ok(report) => {
+            println!("{report}");
+            false
+        }
+        Err(e) => {
+            println!("{e}");
+            false
+        }
+    };
+    println!("check migration_gate ... {}", if gate_ok { "ok" } else { "FAILED" });
+    tally.record("migration_gate", gate_ok);
+
+    let mut unit = cargo();
+    unit.args(["test", "--workspace", "--exclude", "sam-e2e"]);
+    for krate in WASM_CRATES {
+        unit.args(["--exclude", krate]);
+    }
+    tally.cargo_test("unit tests", &mut unit);
+
+    match build_all(&tools, false) {
+        Ok(()) => e2e(&tools, e2e_filter, &mut tally),
+        Err(e) => {
+            println!("build the platform ... FAILED: {e:#}");
+            tally.record("build_platform", false);
+        }
+    }
+
+    println!();
+    if !tally.failed.is_empty() {
+        println!("failed:");
+        for name in &tally.failed {
+            println!("  {name}");
+        }
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed.len());
+    if tally.failed.is_empty() {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+/// `cargo` with the environment wasm builds need (the Debian fallback).
+fn wasm_cargo(tools: &Tools) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&tools.root);
+    for (k, v) in &tools.wasm_env {
+        cmd.env(k, v);
+    }
+    if let Some(prefix) = &tools.wasm_path_prefix {
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", prefix.display()));
+    }
+    cmd
+}
+
+fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
+    let state = std::env::temp_dir().join(format!("sam-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let vm_agent_port = free_port().unwrap_or(18443);
+    let vars = BTreeMap::from([
+        ("NODE_HEARTBEAT_INTERVAL_SECS".to_owned(), "1".to_owned()),
+        ("NODE_BOOT_TIMEOUT_SECS".to_owned(), "120".to_owned()),
+        ("VM_AGENT_PORT".to_owned(), vm_agent_port.to_string()),
+        ("MAX_NODES_PER_USER".to_owned(), "25".to_owned()),
+    ]);
+    let opts = Options {
+        port: None,
+        state_dir: state.clone(),
+        profile: "debug",
+        boot_delay_ms: 300,
+        vars,
+    };
+    let platform = match Platform::start(tools, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("start the platform ... FAILED: {e:#}");
+            tally.record("start_platform", false);
+            return;
+        }
+    };
+    println!("platform up at {} (state {})", platform.api_url(), state.display());
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&tools.root)
+        .args(["test", "-p", "sam-e2e", "--", "--test-threads=3"])
+        .envs(platform.env())
+        .env("SAM_E2E_VM_AGENT_PORT", vm_agent_port.to_string())
+        .env("SAM_E2E_NODE", &tools.node)
+        .env("SAM_E2E_WRANGLER_JS", &tools.wrangler_js);
+    if let Some(f) = filter {
+        cmd.arg(f);
+    }
+    let before = tally.failed.len();
+    tally.cargo_test("end-to-end tests", &mut cmd);
+    platform.stop();
+    if tally.failed.len() == before {
+        let _ = std::fs::remove_dir_all(&state);
+    } else {
+        println!("e2e state and logs kept in {}", state.display());
+    }
+}

@@ -1,1 +1,84 @@
-fn main() {}
+//! `devcloud` binary: parse flags, serve the API, announce the address,
+//! and on SIGINT/SIGTERM end every emulated server's processes.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sam_devcloud::{Config, DevCloud};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Local stand-in for the Hetzner Cloud API whose servers are local processes.
+#[derive(Debug, Parser)]
+#[command(name = "devcloud", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Directory for state.json, the port file and server roots.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Accepted API token (repeatable).
+    #[arg(long = "token", required = true)]
+    tokens: Vec<String>,
+    /// Emulated boot time before user-data runs, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    boot_delay_ms: u64,
+}
+
+async fn shutdown_signal() {
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+
+    let devcloud = DevCloud::start(Config {
+        state_dir: args.state_dir.clone(),
+        tokens: args.tokens,
+        boot_delay: Duration::from_millis(args.boot_delay_ms),
+    })
+    .await
+    .context("starting devcloud")?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    std::fs::write(args.state_dir.join("port"), addr.port().to_string())
+        .context("writing port file")?;
+    // The one line an orchestrator waits for; flushed so a pipe sees it now.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "devcloud listening on http://{addr}")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let served = axum::serve(listener, devcloud.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    devcloud.shutdown().await;
+    served.context("serving")
+}

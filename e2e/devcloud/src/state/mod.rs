@@ -92,7 +92,6 @@ pub(crate) struct ServerRecord {
 pub(crate) enum ActionStatus {
     Running,
     Success,
-    Error,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,7 +102,6 @@ pub(crate) struct ActionRecord {
     pub started: String,
     pub finished: Option<String>,
     pub server_id: u64,
-    pub error: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,7 +155,6 @@ impl World {
             started: now_rfc3339(),
             finished: None,
             server_id,
-            error: None,
         };
         self.actions.insert(id, action.clone());
         action
@@ -195,9 +192,15 @@ impl World {
         let Some(server) = self.servers.get_mut(&server_id) else {
             return;
         };
+        // Reaching `running` implies the machine was created; reaching `off`
+        // settles everything, since an interrupted start will not finish.
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut server.pending_actions)
             .into_iter()
-            .partition(|p| p.until == milestone);
+            .partition(|p| match milestone {
+                Milestone::Created => p.until == Milestone::Created,
+                Milestone::Running => p.until != Milestone::Off,
+                Milestone::Off => true,
+            });
         server.pending_actions = waiting;
         for pending in done {
             self.finish_action(pending.action_id);

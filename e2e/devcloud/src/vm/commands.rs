@@ -49,7 +49,7 @@ fn is_os_unit(unit: &str) -> bool {
 
 /// Runs one command. `Err` fails the boot.
 pub(crate) async fn run<S: Services>(guest: &Guest<'_, S>, argv: &[String]) -> Result<(), String> {
-    let Some((program, args)) = argv.split_first() else {
+    let Some((program, arguments)) = argv.split_first() else {
         return Ok(());
     };
     let name = Path::new(program)
@@ -58,18 +58,18 @@ pub(crate) async fn run<S: Services>(guest: &Guest<'_, S>, argv: &[String]) -> R
         .unwrap_or(program);
     match name {
         "curl" => {
-            let curl = Curl::parse(args)?;
+            let curl = Curl::parse(arguments)?;
             curl::run(&curl, guest.http, guest.rootfs, guest.console).await
         }
-        "chmod" => chmod(guest, args),
-        "mkdir" => mkdir(guest, args),
-        "touch" => touch(guest, args),
+        "chmod" => chmod(guest, arguments),
+        "mkdir" => mkdir(guest, arguments),
+        "touch" => touch(guest, arguments),
         "echo" => {
-            guest.console.line(args.join(" "));
+            guest.console.line(arguments.join(" "));
             Ok(())
         }
         "true" | ":" => Ok(()),
-        "systemctl" => systemctl(guest, args).await,
+        "systemctl" => systemctl(guest, arguments).await,
         _ => {
             guest.console.line(format!("not emulated: {}", argv.join(" ")));
             Ok(())

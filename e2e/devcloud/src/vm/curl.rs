@@ -12,21 +12,36 @@ use super::console::Console;
 use super::net::Http;
 use super::rootfs::RootFs;
 
+/// `--retry` and friends.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Retry {
+    pub count: u32,
+    pub delay: Option<Duration>,
+    pub on_connrefused: bool,
+    pub on_all_errors: bool,
+}
+
+/// Where the body goes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) enum Output {
+    /// No `-o`/`-O`: curl prints the body.
+    #[default]
+    Stdout,
+    /// `-o PATH` (a guest path).
+    Path(String),
+    /// `-O`: the URL's file name in the working directory.
+    RemoteName,
+}
+
 /// A parsed curl command line.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Curl {
     pub url: String,
-    /// Guest path given with `-o`.
-    pub output: Option<String>,
-    /// `-O`: save under the URL's file name in the working directory.
-    pub remote_name: bool,
+    pub output: Output,
     pub fail: bool,
     pub follow: bool,
     pub create_dirs: bool,
-    pub retries: u32,
-    pub retry_delay: Option<Duration>,
-    pub retry_connrefused: bool,
-    pub retry_all_errors: bool,
+    pub retry: Retry,
     pub max_time: Option<Duration>,
     pub headers: Vec<(String, String)>,
 }
@@ -100,16 +115,16 @@ impl Curl {
                     "-f" | "--fail" | "--fail-with-body" => curl.fail = true,
                     "-L" | "--location" => curl.follow = true,
                     "--create-dirs" => curl.create_dirs = true,
-                    "-O" | "--remote-name" => curl.remote_name = true,
-                    "--retry-connrefused" => curl.retry_connrefused = true,
-                    "--retry-all-errors" => curl.retry_all_errors = true,
-                    "-o" | "--output" => curl.output = Some(value()?),
+                    "-O" | "--remote-name" => curl.output = Output::RemoteName,
+                    "--retry-connrefused" => curl.retry.on_connrefused = true,
+                    "--retry-all-errors" => curl.retry.on_all_errors = true,
+                    "-o" | "--output" => curl.output = Output::Path(value()?),
                     "--retry" => {
                         let v = value()?;
-                        curl.retries =
+                        curl.retry.count =
                             v.parse().map_err(|_| format!("curl: bad --retry {v:?}"))?;
                     }
-                    "--retry-delay" => curl.retry_delay = Some(seconds(&flag, &value()?)?),
+                    "--retry-delay" => curl.retry.delay = Some(seconds(&flag, &value()?)?),
                     "-m" | "--max-time" => curl.max_time = Some(seconds(&flag, &value()?)?),
                     "-H" | "--header" => {
                         let v = value()?;
@@ -138,15 +153,15 @@ impl Curl {
     }
 
     fn target(&self) -> Option<String> {
-        if let Some(out) = &self.output {
-            return Some(out.clone());
+        match &self.output {
+            Output::Stdout => None,
+            Output::Path(path) => Some(path.clone()),
+            Output::RemoteName => {
+                let path = self.url.split(['?', '#']).next().unwrap_or_default();
+                let name = path.rsplit('/').next().unwrap_or_default();
+                Some(format!("/{name}"))
+            }
         }
-        if self.remote_name {
-            let path = self.url.split(['?', '#']).next().unwrap_or_default();
-            let name = path.rsplit('/').next().unwrap_or_default();
-            return Some(format!("/{name}"));
-        }
-        None
     }
 }
 
@@ -168,15 +183,15 @@ pub(crate) async fn run(
     loop {
         match attempt_once(curl, http, rootfs, console).await {
             Ok(()) => return Ok(()),
-            Err(f) if f.transient && attempt < curl.retries => {
+            Err(f) if f.transient && attempt < curl.retry.count => {
                 // curl's default: 1 s, doubling each retry, capped at 10 min.
-                let delay = curl.retry_delay.unwrap_or_else(|| {
-                    Duration::from_secs(1u64 << attempt.min(9)).min(Duration::from_secs(600))
+                let delay = curl.retry.delay.unwrap_or_else(|| {
+                    Duration::from_secs(1u64 << attempt.min(9)).min(Duration::from_mins(10))
                 });
                 attempt += 1;
                 console.line(format!(
                     "curl: {} (retry {attempt}/{} in {delay:?})",
-                    f.message, curl.retries
+                    f.message, curl.retry.count
                 ));
                 tokio::time::sleep(delay).await;
             }
@@ -200,9 +215,9 @@ async fn attempt_once(
         request = request.timeout(max);
     }
     let transport = |e: reqwest::Error| Failure {
-        transient: curl.retry_all_errors
+        transient: curl.retry.on_all_errors
             || e.is_timeout()
-            || (curl.retry_connrefused && e.is_connect()),
+            || (curl.retry.on_connrefused && e.is_connect()),
         message: format!("({}) {e}", curl.url),
     };
     let mut response = request.send().await.map_err(transport)?;
@@ -214,7 +229,7 @@ async fn attempt_once(
                 status.as_u16(),
                 curl.url
             ),
-            transient: curl.retry_all_errors || is_transient_status(status),
+            transient: curl.retry.on_all_errors || is_transient_status(status),
         });
     }
 
@@ -270,14 +285,14 @@ mod tests {
     fn bundled_and_long_flags() {
         let c = parse("-fsSLo /usr/local/bin/agent --retry 5 --retry-delay 2 http://x/a").unwrap();
         assert!(c.fail && c.follow);
-        assert_eq!(c.output.as_deref(), Some("/usr/local/bin/agent"));
-        assert_eq!(c.retries, 5);
-        assert_eq!(c.retry_delay, Some(Duration::from_secs(2)));
+        assert_eq!(c.output, Output::Path("/usr/local/bin/agent".into()));
+        assert_eq!(c.retry.count, 5);
+        assert_eq!(c.retry.delay, Some(Duration::from_secs(2)));
         assert_eq!(c.url, "http://x/a");
 
         let c = parse("--fail --location --output=/tmp/f -H Authorization:Bearer%20x http://y").unwrap();
         assert!(c.fail && c.follow);
-        assert_eq!(c.output.as_deref(), Some("/tmp/f"));
+        assert_eq!(c.output, Output::Path("/tmp/f".into()));
         assert_eq!(c.headers, [("Authorization".to_owned(), "Bearer%20x".to_owned())]);
 
         let c = parse("-s -o /a http://z --proto =https -m 30").unwrap();

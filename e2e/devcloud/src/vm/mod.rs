@@ -339,3 +339,10 @@ impl Services for MachineServices {
         });
     }
 }
+
+impl Fleet {
+    /// Writes a line to a server's console (API-side events like deletion).
+    pub(crate) fn console_line(&self, id: u64, message: &str) {
+        self.inner.console(id).line(message);
+    }
+}

@@ -278,13 +278,13 @@ pub(crate) fn service_spec(unit: &str, text: &str, rootfs: &RootFs) -> Result<Se
 
     let exec_start = exec_start.ok_or("no ExecStart= in [Service]")?;
     let command = exec_start.trim_start_matches(['@', '-', ':', '+', '!']);
-    let argv = words::split(command).map_err(|e| e.to_string())?;
-    let (program, args) = argv.split_first().ok_or("empty ExecStart=")?;
+    let command_line = words::split(command).map_err(|e| e.to_string())?;
+    let (program, raw_args) = command_line.split_first().ok_or("empty ExecStart=")?;
     if !program.starts_with('/') {
         return Err(format!("ExecStart= path {program:?} is not absolute"));
     }
     let lookup: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let args = expand_args(args, &lookup);
+    let args = expand_args(raw_args, &lookup);
 
     Ok(ServiceSpec {
         unit: unit.to_owned(),

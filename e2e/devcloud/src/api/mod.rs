@@ -1,0 +1,61 @@
+//! The HTTP surface: Hetzner Cloud API v1 routes, bearer auth, and the
+//! Hetzner error envelope for everything that goes wrong, including
+//! unknown routes.
+
+mod actions;
+mod auth;
+mod catalog;
+mod error;
+mod pagination;
+mod query;
+mod servers;
+mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::config::Config;
+use crate::state::Store;
+use crate::vm::Fleet;
+use error::ApiError;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub store: Arc<Store>,
+    pub fleet: Fleet,
+    pub config: Arc<Config>,
+}
+
+async fn no_route() -> Response {
+    ApiError::not_found("not found").into_response()
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/servers", get(servers::list).post(servers::create))
+        .route(
+            "/v1/servers/{id}",
+            get(servers::get).put(servers::update).delete(servers::delete),
+        )
+        .route("/v1/servers/{id}/actions", get(servers::list_actions))
+        .route(
+            "/v1/servers/{id}/actions/{action}",
+            get(servers::get_action).post(servers::power_action),
+        )
+        .route("/v1/actions", get(actions::list))
+        .route("/v1/actions/{id}", get(actions::get))
+        .route("/v1/server_types", get(catalog::server_types))
+        .route("/v1/server_types/{id}", get(catalog::server_type))
+        .route("/v1/locations", get(catalog::locations))
+        .route("/v1/locations/{id}", get(catalog::location))
+        .route("/v1/datacenters", get(catalog::datacenters))
+        .route("/v1/datacenters/{id}", get(catalog::datacenter))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        .layer(from_fn_with_state(state.clone(), auth::require_token))
+        .with_state(state)
+}
