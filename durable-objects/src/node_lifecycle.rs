@@ -13,7 +13,8 @@ use sam_domain::node::{BootPhase, NodeStatus};
 use sam_store::NodeRepository;
 use serde::{Deserialize, Serialize};
 use worker::{
-    DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
+    DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State,
+    durable_object,
 };
 
 use crate::d1::D1Sql;
@@ -110,14 +111,23 @@ impl DurableObject for NodeLifecycle {
         let db = D1Sql(self.env.d1("DB")?);
         let message = "the vm-agent did not register before the boot deadline";
         NodeRepository::new(&db)
-            .transition(&row.node_id, NodeStatus::Creating, NodeStatus::Error, now, Some(message))
+            .transition(
+                &row.node_id,
+                NodeStatus::Creating,
+                NodeStatus::Error,
+                now,
+                Some(message),
+            )
             .await
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        append(&sql, &BootEvent {
-            at: now,
-            phase: BootPhase::BootDeadlinePassed,
-            detail: Some(message.to_owned()),
-        })?;
+        append(
+            &sql,
+            &BootEvent {
+                at: now,
+                phase: BootPhase::BootDeadlinePassed,
+                detail: Some(message.to_owned()),
+            },
+        )?;
         Response::ok("deadline passed")
     }
 }
@@ -135,11 +145,14 @@ impl NodeLifecycle {
                 SqlStorageValue::from(start.boot_deadline_at),
             ],
         )?;
-        append(sql, &BootEvent {
-            at: start.created_at,
-            phase: BootPhase::Requested,
-            detail: None,
-        })?;
+        append(
+            sql,
+            &BootEvent {
+                at: start.created_at,
+                phase: BootPhase::Requested,
+                detail: None,
+            },
+        )?;
         set_alarm_at(&self.state, start.boot_deadline_at).await
     }
 
@@ -148,7 +161,9 @@ impl NodeLifecycle {
         let phase = serde_json::to_value(event.phase)?;
         sql.exec(
             "UPDATE lifecycle SET phase = ? WHERE singleton = 1",
-            vec![SqlStorageValue::from(phase.as_str().unwrap_or_default().to_owned())],
+            vec![SqlStorageValue::from(
+                phase.as_str().unwrap_or_default().to_owned(),
+            )],
         )?;
         if event.phase.ends_boot() {
             self.state.storage().delete_alarm().await?;
@@ -175,7 +190,10 @@ fn events(sql: &SqlStorage) -> Result<Vec<BootEvent>> {
         detail: Option<String>,
     }
     let rows: Vec<EventRow> = sql
-        .exec("SELECT at, phase, detail FROM boot_events ORDER BY seq", None)?
+        .exec(
+            "SELECT at, phase, detail FROM boot_events ORDER BY seq",
+            None,
+        )?
         .to_array()?;
     Ok(rows
         .into_iter()

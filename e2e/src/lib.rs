@@ -49,18 +49,9 @@ impl Platform {
         format!("http://api.localhost:{}", self.port)
     }
 
-    /// An HTTP client that reaches `*.localhost` (glibc here does not resolve
-    /// them) and keeps cookies, like a browser would.
+    /// An HTTP client for this platform; see [`client_for_port`].
     pub fn client(&self) -> reqwest::Client {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        reqwest::Client::builder()
-            .resolve("api.localhost", addr)
-            .resolve("app.localhost", addr)
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("build http client")
+        client_for_port(self.port)
     }
 
     /// A client signed in (temporary developer sign-in) as `login`.
@@ -101,6 +92,21 @@ impl Platform {
         let body: serde_json::Value = resp.error_for_status()?.json().await?;
         Ok(Some(body["server"].clone()))
     }
+}
+
+/// An HTTP client that reaches `api.localhost`/`app.localhost` on `port`
+/// (glibc here does not resolve `*.localhost`) and keeps cookies, like a
+/// browser would.
+pub fn client_for_port(port: u16) -> reqwest::Client {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    reqwest::Client::builder()
+        .resolve("api.localhost", addr)
+        .resolve("app.localhost", addr)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("build http client")
 }
 
 /// Polls `check` every 100 ms until it yields `Some` or `timeout` passes.

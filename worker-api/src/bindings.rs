@@ -61,8 +61,8 @@ impl HttpClient for FetchHttp {
         if let Some(body) = req.body {
             init.with_body(Some(js_sys_bytes(&body)));
         }
-        let request =
-            Request::new_with_init(&req.url, &init).map_err(|e| TransportError::new(e.to_string()))?;
+        let request = Request::new_with_init(&req.url, &init)
+            .map_err(|e| TransportError::new(e.to_string()))?;
         let mut response = Fetch::Request(request)
             .send()
             .await
@@ -92,16 +92,24 @@ pub fn lifecycle_stub(env: &Env, node_id: &str) -> worker::Result<Stub> {
 async fn post_json<T: serde::Serialize>(stub: &Stub, path: &str, body: &T) -> Result<(), String> {
     let json = serde_json::to_string(body).map_err(|e| e.to_string())?;
     let headers = Headers::new();
-    headers.set("content-type", "application/json").map_err(|e| e.to_string())?;
+    headers
+        .set("content-type", "application/json")
+        .map_err(|e| e.to_string())?;
     let mut init = RequestInit::new();
     init.with_method(worker::Method::Post)
         .with_headers(headers)
         .with_body(Some(json.into()));
     let req = Request::new_with_init(&format!("https://node-lifecycle{path}"), &init)
         .map_err(|e| e.to_string())?;
-    let resp = stub.fetch_with_request(req).await.map_err(|e| e.to_string())?;
+    let resp = stub
+        .fetch_with_request(req)
+        .await
+        .map_err(|e| e.to_string())?;
     if resp.status_code() >= 300 {
-        return Err(format!("NodeLifecycle{path} answered {}", resp.status_code()));
+        return Err(format!(
+            "NodeLifecycle{path} answered {}",
+            resp.status_code()
+        ));
     }
     Ok(())
 }
@@ -114,11 +122,15 @@ pub struct DurableBootLog<'a> {
 impl BootLog for DurableBootLog<'_> {
     async fn started(&self, node_id: &str, created_at: i64, deadline: i64) -> Result<(), String> {
         let stub = lifecycle_stub(self.env, node_id).map_err(|e| e.to_string())?;
-        let result = post_json(&stub, "/start", &StartRequest {
-            node_id: node_id.to_owned(),
-            created_at,
-            boot_deadline_at: deadline,
-        })
+        let result = post_json(
+            &stub,
+            "/start",
+            &StartRequest {
+                node_id: node_id.to_owned(),
+                created_at,
+                boot_deadline_at: deadline,
+            },
+        )
         .await;
         log_failure("boot log start", &result);
         result
@@ -132,11 +144,15 @@ impl BootLog for DurableBootLog<'_> {
         detail: Option<&str>,
     ) -> Result<(), String> {
         let stub = lifecycle_stub(self.env, node_id).map_err(|e| e.to_string())?;
-        let result = post_json(&stub, "/event", &BootEvent {
-            at,
-            phase,
-            detail: detail.map(str::to_owned),
-        })
+        let result = post_json(
+            &stub,
+            "/event",
+            &BootEvent {
+                at,
+                phase,
+                detail: detail.map(str::to_owned),
+            },
+        )
         .await;
         log_failure("boot log event", &result);
         result

@@ -24,7 +24,10 @@ pub struct Config {
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
 }
 
 fn secret(env: &Env, name: &str) -> Option<String> {
@@ -39,7 +42,11 @@ fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, 
     match var(env, name) {
         None => Ok(default),
         Some(raw) => raw.parse().map_err(|_| {
-            ApiError::new(500, "misconfigured", format!("configuration variable {name} is not a number"))
+            ApiError::new(
+                500,
+                "misconfigured",
+                format!("configuration variable {name} is not a number"),
+            )
         }),
     }
 }
@@ -48,7 +55,9 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ApiError> {
         let base_domain = var(env, "BASE_DOMAIN").unwrap_or_else(|| "localhost".to_owned());
         let scheme = var(env, "PUBLIC_URL_SCHEME").unwrap_or_else(|| "https".to_owned());
-        let port = var(env, "PUBLIC_PORT").map(|p| format!(":{p}")).unwrap_or_default();
+        let port = var(env, "PUBLIC_PORT")
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         let api_origin = format!("{scheme}://api.{base_domain}{port}");
         Ok(Self {
             secure_cookies: scheme == "https",
@@ -60,7 +69,11 @@ impl Config {
                 heartbeat_interval_secs: number(env, "NODE_HEARTBEAT_INTERVAL_SECS", 60)?,
                 vm_agent_port: number(env, "VM_AGENT_PORT", 8443)?,
                 boot_timeout_ms: number::<i64>(env, "NODE_BOOT_TIMEOUT_SECS", 900)? * 1000,
-                callback_token_ttl_secs: number(env, "NODE_CALLBACK_TOKEN_TTL_SECS", 7 * 24 * 3600)?,
+                callback_token_ttl_secs: number(
+                    env,
+                    "NODE_CALLBACK_TOKEN_TTL_SECS",
+                    7 * 24 * 3600,
+                )?,
                 max_nodes_per_user: number(env, "MAX_NODES_PER_USER", 10)?,
                 heartbeat_stale_ms: number::<i64>(env, "NODE_HEARTBEAT_STALE_SECS", 180)? * 1000,
                 image: var(env, "NODE_IMAGE").unwrap_or_else(|| "ubuntu-24.04".to_owned()),
@@ -73,7 +86,11 @@ impl Config {
     /// The JWT signing key (secret `JWT_SIGNING_KEY`).
     pub fn signing_key(env: &Env) -> Result<SigningKey, ApiError> {
         let raw = secret(env, "JWT_SIGNING_KEY").ok_or_else(|| {
-            ApiError::new(500, "misconfigured", "the JWT_SIGNING_KEY secret is not set")
+            ApiError::new(
+                500,
+                "misconfigured",
+                "the JWT_SIGNING_KEY secret is not set",
+            )
         })?;
         SigningKey::from_seed_base64(&raw)
             .map_err(|e| ApiError::new(500, "misconfigured", format!("JWT_SIGNING_KEY: {e}")))

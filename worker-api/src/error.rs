@@ -32,7 +32,11 @@ impl ApiError {
     /// An unexpected failure: the details go to the log, not to the client.
     pub fn internal(context: &str, detail: &dyn std::fmt::Display) -> Self {
         worker::console_error!("{context}: {detail}");
-        Self::new(500, "internal_error", format!("{context} failed; see the server log"))
+        Self::new(
+            500,
+            "internal_error",
+            format!("{context} failed; see the server log"),
+        )
     }
 
     pub fn into_response(self) -> Response {

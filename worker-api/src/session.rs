@@ -14,7 +14,10 @@ pub const COOKIE: &str = "sam_session";
 const TTL_SECS: u64 = 7 * 24 * 3600;
 
 fn kv_key(session_id: &str) -> String {
-    format!("session:{}", hex::encode(Sha256::digest(session_id.as_bytes())))
+    format!(
+        "session:{}",
+        hex::encode(Sha256::digest(session_id.as_bytes()))
+    )
 }
 
 /// Starts a session for `user_id`; returns the `Set-Cookie` value.
@@ -43,7 +46,9 @@ pub async fn destroy(env: &Env, req: &Request, secure: bool) -> ApiResult<String
 
 /// The signed-in user's id, or 401.
 pub async fn require_user(env: &Env, req: &Request) -> ApiResult<String> {
-    current_user(env, req).await?.ok_or_else(ApiError::unauthenticated)
+    current_user(env, req)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)
 }
 
 /// The signed-in user's id, if the request carries a live session.

@@ -37,24 +37,34 @@ pub fn run() -> Result<()> {
         ("VM_AGENT_PORT".to_owned(), vm_agent_port.to_string()),
         ("MAX_NODES_PER_USER".to_owned(), "50".to_owned()),
     ]);
-    let platform = Platform::start(&tools, &Options {
-        port: None,
-        state_dir: state.clone(),
-        profile: "release",
-        boot_delay_ms: BOOT_DELAY_MS,
-        vars,
-    })?;
+    let platform = Platform::start(
+        &tools,
+        &Options {
+            port: None,
+            state_dir: state.clone(),
+            profile: "release",
+            boot_delay_ms: BOOT_DELAY_MS,
+            vars,
+        },
+    )?;
     let client = client(platform.port)?;
     let api = platform.api_url();
 
     // /health latency over one keep-alive connection.
     for _ in 0..20 {
-        client.get(format!("{api}/health")).send()?.error_for_status()?;
+        client
+            .get(format!("{api}/health"))
+            .send()?
+            .error_for_status()?;
     }
     let mut health = Vec::with_capacity(HEALTH_REQUESTS);
     for _ in 0..HEALTH_REQUESTS {
         let start = Instant::now();
-        client.get(format!("{api}/health")).send()?.error_for_status()?.bytes()?;
+        client
+            .get(format!("{api}/health"))
+            .send()?
+            .error_for_status()?
+            .bytes()?;
         health.push(start.elapsed().as_secs_f64() * 1000.0);
     }
 
@@ -79,7 +89,9 @@ pub fn run() -> Result<()> {
         let id = node["id"].as_str().context("node id")?.to_owned();
         let running = wait_running(&client, &api, &id)?;
         let created_at = running["created_at"].as_f64().context("created_at")?;
-        let ready_at = running["agent_ready_at"].as_f64().context("agent_ready_at")?;
+        let ready_at = running["agent_ready_at"]
+            .as_f64()
+            .context("agent_ready_at")?;
         #[allow(clippy::cast_precision_loss)]
         overhead.push(ready_at - created_at - BOOT_DELAY_MS as f64);
         if let Some(pid) = find_agent_pid(&id) {
@@ -87,7 +99,10 @@ pub fn run() -> Result<()> {
             std::thread::sleep(Duration::from_secs(3));
             rss.push(rss_kib(pid)?);
         }
-        client.delete(format!("{api}/api/nodes/{id}")).send()?.error_for_status()?;
+        client
+            .delete(format!("{api}/api/nodes/{id}"))
+            .send()?
+            .error_for_status()?;
     }
     platform.stop();
     let _ = std::fs::remove_dir_all(&state);
@@ -101,7 +116,10 @@ pub fn run() -> Result<()> {
         ("api_health_p50_ms", round2(percentile(&mut health, 50.0))),
         ("api_health_p99_ms", round2(percentile(&mut health, 99.0))),
         ("vm_agent_idle_rss_kib", median(&mut rss)),
-        ("vm_agent_start_to_ready_ms", round2(median(&mut start_to_ready))),
+        (
+            "vm_agent_start_to_ready_ms",
+            round2(median(&mut start_to_ready)),
+        ),
         ("node_ready_overhead_ms", round2(median(&mut overhead))),
     ]);
     write_reports(&tools.root, &figures, start_to_ready.len())?;
@@ -137,14 +155,17 @@ fn wait_running(client: &reqwest::blocking::Client, api: &str, id: &str) -> Resu
 /// The vm-agent process of a node: the one whose environment names it.
 fn find_agent_pid(node_id: &str) -> Option<u32> {
     let needle = format!("SAM_NODE_ID={node_id}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let environ = std::fs::read(entry.path().join("environ")).ok()?;
-        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-        (comm.trim() == "vm-agent"
-            && environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
-        .then_some(pid)
-    })
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "vm-agent"
+                && environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+            .then_some(pid)
+        })
 }
 
 /// A process's start time in Unix milliseconds, from /proc.
@@ -169,8 +190,15 @@ fn process_start_ms(pid: u32) -> Result<f64> {
 
 fn rss_kib(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?)
 }
 
 fn gzip_len(bytes: &[u8]) -> Result<usize> {
@@ -184,7 +212,11 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let idx = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
     values[idx.min(values.len() - 1)]
 }
@@ -209,24 +241,58 @@ fn write_reports(root: &Path, figures: &BTreeMap<&str, f64>, node_runs: usize) -
         .iter()
         .map(|(k, v)| ((*k).to_owned(), json!(v)))
         .collect();
-    std::fs::write(docs.join("benchmarks.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    std::fs::write(
+        docs.join("benchmarks.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
 
     let f = |k: &str| figures.get(k).copied().unwrap_or(f64::NAN);
     let mut md = String::new();
     writeln!(md, "# Benchmarks")?;
     writeln!(md)?;
-    writeln!(md, "Written by `cargo xtask bench`; every figure below comes from one run on a 2-core machine.")?;
+    writeln!(
+        md,
+        "Written by `cargo xtask bench`; every figure below comes from one run on a 2-core machine."
+    )?;
     writeln!(md, "The machine-readable copy is `docs/benchmarks.json`.")?;
     writeln!(md)?;
     writeln!(md, "| key | value | target | how it is measured |")?;
     writeln!(md, "|---|---|---|---|")?;
-    writeln!(md, "| `worker_wasm_bytes` | {} | | size of the release `index_bg.wasm` (opt-level s, LTO, wasm-opt) |", f("worker_wasm_bytes"))?;
-    writeln!(md, "| `worker_wasm_gzip_bytes` | {} | ≤ 1,572,864 (1.5 MiB) | the same, gzip level 9 |", f("worker_wasm_gzip_bytes"))?;
-    writeln!(md, "| `api_health_p50_ms` | {} | | `GET /health` (all four binding checks) through `wrangler dev`, {HEALTH_REQUESTS} sequential requests on one keep-alive connection after 20 warm-up requests |", f("api_health_p50_ms"))?;
-    writeln!(md, "| `api_health_p99_ms` | {} | | the same requests, 99th percentile |", f("api_health_p99_ms"))?;
-    writeln!(md, "| `vm_agent_idle_rss_kib` | {} | ≤ 15,360 (15 MiB) | median over {node_runs} release vm-agents booted by devcloud: `VmRSS` 3 s after registering, idle between heartbeats |", f("vm_agent_idle_rss_kib"))?;
-    writeln!(md, "| `vm_agent_start_to_ready_ms` | {} | | median over {node_runs} nodes: the Worker's `agent_ready_at` minus the process start time from `/proc/<pid>/stat` |", f("vm_agent_start_to_ready_ms"))?;
-    writeln!(md, "| `node_ready_overhead_ms` | {} | ≤ 1,000 | median over {NODE_RUNS} nodes of `agent_ready_at − created_at − boot delay ({BOOT_DELAY_MS} ms)`: API create, provider call, cloud-init emulation, agent download from R2, start and registration |", f("node_ready_overhead_ms"))?;
+    writeln!(
+        md,
+        "| `worker_wasm_bytes` | {} | | size of the release `index_bg.wasm` (opt-level s, LTO, wasm-opt) |",
+        f("worker_wasm_bytes")
+    )?;
+    writeln!(
+        md,
+        "| `worker_wasm_gzip_bytes` | {} | ≤ 1,572,864 (1.5 MiB) | the same, gzip level 9 |",
+        f("worker_wasm_gzip_bytes")
+    )?;
+    writeln!(
+        md,
+        "| `api_health_p50_ms` | {} | | `GET /health` (all four binding checks) through `wrangler dev`, {HEALTH_REQUESTS} sequential requests on one keep-alive connection after 20 warm-up requests |",
+        f("api_health_p50_ms")
+    )?;
+    writeln!(
+        md,
+        "| `api_health_p99_ms` | {} | | the same requests, 99th percentile |",
+        f("api_health_p99_ms")
+    )?;
+    writeln!(
+        md,
+        "| `vm_agent_idle_rss_kib` | {} | ≤ 15,360 (15 MiB) | median over {node_runs} release vm-agents booted by devcloud: `VmRSS` 3 s after registering, idle between heartbeats |",
+        f("vm_agent_idle_rss_kib")
+    )?;
+    writeln!(
+        md,
+        "| `vm_agent_start_to_ready_ms` | {} | | median over {node_runs} nodes: the Worker's `agent_ready_at` minus the process start time from `/proc/<pid>/stat` |",
+        f("vm_agent_start_to_ready_ms")
+    )?;
+    writeln!(
+        md,
+        "| `node_ready_overhead_ms` | {} | ≤ 1,000 | median over {NODE_RUNS} nodes of `agent_ready_at − created_at − boot delay ({BOOT_DELAY_MS} ms)`: API create, provider call, cloud-init emulation, agent download from R2, start and registration |",
+        f("node_ready_overhead_ms")
+    )?;
     std::fs::write(docs.join("benchmarks.md"), md)?;
     Ok(())
 }

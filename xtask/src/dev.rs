@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::mpsc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::platform::{Options, Platform};
 use crate::process::run;
@@ -24,27 +23,42 @@ pub fn run_dev(port: u16) -> Result<()> {
     println!();
     println!("SAM is running locally.");
     println!("  Web app:  {}", platform.app_url());
-    println!("  API:      {}  (try {}/health)", platform.api_url(), platform.api_url());
-    println!("  Cloud:    {}  (local Hetzner stand-in)", platform.devcloud_url);
+    println!(
+        "  API:      {}  (try {}/health)",
+        platform.api_url(),
+        platform.api_url()
+    );
+    println!(
+        "  Cloud:    {}  (local Hetzner stand-in)",
+        platform.devcloud_url
+    );
     println!("  State:    {}", platform.state_dir.display());
     println!("Press Ctrl-C to stop every process started here.");
-    let (tx, rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = tx.send(());
-    })
-    .context("install the Ctrl-C handler")?;
-    let _ = rx.recv();
-    println!("stopping…");
-    platform.stop();
-    Ok(())
+    // The signal handler (installed in main) stops the platform's process
+    // groups and exits; until then, watch that both services stay up.
+    let mut platform = platform;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if !platform.alive() {
+            platform.stop();
+            anyhow::bail!("a platform process exited; logs are in .sam/dev/logs");
+        }
+    }
 }
 
 /// Builds the Worker (wasm) and the native binaries the platform runs.
 pub fn build_all(tools: &setup::Tools, release: bool) -> Result<()> {
     worker::build(tools, release)?;
     let mut cmd = Command::new("cargo");
-    cmd.args(["build", "--quiet", "-p", "sam-vm-agent", "-p", "sam-devcloud"])
-        .current_dir(&tools.root);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "sam-vm-agent",
+        "-p",
+        "sam-devcloud",
+    ])
+    .current_dir(&tools.root);
     if release {
         cmd.arg("--release");
     }

@@ -54,6 +54,9 @@ enum Command {
         /// Only run e2e tests whose name contains this.
         #[arg(long)]
         e2e_filter: Option<String>,
+        /// Skip everything but the end-to-end tier.
+        #[arg(long)]
+        e2e_only: bool,
     },
     /// Run the benchmarks and write docs/benchmarks.{md,json}.
     Bench,
@@ -74,6 +77,7 @@ pub fn repo_root() -> PathBuf {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    process::install_cleanup_on_signal()?;
     match cli.command {
         Command::Setup { test } => setup::run(test).map(|_| ()),
         Command::BuildWorker { release } => {
@@ -81,7 +85,11 @@ fn main() -> Result<()> {
             worker::build(&tools, release)
         }
         Command::Dev { port } => dev::run_dev(port),
-        Command::Test { no_lint, e2e_filter } => test::run(!no_lint, e2e_filter.as_deref()),
+        Command::Test {
+            no_lint,
+            e2e_filter,
+            e2e_only,
+        } => test::run(!no_lint && !e2e_only, !e2e_only, e2e_filter.as_deref()),
         Command::Bench => bench::run(),
         Command::Migrations { lock } => migrations(lock),
     }

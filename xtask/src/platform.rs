@@ -57,7 +57,10 @@ impl Platform {
             ("SAM_E2E_PORT".into(), self.port.to_string()),
             ("SAM_E2E_DEVCLOUD_URL".into(), self.devcloud_url.clone()),
             ("SAM_E2E_HETZNER_TOKEN".into(), self.hetzner_token.clone()),
-            ("SAM_E2E_STATE_DIR".into(), self.state_dir.display().to_string()),
+            (
+                "SAM_E2E_STATE_DIR".into(),
+                self.state_dir.display().to_string(),
+            ),
         ]
     }
 
@@ -84,7 +87,12 @@ impl Platform {
         let mut cmd = Command::new(target.join("devcloud"));
         cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir.join("devcloud"))
-            .args(["--token", &hetzner_token, "--boot-delay-ms", &opts.boot_delay_ms.to_string()]);
+            .args([
+                "--token",
+                &hetzner_token,
+                "--boot-delay-ms",
+                &opts.boot_delay_ms.to_string(),
+            ]);
         let (devcloud, line) = Service::spawn_until_line(
             "devcloud",
             cmd,
@@ -124,7 +132,14 @@ impl Platform {
             "wrangler r2 object put (vm-agent)",
             tools
                 .wrangler()
-                .args(["r2", "object", "put", "sam/vm-agent/x86_64/vm-agent", "--local", "--config"])
+                .args([
+                    "r2",
+                    "object",
+                    "put",
+                    "sam/vm-agent/x86_64/vm-agent",
+                    "--local",
+                    "--config",
+                ])
                 .arg(&config)
                 .arg("--persist-to")
                 .arg(&persist)
@@ -141,7 +156,11 @@ impl Platform {
             .args(["--inspector-port", &free_port()?.to_string()])
             .arg("--persist-to")
             .arg(&persist)
-            .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "warn",
+            ])
             .env("CI", "true");
         let wrangler = Service::spawn("wrangler", cmd, &logs.join("wrangler.log"))?;
         let mut platform = Self {
@@ -183,12 +202,18 @@ fn write_wrangler_config(
     config.remove("build");
     config.insert(
         "main".into(),
-        root.join("worker-api/build/index.js").display().to_string().into(),
+        root.join("worker-api/build/index.js")
+            .display()
+            .to_string()
+            .into(),
     );
     if let Some(toml::Value::Array(dbs)) = config.get_mut("d1_databases") {
         for db in dbs {
             if let Some(t) = db.as_table_mut() {
-                t.insert("migrations_dir".into(), root.join("migrations").display().to_string().into());
+                t.insert(
+                    "migrations_dir".into(),
+                    root.join("migrations").display().to_string().into(),
+                );
             }
         }
     }

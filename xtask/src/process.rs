@@ -17,6 +17,40 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+/// Process groups we started and have not stopped yet, so a signal handler
+/// can stop them when the user presses Ctrl-C or CI times out.
+static LIVE_GROUPS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn register(pid: u32) {
+    if let (Ok(pid), Ok(mut groups)) = (i32::try_from(pid), LIVE_GROUPS.lock()) {
+        groups.push(pid);
+    }
+}
+
+fn unregister(pid: u32) {
+    if let (Ok(pid), Ok(mut groups)) = (i32::try_from(pid), LIVE_GROUPS.lock()) {
+        groups.retain(|g| *g != pid);
+    }
+}
+
+/// On SIGINT/SIGTERM: kill every process group still registered, then exit.
+pub fn install_cleanup_on_signal() -> Result<()> {
+    ctrlc::set_handler(|| {
+        eprintln!("stopping every process started here…");
+        if let Ok(groups) = LIVE_GROUPS.lock() {
+            for g in groups.iter() {
+                let _ = killpg(Pid::from_raw(*g), Signal::SIGTERM);
+            }
+            thread::sleep(Duration::from_secs(2));
+            for g in groups.iter() {
+                let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+            }
+        }
+        std::process::exit(130);
+    })
+    .context("install the signal handler")
+}
+
 /// A running child process group.
 pub struct Service {
     pub name: String,
@@ -37,6 +71,7 @@ impl Service {
             .stderr(err)
             .process_group(0);
         let child = cmd.spawn().with_context(|| format!("start {name}"))?;
+        register(child.id());
         Ok(Self {
             name: name.to_owned(),
             child,
@@ -52,12 +87,16 @@ impl Service {
         marker: &str,
         timeout: Duration,
     ) -> Result<(Self, String)> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(out.try_clone()?)
             .process_group(0);
         let mut child = cmd.spawn().with_context(|| format!("start {name}"))?;
+        register(child.id());
         let stdout = child.stdout.take().context("child stdout")?;
         let (tx, rx) = mpsc::channel();
         let marker = marker.to_owned();
@@ -112,6 +151,7 @@ impl Service {
         // Grandchildren (workerd, vm-agents) may outlive their parent.
         let _ = killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
+        unregister(self.child.id());
     }
 }
 

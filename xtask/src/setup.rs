@@ -61,11 +61,21 @@ pub fn run(for_tests: bool) -> Result<Tools> {
     let root = repo_root();
     let (wasm_env, wasm_path_prefix) = ensure_wasm_target()?;
     let wasm_bindgen_version = locked_version(&root, "wasm-bindgen")?;
-    let wasm_bindgen = ensure_cargo_tool("wasm-bindgen-cli", &wasm_bindgen_version, "wasm-bindgen", false)?;
-    let worker_build = ensure_cargo_tool("worker-build", WORKER_BUILD_VERSION, "worker-build", true)?;
+    let wasm_bindgen = ensure_cargo_tool(
+        "wasm-bindgen-cli",
+        &wasm_bindgen_version,
+        "wasm-bindgen",
+        false,
+    )?;
+    let worker_build =
+        ensure_cargo_tool("worker-build", WORKER_BUILD_VERSION, "worker-build", true)?;
     ensure_npm_packages(&root)?;
     if for_tests {
-        ensure_debian_packages(&[("cloud-init", "cloud-init"), ("chromium", "chromium"), ("chromedriver", "chromium-driver")])?;
+        ensure_debian_packages(&[
+            ("cloud-init", "cloud-init"),
+            ("chromium", "chromium"),
+            ("chromedriver", "chromium-driver"),
+        ])?;
     }
     let modules = root.join("node_modules");
     Ok(Tools {
@@ -83,7 +93,12 @@ pub fn run(for_tests: bool) -> Result<Tools> {
 
 fn has_wasm_std() -> bool {
     let out = Command::new("rustc")
-        .args(["--target", "wasm32-unknown-unknown", "--print", "target-libdir"])
+        .args([
+            "--target",
+            "wasm32-unknown-unknown",
+            "--print",
+            "target-libdir",
+        ])
         .output();
     let Ok(out) = out else { return false };
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -106,7 +121,9 @@ fn ensure_wasm_target() -> Result<(Vec<(String, String)>, Option<PathBuf>)> {
     if rustup.is_ok_and(|s| s.success()) && has_wasm_std() {
         return Ok((Vec::new(), None));
     }
-    println!("setup: rustup could not add the target; using Debian's Rust and building std from source");
+    println!(
+        "setup: rustup could not add the target; using Debian's Rust and building std from source"
+    );
     ensure_debian_packages(&[
         ("/usr/bin/rustc", "rustc-web"),
         ("/usr/bin/cargo", "cargo-web"),
@@ -127,7 +144,10 @@ fn ensure_wasm_target() -> Result<(Vec<(String, String)>, Option<PathBuf>)> {
     let env = vec![
         ("RUSTC".to_owned(), "/usr/bin/rustc".to_owned()),
         ("RUSTC_BOOTSTRAP".to_owned(), "1".to_owned()),
-        ("CARGO_UNSTABLE_BUILD_STD".to_owned(), "std,panic_abort".to_owned()),
+        (
+            "CARGO_UNSTABLE_BUILD_STD".to_owned(),
+            "std,panic_abort".to_owned(),
+        ),
     ];
     Ok((env, Some(shim)))
 }
@@ -210,7 +230,10 @@ fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
         bail!("missing Debian packages {missing:?}; install them with apt-get (needs root)");
     }
     println!("setup: installing Debian packages {missing:?}");
-    run_cmd("apt-get update", Command::new("apt-get").args(["update", "-qq"]))?;
+    run_cmd(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-qq"]),
+    )?;
     run_cmd(
         "apt-get install",
         Command::new("apt-get")

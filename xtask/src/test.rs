@@ -75,7 +75,7 @@ fn parse_test_line(line: &str) -> Option<(&str, &str)> {
     matches!(result, "ok" | "FAILED").then_some((name, result))
 }
 
-pub fn run(lint: bool, e2e_filter: Option<&str>) -> Result<()> {
+pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
     let tools = setup::run(true)?;
     let mut tally = Tally::default();
     let root = tools.root.clone();
@@ -100,28 +100,9 @@ pub fn run(lint: bool, e2e_filter: Option<&str>) -> Result<()> {
         }
         tally.check("clippy_wasm32", wasm.args(["--", "-D", "warnings"]));
     }
-    let gate = sam_migrations::check_tree(&root);
-    let gate_ok = match &gate {
-        Ok(report) if report.is_clean() => true,
-        Ok(report) => {
-            println!("{report}");
-            false
-        }
-        Err(e) => {
-            println!("{e}");
-            false
-        }
-    };
-    println!("check migration_gate ... {}", if gate_ok { "ok" } else { "FAILED" });
-    tally.record("migration_gate", gate_ok);
-
-    let mut unit = cargo();
-    unit.args(["test", "--workspace", "--exclude", "sam-e2e"]);
-    for krate in WASM_CRATES {
-        unit.args(["--exclude", krate]);
+    if unit {
+        unit_tier(&root, &mut tally);
     }
-    tally.cargo_test("unit tests", &mut unit);
-
     match build_all(&tools, false) {
         Ok(()) => e2e(&tools, e2e_filter, &mut tally),
         Err(e) => {
@@ -143,6 +124,35 @@ pub fn run(lint: bool, e2e_filter: Option<&str>) -> Result<()> {
     } else {
         std::process::exit(1)
     }
+}
+
+/// The migration gate and every crate's unit and integration tests.
+fn unit_tier(root: &std::path::Path, tally: &mut Tally) {
+    let gate = sam_migrations::check_tree(root);
+    let gate_ok = match &gate {
+        Ok(report) if report.is_clean() => true,
+        Ok(report) => {
+            println!("{report}");
+            false
+        }
+        Err(e) => {
+            println!("{e}");
+            false
+        }
+    };
+    println!(
+        "check migration_gate ... {}",
+        if gate_ok { "ok" } else { "FAILED" }
+    );
+    tally.record("migration_gate", gate_ok);
+
+    let mut unit = Command::new("cargo");
+    unit.current_dir(root)
+        .args(["test", "--workspace", "--exclude", "sam-e2e"]);
+    for krate in WASM_CRATES {
+        unit.args(["--exclude", krate]);
+    }
+    tally.cargo_test("unit tests", &mut unit);
 }
 
 /// `cargo` with the environment wasm builds need (the Debian fallback).
@@ -184,7 +194,11 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
             return;
         }
     };
-    println!("platform up at {} (state {})", platform.api_url(), state.display());
+    println!(
+        "platform up at {} (state {})",
+        platform.api_url(),
+        state.display()
+    );
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&tools.root)
         .args(["test", "-p", "sam-e2e", "--", "--test-threads=3"])

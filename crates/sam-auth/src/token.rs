@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_compact::PublicKey;
 use jwt_compact::alg::Ed25519;
-use jwt_compact::{AlgorithmExt as _, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
+use jwt_compact::{
+    AlgorithmExt as _, Claims, Header, TimeOptions, UntrustedToken, ValidationError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{JwkSet, SigningKey};

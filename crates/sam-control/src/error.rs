@@ -19,9 +19,15 @@ pub enum ControlError {
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     #[error("the provider refused to create node {node_id}: {error}")]
-    ProviderCreate { node_id: String, error: ProviderError },
+    ProviderCreate {
+        node_id: String,
+        error: ProviderError,
+    },
     #[error("the provider failed to delete node {node_id}'s server: {error}")]
-    ProviderDelete { node_id: String, error: ProviderError },
+    ProviderDelete {
+        node_id: String,
+        error: ProviderError,
+    },
     #[error("could not render the node's cloud-init: {0}")]
     CloudInit(#[from] CloudInitError),
 }

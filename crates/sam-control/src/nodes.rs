@@ -144,7 +144,12 @@ pub async fn create_node(
             };
             nodes.record_provider_server(&record.id, &update).await?;
             let _ = boot_log
-                .record(&record.id, now, BootPhase::ProviderCreated, Some(&format!("server {}", server.id)))
+                .record(
+                    &record.id,
+                    now,
+                    BootPhase::ProviderCreated,
+                    Some(&format!("server {}", server.id)),
+                )
                 .await;
             record.provider_server_id = Some(server.id);
             record.ip_address = server.ipv4;
@@ -168,7 +173,13 @@ async fn fail_creation<D: SqlDatabase>(
     reason: &str,
 ) -> Result<(), ControlError> {
     nodes
-        .transition(id, NodeStatus::Creating, NodeStatus::Error, now, Some(reason))
+        .transition(
+            id,
+            NodeStatus::Creating,
+            NodeStatus::Error,
+            now,
+            Some(reason),
+        )
         .await?;
     let _ = boot_log
         .record(id, now, BootPhase::ProviderFailed, Some(reason))
@@ -190,12 +201,22 @@ pub async fn record_ready(
     let version = clip(agent_version, 64);
     if !nodes.mark_ready(node_id, &version, now).await? {
         // Lost a race with a delete: report the status that won.
-        let now_status = nodes.get(node_id).await?.map_or(NodeStatus::Deleted, |n| n.status());
-        return Err(transition(now_status, &NodeEvent::AgentReady).err().map_or(ControlError::NotFound, Into::into));
+        let now_status = nodes
+            .get(node_id)
+            .await?
+            .map_or(NodeStatus::Deleted, |n| n.status());
+        return Err(transition(now_status, &NodeEvent::AgentReady)
+            .err()
+            .map_or(ControlError::NotFound, Into::into));
     }
     if node.status() == NodeStatus::Creating {
         let _ = boot_log
-            .record(node_id, now, BootPhase::AgentReady, Some(&format!("vm-agent {version}")))
+            .record(
+                node_id,
+                now,
+                BootPhase::AgentReady,
+                Some(&format!("vm-agent {version}")),
+            )
             .await;
     }
     Ok(())
@@ -216,10 +237,12 @@ pub async fn record_heartbeat(
         .record_heartbeat(node_id, &clip(&beat.agent_version, 64), &metrics, now)
         .await?
     {
-        return Err(ControlError::Transition(sam_domain::node::TransitionError {
-            from: NodeStatus::Deleting,
-            event: NodeEvent::Heartbeat,
-        }));
+        return Err(ControlError::Transition(
+            sam_domain::node::TransitionError {
+                from: NodeStatus::Deleting,
+                event: NodeEvent::Heartbeat,
+            },
+        ));
     }
     Ok(())
 }
@@ -237,19 +260,26 @@ pub async fn delete_node(
     now: i64,
 ) -> Result<NodeRecord, ControlError> {
     let nodes = NodeRepository::new(db);
-    let node = nodes.get_owned(user_id, node_id).await?.ok_or(ControlError::NotFound)?;
+    let node = nodes
+        .get_owned(user_id, node_id)
+        .await?
+        .ok_or(ControlError::NotFound)?;
     if node.status() == NodeStatus::Deleted {
         return Ok(node);
     }
     let from = node.status();
     let next = transition(from, &NodeEvent::DeleteRequested)?;
     if from != next && !nodes.transition(node_id, from, next, now, None).await? {
-        return Err(ControlError::Transition(sam_domain::node::TransitionError {
-            from,
-            event: NodeEvent::DeleteRequested,
-        }));
+        return Err(ControlError::Transition(
+            sam_domain::node::TransitionError {
+                from,
+                event: NodeEvent::DeleteRequested,
+            },
+        ));
     }
-    let _ = boot_log.record(node_id, now, BootPhase::DeleteRequested, None).await;
+    let _ = boot_log
+        .record(node_id, now, BootPhase::DeleteRequested, None)
+        .await;
     if let Some(server_id) = &node.provider_server_id {
         match provider.delete_server(server_id).await {
             Ok(DeleteOutcome::Deleted | DeleteOutcome::AlreadyGone) => {}
@@ -262,9 +292,17 @@ pub async fn delete_node(
         }
     }
     nodes
-        .transition(node_id, NodeStatus::Deleting, NodeStatus::Deleted, now, None)
+        .transition(
+            node_id,
+            NodeStatus::Deleting,
+            NodeStatus::Deleted,
+            now,
+            None,
+        )
         .await?;
-    let _ = boot_log.record(node_id, now, BootPhase::Deleted, None).await;
+    let _ = boot_log
+        .record(node_id, now, BootPhase::Deleted, None)
+        .await;
     nodes.get(node_id).await?.ok_or(ControlError::NotFound)
 }
 

@@ -128,7 +128,9 @@ pub enum SpecError {
         location: String,
         supported: String,
     },
-    #[error("node name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")]
+    #[error(
+        "node name must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+    )]
     InvalidName,
 }
 
@@ -165,13 +167,15 @@ pub fn validate_node_spec(
     let offered = locations(provider);
     let location = match location {
         None => offered[0],
-        Some(wanted) => offered.iter().copied().find(|l| *l == wanted).ok_or_else(|| {
-            SpecError::UnknownLocation {
+        Some(wanted) => offered
+            .iter()
+            .copied()
+            .find(|l| *l == wanted)
+            .ok_or_else(|| SpecError::UnknownLocation {
                 provider: provider.as_str(),
                 location: clip(wanted),
                 supported: offered.join(", "),
-            }
-        })?,
+            })?,
     };
     Ok(NodeSpec {
         provider,
@@ -190,7 +194,11 @@ pub fn validate_node_name(name: &str) -> Result<(), SpecError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok { Ok(()) } else { Err(SpecError::InvalidName) }
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::InvalidName)
+    }
 }
 
 /// Echoed user input is clipped so an error message cannot be used to reflect megabytes.
@@ -229,7 +237,9 @@ mod tests {
     #[test]
     fn error_messages_clip_echoed_input() {
         let long = "x".repeat(10_000);
-        let message = validate_node_spec(&long, "small", None).unwrap_err().to_string();
+        let message = validate_node_spec(&long, "small", None)
+            .unwrap_err()
+            .to_string();
         assert!(message.len() < 200, "{message}");
     }
 

@@ -68,7 +68,10 @@ mod tests {
         assert_eq!(classify("api.localhost:8787", "localhost"), HostKind::Api);
         assert_eq!(classify("APP.example.com", "example.com"), HostKind::App);
         assert_eq!(
-            classify(&format!("ws-{}.example.com", ID.to_lowercase()), "example.com"),
+            classify(
+                &format!("ws-{}.example.com", ID.to_lowercase()),
+                "example.com"
+            ),
             HostKind::Workspace { id: ID.to_owned() }
         );
         assert_eq!(

@@ -76,7 +76,13 @@ mod tests {
         let id = NodeId::generate(1_700_000_000_000, 7);
         let lower = id.as_str().to_lowercase();
         assert_eq!(NodeId::parse(&lower).unwrap(), id);
-        for bad in ["", "short", "../../etc/passwd", "01ARZ3NDEKTSV4RRFFQ69G5FA!", "ÄÄÄÄÄÄÄÄÄÄÄÄÄ"] {
+        for bad in [
+            "",
+            "short",
+            "../../etc/passwd",
+            "01ARZ3NDEKTSV4RRFFQ69G5FA!",
+            "ÄÄÄÄÄÄÄÄÄÄÄÄÄ",
+        ] {
             assert_eq!(NodeId::parse(bad), Err(InvalidId), "{bad}");
         }
     }

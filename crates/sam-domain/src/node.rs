@@ -138,7 +138,11 @@ pub enum NodeHealth {
 }
 
 /// Health of a node whose last heartbeat was at `last_heartbeat`.
-pub fn health(last_heartbeat: Option<UnixMillis>, now: UnixMillis, stale_after_ms: i64) -> NodeHealth {
+pub fn health(
+    last_heartbeat: Option<UnixMillis>,
+    now: UnixMillis,
+    stale_after_ms: i64,
+) -> NodeHealth {
     match last_heartbeat {
         None => NodeHealth::Unknown,
         Some(at) if now.saturating_sub(at) > stale_after_ms => NodeHealth::Stale,

@@ -93,7 +93,11 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
     }
 
     /// A node owned by `user_id`; another user's node is indistinguishable from a missing one.
-    pub async fn get_owned(&self, user_id: &str, id: &str) -> Result<Option<NodeRecord>, StoreError> {
+    pub async fn get_owned(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> Result<Option<NodeRecord>, StoreError> {
         self.one(
             &format!("SELECT {COLUMNS} FROM nodes WHERE id = ? AND user_id = ?"),
             &[id.into(), user_id.into()],
@@ -103,8 +107,11 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
 
     /// A node by id alone, for callbacks whose token already proves the node.
     pub async fn get(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
-        self.one(&format!("SELECT {COLUMNS} FROM nodes WHERE id = ?"), &[id.into()])
-            .await
+        self.one(
+            &format!("SELECT {COLUMNS} FROM nodes WHERE id = ?"),
+            &[id.into()],
+        )
+        .await
     }
 
     /// A user's nodes, newest first, deleted ones included (they show their history).
@@ -127,7 +134,11 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         now: i64,
         error_message: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let deleted_at = if to == NodeStatus::Deleted { SqlValue::Integer(now) } else { SqlValue::Null };
+        let deleted_at = if to == NodeStatus::Deleted {
+            SqlValue::Integer(now)
+        } else {
+            SqlValue::Null
+        };
         let changed = self
             .db
             .execute(
@@ -148,7 +159,11 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
     }
 
     /// Records the provider's server id and address for a node still being created.
-    pub async fn record_provider_server(&self, id: &str, server: &ProviderServerUpdate) -> Result<bool, StoreError> {
+    pub async fn record_provider_server(
+        &self,
+        id: &str,
+        server: &ProviderServerUpdate,
+    ) -> Result<bool, StoreError> {
         let changed = self
             .db
             .execute(

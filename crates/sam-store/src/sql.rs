@@ -58,7 +58,8 @@ pub trait SqlDatabase {
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(row: Row) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::Object(row)).map_err(|e| StoreError::Decode(e.to_string()))
+    serde_json::from_value(serde_json::Value::Object(row))
+        .map_err(|e| StoreError::Decode(e.to_string()))
 }
 
 pub(crate) async fn query_as<T: DeserializeOwned>(
@@ -66,5 +67,9 @@ pub(crate) async fn query_as<T: DeserializeOwned>(
     sql: &str,
     params: &[SqlValue],
 ) -> Result<Vec<T>, StoreError> {
-    db.query(sql, params).await?.into_iter().map(decode).collect()
+    db.query(sql, params)
+        .await?
+        .into_iter()
+        .map(decode)
+        .collect()
 }

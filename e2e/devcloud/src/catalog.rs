@@ -225,9 +225,9 @@ pub(crate) fn location_by_datacenter(key: &str) -> Option<&'static Location> {
 
 /// Finds an image by name or by the ID of either architecture's build.
 pub(crate) fn image(key: &str) -> Option<&'static Image> {
-    IMAGES.iter().find(|i| {
-        i.name == key || i.id.to_string() == key || (i.id + 1).to_string() == key
-    })
+    IMAGES
+        .iter()
+        .find(|i| i.name == key || i.id.to_string() == key || (i.id + 1).to_string() == key)
 }
 
 fn price(e4: u64) -> String {
@@ -367,7 +367,10 @@ mod tests {
         assert_eq!(location("hel1").unwrap().id, 3);
         assert_eq!(location_by_datacenter("nbg1-dc3").unwrap().name, "nbg1");
         let img = image("ubuntu-24.04").unwrap();
-        assert_eq!(image(&(img.id + 1).to_string()).unwrap().name, "ubuntu-24.04");
+        assert_eq!(
+            image(&(img.id + 1).to_string()).unwrap().name,
+            "ubuntu-24.04"
+        );
     }
 
     #[test]

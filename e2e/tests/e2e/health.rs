@@ -31,26 +31,33 @@ async fn j00_health_reports_every_binding() {
 
     // The same Worker with its R2 binding removed must say so with a 503.
     let broken = BrokenWorker::start(&p, "r2_buckets");
-    let client = p.client();
-    let url = format!("http://127.0.0.1:{}/health", broken.port);
-    let host = format!("api.localhost:{}", broken.port);
-    let (status, report) = eventually("the broken worker to answer", Duration::from_secs(60), || {
-        let client = client.clone();
-        let url = url.clone();
-        let host = host.clone();
-        async move {
-            let Ok(resp) = client.get(&url).header("host", &host).send().await else {
-                return Ok(None);
-            };
-            let status = resp.status().as_u16();
-            Ok(Some((status, resp.json::<HealthReport>().await?)))
-        }
-    })
+    let client = sam_e2e::client_for_port(broken.port);
+    let url = format!("http://api.localhost:{}/health", broken.port);
+    let (status, report) = eventually(
+        "the broken worker to answer",
+        Duration::from_secs(60),
+        || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                let Ok(resp) = client.get(&url).send().await else {
+                    return Ok(None);
+                };
+                let status = resp.status().as_u16();
+                Ok(Some((status, resp.json::<HealthReport>().await?)))
+            }
+        },
+    )
     .await
     .unwrap();
     assert_eq!(status, 503);
     assert_eq!(report.status, "degraded");
-    let failing: Vec<&str> = report.checks.iter().filter(|c| !c.ok).map(|c| c.binding.as_str()).collect();
+    let failing: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.binding.as_str())
+        .collect();
     assert_eq!(failing, ["R2"]);
     let r2 = report.checks.iter().find(|c| c.binding == "R2").unwrap();
     assert!(r2.error.as_deref().is_some_and(|e| !e.is_empty()));
@@ -121,8 +128,16 @@ impl BrokenWorker {
         table.remove(remove_section);
         std::fs::write(dir.join("wrangler.toml"), toml::to_string(&table).unwrap()).unwrap();
         std::fs::copy(p.state_dir.join(".dev.vars"), dir.join(".dev.vars")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let inspector = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let inspector = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let node = std::env::var("SAM_E2E_NODE").expect("SAM_E2E_NODE");
         let wrangler = std::env::var("SAM_E2E_WRANGLER_JS").expect("SAM_E2E_WRANGLER_JS");
         let log = std::fs::File::create(dir.join("wrangler.log")).unwrap();
@@ -130,10 +145,21 @@ impl BrokenWorker {
             .arg(wrangler)
             .args(["dev", "--config"])
             .arg(dir.join("wrangler.toml"))
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
+            .args([
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--inspector-port",
+                &inspector.to_string(),
+            ])
             .arg("--persist-to")
             .arg(dir.join("state"))
-            .args(["--show-interactive-dev-session=false", "--log-level", "warn"])
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "warn",
+            ])
             .env("CI", "true")
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
@@ -143,7 +169,11 @@ impl BrokenWorker {
             .process_group(0)
             .spawn()
             .unwrap();
-        Self { port, child, _dir: PathGuard(dir) }
+        Self {
+            port,
+            child,
+            _dir: PathGuard(dir),
+        }
     }
 }
 
@@ -151,7 +181,9 @@ impl Drop for BrokenWorker {
     fn drop(&mut self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // Kill the whole group: wrangler leaves workerd behind otherwise.
-            let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
         }
         let _ = self.child.wait();
     }

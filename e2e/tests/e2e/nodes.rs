@@ -44,25 +44,44 @@ async fn j15_node_create_boot_register_delete() {
     assert_eq!(resp.status(), 201);
     let created: NodeView = resp.json().await.unwrap();
     assert_eq!(created.status, "creating");
-    assert_eq!((created.server_type.as_str(), created.location.as_str()), ("cx23", "nbg1"));
-    let server_id = created.provider_server_id.clone().expect("provider server id recorded");
+    assert_eq!(
+        (created.server_type.as_str(), created.location.as_str()),
+        ("cx23", "nbg1")
+    );
+    let server_id = created
+        .provider_server_id
+        .clone()
+        .expect("provider server id recorded");
     let ip = created.ip_address.clone().expect("server address recorded");
 
     // The provider has a server labelled as ours.
-    let server = p.devcloud_server(&server_id).await.unwrap().expect("server exists");
+    let server = p
+        .devcloud_server(&server_id)
+        .await
+        .unwrap()
+        .expect("server exists");
     assert_eq!(server["labels"]["sam-managed"], "true");
     assert_eq!(server["labels"]["sam-node"], created.id.as_str());
 
     // Boot → register → heartbeats.
-    let running = eventually("the node to be running with a heartbeat", Duration::from_secs(60), || async {
-        let n = get_node(&client, &p, &created.id).await?;
-        Ok((n.status == "running" && n.metrics.is_some()).then_some(n))
-    })
+    let running = eventually(
+        "the node to be running with a heartbeat",
+        Duration::from_secs(60),
+        || async {
+            let n = get_node(&client, &p, &created.id).await?;
+            Ok((n.status == "running" && n.metrics.is_some()).then_some(n))
+        },
+    )
     .await
     .unwrap();
     assert_eq!(running.health, "healthy");
     assert!(running.agent_ready_at.is_some());
-    assert!(running.agent_version.as_deref().is_some_and(|v| !v.is_empty()));
+    assert!(
+        running
+            .agent_version
+            .as_deref()
+            .is_some_and(|v| !v.is_empty())
+    );
     let metrics = running.metrics.clone().unwrap();
     assert!(metrics.memory_total_kib > 0 && metrics.disk_total_bytes > 0);
     let first_beat = running.last_heartbeat_at.unwrap();
@@ -72,7 +91,9 @@ async fn j15_node_create_boot_register_delete() {
     })
     .await
     .unwrap();
-    let health = agent_health(&ip).await.expect("the vm-agent answers on the node's address");
+    let health = agent_health(&ip)
+        .await
+        .expect("the vm-agent answers on the node's address");
     assert_eq!(health["node_id"], created.id.as_str());
 
     // The boot log has each phase, in order.
@@ -84,36 +105,70 @@ async fn j15_node_create_boot_register_delete() {
         .json()
         .await
         .unwrap();
-    let phases: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["phase"].as_str().unwrap()).collect();
+    let phases: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
     assert_eq!(phases, ["requested", "provider_created", "agent_ready"]);
 
     // Another user cannot see or delete it.
     let stranger = p.signed_in("j15-stranger").await.unwrap();
     for resp in [
-        stranger.get(p.api(&format!("/api/nodes/{}", created.id))).send().await.unwrap(),
-        stranger.delete(p.api(&format!("/api/nodes/{}", created.id))).send().await.unwrap(),
-        stranger.get(p.api(&format!("/api/nodes/{}/events", created.id))).send().await.unwrap(),
+        stranger
+            .get(p.api(&format!("/api/nodes/{}", created.id)))
+            .send()
+            .await
+            .unwrap(),
+        stranger
+            .delete(p.api(&format!("/api/nodes/{}", created.id)))
+            .send()
+            .await
+            .unwrap(),
+        stranger
+            .get(p.api(&format!("/api/nodes/{}/events", created.id)))
+            .send()
+            .await
+            .unwrap(),
     ] {
         assert_eq!(resp.status(), 404);
     }
-    let theirs: NodeList = stranger.get(p.api("/api/nodes")).send().await.unwrap().json().await.unwrap();
+    let theirs: NodeList = stranger
+        .get(p.api("/api/nodes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(theirs.nodes.is_empty());
 
     // Delete: the server and its process are gone.
-    let resp = client.delete(p.api(&format!("/api/nodes/{}", created.id))).send().await.unwrap();
+    let resp = client
+        .delete(p.api(&format!("/api/nodes/{}", created.id)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let deleted: NodeView = resp.json().await.unwrap();
     assert_eq!(deleted.status, "deleted");
     assert!(deleted.deleted_at.is_some());
     assert!(p.devcloud_server(&server_id).await.unwrap().is_none());
-    eventually("the vm-agent process to be gone", Duration::from_secs(10), || async {
-        Ok(agent_health(&ip).await.is_none().then_some(()))
-    })
+    eventually(
+        "the vm-agent process to be gone",
+        Duration::from_secs(10),
+        || async { Ok(agent_health(&ip).await.is_none().then_some(())) },
+    )
     .await
     .unwrap();
 
     // Deleting again is harmless.
-    let again = client.delete(p.api(&format!("/api/nodes/{}", created.id))).send().await.unwrap();
+    let again = client
+        .delete(p.api(&format!("/api/nodes/{}", created.id)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 200);
     let again: NodeView = again.json().await.unwrap();
     assert_eq!(again.status, "deleted");
@@ -149,11 +204,31 @@ async fn create_node_rejects_bad_input_and_writes_nothing() {
     let p = Platform::from_env();
     let client = p.signed_in("bad-input").await.unwrap();
     let cases: [(&str, u16, &str); 8] = [
-        (r#"{"provider":"aws","size":"small"}"#, 400, "unknown_provider"),
-        (r#"{"provider":"hetzner","size":"huge"}"#, 400, "unknown_size"),
-        (r#"{"provider":"hetzner","size":"small","location":"mars1"}"#, 400, "unknown_location"),
-        (r#"{"provider":"hetzner","size":"small","name":"Bad Name!"}"#, 400, "invalid_name"),
-        (r#"{"provider":"hetzner","size":"small","extra":1}"#, 400, "invalid_json"),
+        (
+            r#"{"provider":"aws","size":"small"}"#,
+            400,
+            "unknown_provider",
+        ),
+        (
+            r#"{"provider":"hetzner","size":"huge"}"#,
+            400,
+            "unknown_size",
+        ),
+        (
+            r#"{"provider":"hetzner","size":"small","location":"mars1"}"#,
+            400,
+            "unknown_location",
+        ),
+        (
+            r#"{"provider":"hetzner","size":"small","name":"Bad Name!"}"#,
+            400,
+            "invalid_name",
+        ),
+        (
+            r#"{"provider":"hetzner","size":"small","extra":1}"#,
+            400,
+            "invalid_json",
+        ),
         (r#"{"provider":"hetzner""#, 400, "invalid_json"),
         ("[]", 400, "invalid_json"),
         (r#"{"size":"small"}"#, 400, "invalid_json"),
@@ -172,9 +247,17 @@ async fn create_node_rejects_bad_input_and_writes_nothing() {
         assert!(!err.message.is_empty());
     }
     // Not JSON at all, and too large.
-    let resp = client.post(p.api("/api/nodes")).body("provider=hetzner").send().await.unwrap();
+    let resp = client
+        .post(p.api("/api/nodes"))
+        .body("provider=hetzner")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 415);
-    let huge = format!(r#"{{"provider":"hetzner","size":"small","name":"{}"}}"#, "a".repeat(100_000));
+    let huge = format!(
+        r#"{{"provider":"hetzner","size":"small","name":"{}"}}"#,
+        "a".repeat(100_000)
+    );
     let resp = client
         .post(p.api("/api/nodes"))
         .header("content-type", "application/json")
@@ -183,12 +266,24 @@ async fn create_node_rejects_bad_input_and_writes_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
-    let list: NodeList = client.get(p.api("/api/nodes")).send().await.unwrap().json().await.unwrap();
+    let list: NodeList = client
+        .get(p.api("/api/nodes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(list.nodes.is_empty(), "no node was written: {list:?}");
 
     // Without a session nothing is reachable.
     let anonymous = p.client();
-    let resp = anonymous.post(p.api("/api/nodes")).json(&json!({"provider":"hetzner","size":"small"})).send().await.unwrap();
+    let resp = anonymous
+        .post(p.api("/api/nodes"))
+        .json(&json!({"provider":"hetzner","size":"small"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     let resp = anonymous.get(p.api("/api/nodes")).send().await.unwrap();
     assert_eq!(resp.status(), 401);

@@ -10,7 +10,15 @@ const NODE_A: &str = "01J00000000000000000000AAA";
 const NODE_B: &str = "01J00000000000000000000BBB";
 
 fn token(key: &SigningKey, issuer: &str, audience: Audience, node: &str, issued_at: i64) -> String {
-    key.issue(issuer, &Grant { audience, node_id: node.to_owned(), ttl_secs: 600 }, issued_at)
+    key.issue(
+        issuer,
+        &Grant {
+            audience,
+            node_id: node.to_owned(),
+            ttl_secs: 600,
+        },
+        issued_at,
+    )
 }
 
 #[tokio::test]
@@ -21,20 +29,70 @@ async fn callback_tokens_are_verified() {
     let now = now_ms();
     let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
         ("missing", None, 401, "token_missing"),
-        ("garbage", Some("not.a.token".into()), 401, "token_malformed"),
-        ("forged", Some(token(&SigningKey::from_seed([7; 32]), &issuer, Audience::NodeCallback, NODE_A, now)), 401, "token_unknown_key"),
-        ("expired", Some(token(&key, &issuer, Audience::NodeCallback, NODE_A, now - 3_600_000)), 401, "token_expired"),
-        ("wrong audience", Some(token(&key, &issuer, Audience::NodeManagement, NODE_A, now)), 401, "token_wrong_audience"),
-        ("wrong issuer", Some(token(&key, "https://api.elsewhere", Audience::NodeCallback, NODE_A, now)), 401, "token_wrong_issuer"),
-        ("other node", Some(token(&key, &issuer, Audience::NodeCallback, NODE_B, now)), 403, "token_scope_mismatch"),
+        (
+            "garbage",
+            Some("not.a.token".into()),
+            401,
+            "token_malformed",
+        ),
+        (
+            "forged",
+            Some(token(
+                &SigningKey::from_seed([7; 32]),
+                &issuer,
+                Audience::NodeCallback,
+                NODE_A,
+                now,
+            )),
+            401,
+            "token_unknown_key",
+        ),
+        (
+            "expired",
+            Some(token(
+                &key,
+                &issuer,
+                Audience::NodeCallback,
+                NODE_A,
+                now - 3_600_000,
+            )),
+            401,
+            "token_expired",
+        ),
+        (
+            "wrong audience",
+            Some(token(&key, &issuer, Audience::NodeManagement, NODE_A, now)),
+            401,
+            "token_wrong_audience",
+        ),
+        (
+            "wrong issuer",
+            Some(token(
+                &key,
+                "https://api.elsewhere",
+                Audience::NodeCallback,
+                NODE_A,
+                now,
+            )),
+            401,
+            "token_wrong_issuer",
+        ),
+        (
+            "other node",
+            Some(token(&key, &issuer, Audience::NodeCallback, NODE_B, now)),
+            403,
+            "token_scope_mismatch",
+        ),
     ];
     let client = p.client();
     for (what, bearer, status, code) in cases {
         for path in ["ready", "heartbeat"] {
-            let mut req = client.post(p.api(&format!("/api/nodes/{NODE_A}/{path}"))).json(&json!({
-                "agent_version": "e2e",
-                "metrics": sam_wire::NodeMetrics::default(),
-            }));
+            let mut req = client
+                .post(p.api(&format!("/api/nodes/{NODE_A}/{path}")))
+                .json(&json!({
+                    "agent_version": "e2e",
+                    "metrics": sam_wire::NodeMetrics::default(),
+                }));
             if let Some(t) = &bearer {
                 req = req.bearer_auth(t);
             }

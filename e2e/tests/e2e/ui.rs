@@ -18,7 +18,13 @@ impl Drop for Chromedriver {
 }
 
 async fn browser(p: &Platform) -> (Client, Chromedriver, tempdir::Dir) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // reqwest and fantoccini pull in different rustls back ends; pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let driver = Chromedriver(
         Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -41,16 +47,20 @@ async fn browser(p: &Platform) -> (Client, Chromedriver, tempdir::Dir) {
         }
     });
     let caps = caps.as_object().unwrap().clone();
-    let client = eventually("chromedriver to accept a session", Duration::from_secs(30), || {
-        let caps = caps.clone();
-        async move {
-            Ok(ClientBuilder::rustls()?
-                .capabilities(caps)
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-                .ok())
-        }
-    })
+    let client = eventually(
+        "chromedriver to accept a session",
+        Duration::from_secs(30),
+        || {
+            let caps = caps.clone();
+            async move {
+                Ok(ClientBuilder::rustls()?
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}"))
+                    .await
+                    .ok())
+            }
+        },
+    )
     .await
     .unwrap();
     (client, driver, profile)
@@ -72,11 +82,14 @@ mod tempdir {
 }
 
 async fn fits_without_horizontal_scroll(c: &Client) -> bool {
-    c.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![])
-        .await
-        .unwrap()
-        .as_bool()
-        .unwrap()
+    c.execute(
+        "return document.documentElement.scrollWidth <= window.innerWidth;",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_bool()
+    .unwrap()
 }
 
 #[tokio::test]
@@ -87,15 +100,40 @@ async fn ui_nodes_page_in_chromium() {
     // Signed out: the app sends us to sign in.
     c.goto(&p.app("/")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().ends_with("/login"));
-    c.find(Locator::Id("login")).await.unwrap().clear().await.unwrap();
-    c.find(Locator::Id("login")).await.unwrap().send_keys("ui-user").await.unwrap();
-    c.find(Locator::Css("form.login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys("ui-user")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.login-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     eventually("the nodes page", Duration::from_secs(10), || async {
-        Ok(c.find(Locator::Css("main")).await.ok().filter(|_| true).map(|_| ()))
+        Ok(c.find(Locator::Css("main"))
+            .await
+            .ok()
+            .filter(|_| true)
+            .map(|_| ()))
     })
     .await
     .unwrap();
-    let text = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    let text = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("No nodes yet"), "{text}");
 
     // A node created through the API by the same user appears with its status.
@@ -110,29 +148,46 @@ async fn ui_nodes_page_in_chromium() {
         .await
         .unwrap();
     let selector = format!("[data-node-id='{}']", node.id);
-    let status = eventually("the node to show as running", Duration::from_secs(60), || async {
-        c.refresh().await?;
-        let row = c.find(Locator::Css(&selector)).await?;
-        let status = row.attr("data-status").await?.unwrap_or_default();
-        Ok((status == "running").then_some(status))
-    })
+    let status = eventually(
+        "the node to show as running",
+        Duration::from_secs(60),
+        || async {
+            c.refresh().await?;
+            let row = c.find(Locator::Css(&selector)).await?;
+            let status = row.attr("data-status").await?.unwrap_or_default();
+            Ok((status == "running").then_some(status))
+        },
+    )
     .await
     .unwrap();
     assert_eq!(status, "running");
-    let row_text = c.find(Locator::Css(&selector)).await.unwrap().text().await.unwrap();
+    let row_text = c
+        .find(Locator::Css(&selector))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(row_text.contains("ui-node"), "{row_text}");
 
     // Desktop and phone widths both fit; screenshots are kept with the run's logs.
     for (width, height) in [(1280u32, 900u32), (375, 812)] {
         c.set_window_size(width, height).await.unwrap();
         c.refresh().await.unwrap();
-        assert!(fits_without_horizontal_scroll(&c).await, "page overflows at {width}px");
+        assert!(
+            fits_without_horizontal_scroll(&c).await,
+            "page overflows at {width}px"
+        );
         let png = c.screenshot().await.unwrap();
         std::fs::write(p.state_dir.join(format!("logs/ui-nodes-{width}.png")), png).unwrap();
     }
 
     // Clean up the node so no server outlives the test.
-    let resp = api.delete(p.api(&format!("/api/nodes/{}", node.id))).send().await.unwrap();
+    let resp = api
+        .delete(p.api(&format!("/api/nodes/{}", node.id)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     c.close().await.unwrap();
 }

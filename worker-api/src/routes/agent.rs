@@ -19,7 +19,11 @@ pub async fn download(ctx: &Ctx) -> ApiResult<Response> {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     if !ARCHES.contains(&arch.as_str()) {
-        return Err(ApiError::new(400, "unknown_arch", "arch must be x86_64 or aarch64"));
+        return Err(ApiError::new(
+            400,
+            "unknown_arch",
+            "arch must be x86_64 or aarch64",
+        ));
     }
     let object = ctx
         .env
@@ -27,13 +31,21 @@ pub async fn download(ctx: &Ctx) -> ApiResult<Response> {
         .get(format!("vm-agent/{arch}/vm-agent"))
         .execute()
         .await?
-        .ok_or_else(|| ApiError::new(404, "agent_not_published", format!("no vm-agent build for {arch} has been uploaded")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "agent_not_published",
+                format!("no vm-agent build for {arch} has been uploaded"),
+            )
+        })?;
     let body = object
         .body()
         .ok_or_else(|| ApiError::new(404, "agent_not_published", "the vm-agent object is empty"))?;
     let mut response = Response::builder()
         .with_status(200)
         .body(body.response_body()?);
-    let _ = response.headers_mut().set("content-type", "application/octet-stream");
+    let _ = response
+        .headers_mut()
+        .set("content-type", "application/octet-stream");
     Ok(response)
 }

@@ -30,7 +30,11 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
     }
     match (method, path.as_str()) {
         (Method::Get, "/" | "/nodes") => nodes_page(ctx).await,
-        (Method::Get, "/login") => html(200, &sam_web::render_login_page(ctx.config.dev_login_enabled, VERSION).map_err(render_error)?),
+        (Method::Get, "/login") => html(
+            200,
+            &sam_web::render_login_page(ctx.config.dev_login_enabled, VERSION)
+                .map_err(render_error)?,
+        ),
         (Method::Post, "/login") => login(ctx).await,
         (Method::Post, "/logout") => {
             let cookie = session::destroy(&ctx.env, &ctx.req, ctx.config.secure_cookies).await?;
@@ -47,12 +51,19 @@ async fn nodes_page(ctx: &Ctx) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
     let now = now_ms();
     let nodes = list_nodes(&db, &ctx.config.nodes, &user, now).await?;
-    html(200, &sam_web::render_nodes_page(&nodes, now, VERSION).map_err(render_error)?)
+    html(
+        200,
+        &sam_web::render_nodes_page(&nodes, now, VERSION).map_err(render_error)?,
+    )
 }
 
 /// `POST /login` from the sign-in form (`application/x-www-form-urlencoded`).
 async fn login(ctx: &mut Ctx) -> ApiResult<Response> {
-    let form = ctx.req.form_data().await.map_err(|_| ApiError::new(400, "invalid_form", "send the sign-in form"))?;
+    let form = ctx
+        .req
+        .form_data()
+        .await
+        .map_err(|_| ApiError::new(400, "invalid_form", "send the sign-in form"))?;
     let login = match form.get("login") {
         Some(worker::FormEntry::Field(v)) => v,
         _ => String::new(),
@@ -62,8 +73,11 @@ async fn login(ctx: &mut Ctx) -> ApiResult<Response> {
 }
 
 fn asset(name: &str) -> ApiResult<Response> {
-    let asset = sam_web::static_asset(name).ok_or_else(|| ApiError::new(404, "not_found", "no such asset"))?;
-    let mut response = Response::builder().with_status(200).fixed(asset.body.to_vec());
+    let asset = sam_web::static_asset(name)
+        .ok_or_else(|| ApiError::new(404, "not_found", "no such asset"))?;
+    let mut response = Response::builder()
+        .with_status(200)
+        .fixed(asset.body.to_vec());
     let headers = response.headers_mut();
     let _ = headers.set("content-type", asset.content_type);
     let _ = headers.set("etag", &asset.etag);
@@ -72,7 +86,9 @@ fn asset(name: &str) -> ApiResult<Response> {
 }
 
 fn html(status: u16, body: &str) -> ApiResult<Response> {
-    let mut response = Response::builder().with_status(status).fixed(body.as_bytes().to_vec());
+    let mut response = Response::builder()
+        .with_status(status)
+        .fixed(body.as_bytes().to_vec());
     let headers = response.headers_mut();
     let _ = headers.set("content-type", "text/html; charset=utf-8");
     let _ = headers.set("x-content-type-options", "nosniff");

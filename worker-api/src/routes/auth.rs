@@ -29,7 +29,9 @@ pub fn valid_login(login: &str) -> bool {
         && !login.starts_with('-')
         && !login.ends_with('-')
         && !login.contains("--")
-        && login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && login
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Signs `login` in, creating the user on first use; returns the user and the cookie.
@@ -38,14 +40,26 @@ pub async fn sign_in(ctx: &Ctx, login: &str) -> ApiResult<(Me, String)> {
         return Err(ApiError::new(404, "not_found", "dev login is disabled"));
     }
     if !valid_login(login) {
-        return Err(ApiError::new(400, "invalid_login", "login must be 1-39 letters, digits or single hyphens"));
+        return Err(ApiError::new(
+            400,
+            "invalid_login",
+            "login must be 1-39 letters, digits or single hyphens",
+        ));
     }
     let db = d1(&ctx.env)?;
     let now = now_ms();
     let new_id = sam_domain::ids::new_ulid(now, random_u128());
-    let user = UserRepository::new(&db).upsert_by_login(&new_id, login, now).await?;
+    let user = UserRepository::new(&db)
+        .upsert_by_login(&new_id, login, now)
+        .await?;
     let cookie = session::create(&ctx.env, &user.id, ctx.config.secure_cookies).await?;
-    Ok((Me { id: user.id, login: user.login }, cookie))
+    Ok((
+        Me {
+            id: user.id,
+            login: user.login,
+        },
+        cookie,
+    ))
 }
 
 pub async fn dev_login(ctx: &mut Ctx) -> ApiResult<Response> {
@@ -65,6 +79,15 @@ pub async fn logout(ctx: &mut Ctx) -> ApiResult<Response> {
 
 pub async fn me(ctx: &Ctx, user_id: &str) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
-    let user = UserRepository::new(&db).get(user_id).await?.ok_or_else(ApiError::unauthenticated)?;
-    Ok(json_response(200, &Me { id: user.id, login: user.login }))
+    let user = UserRepository::new(&db)
+        .get(user_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    Ok(json_response(
+        200,
+        &Me {
+            id: user.id,
+            login: user.login,
+        },
+    ))
 }

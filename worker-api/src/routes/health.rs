@@ -13,11 +13,18 @@ use crate::routes::Ctx;
 pub async fn health(ctx: &Ctx) -> ApiResult<Response> {
     let env = &ctx.env;
     let d1 = async {
-        env.d1(DB)?.prepare("SELECT 1 AS ok").first::<serde_json::Value>(None).await?;
+        env.d1(DB)?
+            .prepare("SELECT 1 AS ok")
+            .first::<serde_json::Value>(None)
+            .await?;
         Ok::<_, worker::Error>(())
     };
     let kv = async {
-        env.kv(KV)?.get("health:probe").text().await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+        env.kv(KV)?
+            .get("health:probe")
+            .text()
+            .await
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
         Ok::<_, worker::Error>(())
     };
     let r2 = async {
@@ -30,7 +37,10 @@ pub async fn health(ctx: &Ctx) -> ApiResult<Response> {
         if resp.status_code() == 200 {
             Ok(())
         } else {
-            Err(worker::Error::RustError(format!("probe answered {}", resp.status_code())))
+            Err(worker::Error::RustError(format!(
+                "probe answered {}",
+                resp.status_code()
+            )))
         }
     };
     let (d1, kv, r2, durable) = futures_join(d1, kv, r2, durable).await;
@@ -70,6 +80,8 @@ fn check(binding: &str, kind: &str, result: Result<(), worker::Error>) -> Bindin
 pub fn jwks(ctx: &Ctx) -> ApiResult<Response> {
     let key = Config::signing_key(&ctx.env)?;
     let mut response = json_response(200, &key.jwks());
-    let _ = response.headers_mut().set("cache-control", "public, max-age=300");
+    let _ = response
+        .headers_mut()
+        .set("cache-control", "public, max-age=300");
     Ok(response)
 }

@@ -34,15 +34,41 @@ impl Ctx {
     /// browser cannot send it cross-site without a CORS preflight), bounded
     /// in size, unknown fields rejected by the target type.
     pub async fn json<T: serde::de::DeserializeOwned>(&mut self) -> ApiResult<T> {
-        let content_type = self.req.headers().get("content-type").ok().flatten().unwrap_or_default();
-        if !content_type.to_ascii_lowercase().starts_with("application/json") {
-            return Err(ApiError::new(415, "unsupported_media_type", "send the body as application/json"));
+        let content_type = self
+            .req
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if !content_type
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+        {
+            return Err(ApiError::new(
+                415,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
         }
-        let bytes = self.req.bytes().await.map_err(|_| ApiError::new(400, "invalid_body", "could not read the request body"))?;
+        let bytes =
+            self.req.bytes().await.map_err(|_| {
+                ApiError::new(400, "invalid_body", "could not read the request body")
+            })?;
         if bytes.len() > MAX_JSON_BODY {
-            return Err(ApiError::new(413, "body_too_large", format!("bodies are limited to {MAX_JSON_BODY} bytes")));
+            return Err(ApiError::new(
+                413,
+                "body_too_large",
+                format!("bodies are limited to {MAX_JSON_BODY} bytes"),
+            ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, "invalid_json", format!("the body is not valid for this endpoint: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                400,
+                "invalid_json",
+                format!("the body is not valid for this endpoint: {e}"),
+            )
+        })
     }
 }
 
@@ -58,10 +84,15 @@ pub async fn handle(req: Request, env: Env) -> Response {
         HostKind::Workspace { .. } | HostKind::WorkspacePort { .. } => {
             ApiError::new(404, "workspace_not_found", "no such workspace").into_response()
         }
-        HostKind::Unknown => {
-            ApiError::new(404, "unknown_host", format!("this server answers for api.{0} and app.{0}", config.base_domain))
-                .into_response()
-        }
+        HostKind::Unknown => ApiError::new(
+            404,
+            "unknown_host",
+            format!(
+                "this server answers for api.{0} and app.{0}",
+                config.base_domain
+            ),
+        )
+        .into_response(),
     }
 }
 
@@ -71,13 +102,24 @@ async fn api(req: Request, env: Env, config: Config) -> Response {
     let (id, auth, params) = match match_route(API_ROUTES, &method, &path) {
         RouteMatch::Found { id, auth, params } => (id, auth, params),
         RouteMatch::MethodNotAllowed => {
-            return ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {path}")).into_response();
+            return ApiError::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}"),
+            )
+            .into_response();
         }
         RouteMatch::NotFound => {
-            return ApiError::new(404, "not_found", format!("no route for {method} {path}")).into_response();
+            return ApiError::new(404, "not_found", format!("no route for {method} {path}"))
+                .into_response();
         }
     };
-    let mut ctx = Ctx { env, config, req, params };
+    let mut ctx = Ctx {
+        env,
+        config,
+        req,
+        params,
+    };
     let result = dispatch(id, auth, &mut ctx).await;
     result.unwrap_or_else(ApiError::into_response)
 }

@@ -1,7 +1,9 @@
 //! Node routes: the user's CRUD and the vm-agent's callbacks.
 
 use sam_auth::{Audience, Verifier};
-use sam_control::{create_node, delete_node, list_nodes, node_view, record_heartbeat, record_ready};
+use sam_control::{
+    create_node, delete_node, list_nodes, node_view, record_heartbeat, record_ready,
+};
 use sam_domain::ids::NodeId;
 use sam_providers::HetznerClient;
 use sam_store::NodeRepository;
@@ -14,12 +16,18 @@ use crate::error::{ApiError, ApiResult, json_response};
 use crate::routes::Ctx;
 
 fn provider(ctx: &Ctx) -> ApiResult<HetznerClient<FetchHttp>> {
-    Ok(HetznerClient::new(FetchHttp, ctx.config.hetzner_api_url.clone(), Config::hetzner_token(&ctx.env)?))
+    Ok(HetznerClient::new(
+        FetchHttp,
+        ctx.config.hetzner_api_url.clone(),
+        Config::hetzner_token(&ctx.env)?,
+    ))
 }
 
 /// A path id that is not a valid node id is simply not found.
 fn node_id(ctx: &Ctx) -> ApiResult<String> {
-    NodeId::parse(ctx.id()).map(|id| id.to_string()).map_err(|_| ApiError::not_found())
+    NodeId::parse(ctx.id())
+        .map(|id| id.to_string())
+        .map_err(|_| ApiError::not_found())
 }
 
 pub async fn list(ctx: &Ctx, user: &str) -> ApiResult<Response> {
@@ -35,15 +43,35 @@ pub async fn create(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
     let provider = provider(ctx)?;
     let boot_log = DurableBootLog { env: &ctx.env };
     let now = now_ms();
-    let node = create_node(&db, &provider, &boot_log, &key, &ctx.config.nodes, user, &req, now, random_u128()).await?;
-    Ok(json_response(201, &node_view(&node, &ctx.config.nodes, now)))
+    let node = create_node(
+        &db,
+        &provider,
+        &boot_log,
+        &key,
+        &ctx.config.nodes,
+        user,
+        &req,
+        now,
+        random_u128(),
+    )
+    .await?;
+    Ok(json_response(
+        201,
+        &node_view(&node, &ctx.config.nodes, now),
+    ))
 }
 
 pub async fn get(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let id = node_id(ctx)?;
     let db = d1(&ctx.env)?;
-    let node = NodeRepository::new(&db).get_owned(user, &id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(json_response(200, &node_view(&node, &ctx.config.nodes, now_ms())))
+    let node = NodeRepository::new(&db)
+        .get_owned(user, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(json_response(
+        200,
+        &node_view(&node, &ctx.config.nodes, now_ms()),
+    ))
 }
 
 pub async fn delete(ctx: &Ctx, user: &str) -> ApiResult<Response> {
@@ -53,15 +81,23 @@ pub async fn delete(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let boot_log = DurableBootLog { env: &ctx.env };
     let now = now_ms();
     let node = delete_node(&db, &provider, &boot_log, user, &id, now).await?;
-    Ok(json_response(200, &node_view(&node, &ctx.config.nodes, now)))
+    Ok(json_response(
+        200,
+        &node_view(&node, &ctx.config.nodes, now),
+    ))
 }
 
 /// The node's boot log, from its `NodeLifecycle` object.
 pub async fn events(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let id = node_id(ctx)?;
     let db = d1(&ctx.env)?;
-    NodeRepository::new(&db).get_owned(user, &id).await?.ok_or_else(ApiError::not_found)?;
-    let mut resp = lifecycle_stub(&ctx.env, &id)?.fetch_with_str("https://node-lifecycle/events").await?;
+    NodeRepository::new(&db)
+        .get_owned(user, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let mut resp = lifecycle_stub(&ctx.env, &id)?
+        .fetch_with_str("https://node-lifecycle/events")
+        .await?;
     let events: serde_json::Value = resp.json().await?;
     Ok(json_response(200, &serde_json::json!({ "events": events })))
 }
@@ -69,16 +105,30 @@ pub async fn events(ctx: &Ctx, user: &str) -> ApiResult<Response> {
 /// Verifies the node callback token and that it is scoped to the path's node.
 fn authenticate_node(ctx: &Ctx) -> ApiResult<String> {
     let id = node_id(ctx).map_err(|_| ApiError::new(404, "not_found", "no such node"))?;
-    let header = ctx.req.headers().get("authorization").ok().flatten().unwrap_or_default();
-    let token = header
-        .strip_prefix("Bearer ")
-        .ok_or_else(|| ApiError::new(401, "token_missing", "send the node callback token as a Bearer token"))?;
+    let header = ctx
+        .req
+        .headers()
+        .get("authorization")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+        ApiError::new(
+            401,
+            "token_missing",
+            "send the node callback token as a Bearer token",
+        )
+    })?;
     let key = Config::signing_key(&ctx.env)?;
     let claims = Verifier::for_key(&ctx.config.api_origin, &key)
         .verify(token.trim(), Audience::NodeCallback, now_ms())
         .map_err(|e| ApiError::new(401, e.code(), e.to_string()))?;
     if claims.node != id {
-        return Err(ApiError::new(403, "token_scope_mismatch", "this token is for a different node"));
+        return Err(ApiError::new(
+            403,
+            "token_scope_mismatch",
+            "this token is for a different node",
+        ));
     }
     Ok(id)
 }
@@ -89,7 +139,10 @@ pub async fn ready(ctx: &mut Ctx) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
     let boot_log = DurableBootLog { env: &ctx.env };
     record_ready(&db, &boot_log, &id, &body.agent_version, now_ms()).await?;
-    Ok(json_response(200, &serde_json::json!({ "status": "running" })))
+    Ok(json_response(
+        200,
+        &serde_json::json!({ "status": "running" }),
+    ))
 }
 
 pub async fn heartbeat(ctx: &mut Ctx) -> ApiResult<Response> {
@@ -97,5 +150,10 @@ pub async fn heartbeat(ctx: &mut Ctx) -> ApiResult<Response> {
     let body: HeartbeatRequest = ctx.json().await?;
     let db = d1(&ctx.env)?;
     record_heartbeat(&db, &id, &body, now_ms()).await?;
-    Ok(json_response(200, &HeartbeatReply { next_interval_secs: ctx.config.nodes.heartbeat_interval_secs }))
+    Ok(json_response(
+        200,
+        &HeartbeatReply {
+            next_interval_secs: ctx.config.nodes.heartbeat_interval_secs,
+        },
+    ))
 }

@@ -65,7 +65,9 @@ pub(crate) async fn datacenters(RawQuery(raw): RawQuery) -> Result<Json<Value>, 
     let Json(mut body) = listing(
         "datacenters",
         raw.as_deref(),
-        LOCATIONS.iter().map(|l| (l.datacenter, l.datacenter_json())),
+        LOCATIONS
+            .iter()
+            .map(|l| (l.datacenter, l.datacenter_json())),
     )?;
     body["recommendation"] = json!(LOCATIONS[0].datacenter_id);
     Ok(Json(body))

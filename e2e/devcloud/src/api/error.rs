@@ -46,7 +46,9 @@ impl ApiError {
     /// Field-level validation failures, one `(field, messages)` per field.
     pub(crate) fn invalid_fields(fields: Vec<(String, Vec<String>)>) -> Self {
         let message = match fields.as_slice() {
-            [(name, messages)] => format!("invalid input in field '{name}': {}", messages.join(", ")),
+            [(name, messages)] => {
+                format!("invalid input in field '{name}': {}", messages.join(", "))
+            }
             _ => format!(
                 "invalid input in fields {}",
                 fields

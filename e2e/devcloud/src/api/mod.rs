@@ -39,7 +39,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/servers", get(servers::list).post(servers::create))
         .route(
             "/v1/servers/{id}",
-            get(servers::get).put(servers::update).delete(servers::delete),
+            get(servers::get)
+                .put(servers::update)
+                .delete(servers::delete),
         )
         .route("/v1/servers/{id}/actions", get(servers::list_actions))
         .route(

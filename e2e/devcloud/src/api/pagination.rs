@@ -74,7 +74,9 @@ mod tests {
         assert_eq!(m["last_page"], 3);
         assert_eq!(m["total_entries"], 5);
 
-        let (items, meta) = Page::from_query(None, None).unwrap().apply(Vec::<u8>::new());
+        let (items, meta) = Page::from_query(None, None)
+            .unwrap()
+            .apply(Vec::<u8>::new());
         assert!(items.is_empty());
         assert_eq!(meta["pagination"]["last_page"], 1);
         assert!(meta["pagination"]["next_page"].is_null());

@@ -36,7 +36,9 @@ mod tests {
 
     #[test]
     fn repeated_and_encoded_keys() {
-        let q = Query::parse(Some("status=running&status=off&label_selector=a%3Db%2C%21c&page=2"));
+        let q = Query::parse(Some(
+            "status=running&status=off&label_selector=a%3Db%2C%21c&page=2",
+        ));
         assert_eq!(q.all("status"), ["running", "off"]);
         assert_eq!(q.one("label_selector"), Some("a=b,!c"));
         assert_eq!(q.one("page"), Some("2"));

@@ -32,7 +32,9 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::json_error(format!("request body is not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::invalid_input("request body must be a JSON object"));
+        return Err(ApiError::invalid_input(
+            "request body must be a JSON object",
+        ));
     }
     serde_json::from_value(value).map_err(|e| ApiError::invalid_input(e.to_string()))
 }
@@ -97,9 +99,10 @@ fn hostname_problem(name: &str) -> Option<&'static str> {
     (!valid).then_some("is not a valid hostname")
 }
 
-struct Field(Vec<(String, Vec<String>)>);
+/// Validation messages collected per request field.
+struct FieldErrors(Vec<(String, Vec<String>)>);
 
-impl Field {
+impl FieldErrors {
     fn add(&mut self, name: &str, message: impl Into<String>) {
         match self.0.iter_mut().find(|(n, _)| n == name) {
             Some((_, messages)) => messages.push(message.into()),
@@ -109,7 +112,7 @@ impl Field {
 }
 
 fn required<'a>(
-    errors: &mut Field,
+    errors: &mut FieldErrors,
     field: &str,
     value: Option<&'a IdOrName>,
 ) -> Option<&'a IdOrName> {
@@ -132,16 +135,19 @@ struct NewServer {
 
 impl CreateServer {
     fn validate(self) -> Result<NewServer, ApiError> {
-        let mut errors = Field(Vec::new());
+        let mut errors = FieldErrors(Vec::new());
         let name = self.name.unwrap_or_default();
         if let Some(problem) = hostname_problem(&name) {
             errors.add("name", problem);
         }
-        let server_type = required(&mut errors, "server_type", self.server_type.as_ref())
-            .and_then(|t| {
+        let server_type =
+            required(&mut errors, "server_type", self.server_type.as_ref()).and_then(|t| {
                 let found = catalog::server_type(&t.key());
                 if found.is_none() {
-                    errors.add("server_type", format!("server type '{}' not found", t.key()));
+                    errors.add(
+                        "server_type",
+                        format!("server type '{}' not found", t.key()),
+                    );
                 }
                 found
             });
@@ -179,7 +185,10 @@ impl CreateServer {
         {
             errors.add(
                 "user_data",
-                format!("is too long ({} bytes, at most {MAX_USER_DATA})", data.len()),
+                format!(
+                    "is too long ({} bytes, at most {MAX_USER_DATA})",
+                    data.len()
+                ),
             );
         }
         let labels = self.labels.unwrap_or_default();
@@ -268,12 +277,20 @@ fn sort_order(keys: &[&str]) -> Result<Vec<(&'static str, bool)>, ApiError> {
                 "id" => "id",
                 "name" => "name",
                 "created" => "created",
-                _ => return Err(ApiError::invalid_fields(vec![("sort".into(), vec![format!("cannot sort by '{key}'")])])),
+                _ => {
+                    return Err(ApiError::invalid_fields(vec![(
+                        "sort".into(),
+                        vec![format!("cannot sort by '{key}'")],
+                    )]));
+                }
             };
             match dir {
                 "asc" => Ok((field, false)),
                 "desc" => Ok((field, true)),
-                _ => Err(ApiError::invalid_fields(vec![("sort".into(), vec![format!("bad direction in '{key}'")])])),
+                _ => Err(ApiError::invalid_fields(vec![(
+                    "sort".into(),
+                    vec![format!("bad direction in '{key}'")],
+                )])),
             }
         })
         .collect()
@@ -303,13 +320,28 @@ pub(crate) async fn list(
         .one("label_selector")
         .map(Selector::parse)
         .transpose()
-        .map_err(|e| ApiError::invalid_fields(vec![("label_selector".into(), vec![e.to_string()])]))?;
+        .map_err(|e| {
+            ApiError::invalid_fields(vec![("label_selector".into(), vec![e.to_string()])])
+        })?;
     let statuses = query.all("status");
     for status in &statuses {
-        if !["initializing", "starting", "running", "stopping", "off", "deleting", "migrating", "rebuilding", "unknown"]
-            .contains(status)
+        if ![
+            "initializing",
+            "starting",
+            "running",
+            "stopping",
+            "off",
+            "deleting",
+            "migrating",
+            "rebuilding",
+            "unknown",
+        ]
+        .contains(status)
         {
-            return Err(ApiError::invalid_fields(vec![("status".into(), vec![format!("unknown status '{status}'")])]));
+            return Err(ApiError::invalid_fields(vec![(
+                "status".into(),
+                vec![format!("unknown status '{status}'")],
+            )]));
         }
     }
     let order = sort_order(&query.all("sort"))?;
@@ -356,11 +388,16 @@ pub(crate) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id, "server")?;
     let request: UpdateServer = parse_body(&body)?;
-    let mut errors = Field(Vec::new());
+    let mut errors = FieldErrors(Vec::new());
     if let Some(problem) = request.name.as_deref().and_then(hostname_problem) {
         errors.add("name", problem);
     }
-    for problem in request.labels.as_ref().map(labels::problems).unwrap_or_default() {
+    for problem in request
+        .labels
+        .as_ref()
+        .map(labels::problems)
+        .unwrap_or_default()
+    {
         errors.add("labels", problem);
     }
     if !errors.0.is_empty() {
@@ -431,43 +468,63 @@ pub(crate) async fn power_action(
         "poweron" => "start_server",
         "reboot" => "reboot_server",
         "reset" => "reset_server",
-        _ => return Err(ApiError::not_found(format!("server action '{name}' not found"))),
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "server action '{name}' not found"
+            )));
+        }
     };
-    let (action, effect) = state.store.update(|w| -> Result<(ActionRecord, Power), ApiError> {
-        let status = w.servers.get(&id).ok_or_else(|| server_not_found(id))?.status;
-        let immediate = |w: &mut World| {
-            let action = w.start_action(command, id);
-            w.finish_action(action.id);
-            w.actions[&action.id].clone()
-        };
-        let locked = || ApiError::locked("server is locked by a running stop action");
-        Ok(match (name.as_str(), status) {
-            ("poweroff" | "shutdown", ServerStatus::Off) => (immediate(w), Power::Nothing),
-            ("poweroff" | "shutdown", ServerStatus::Stopping) => {
-                (w.start_pending_action(command, id, Milestone::Off), Power::Nothing)
-            }
-            ("poweroff" | "shutdown", _) => {
-                w.set_status(id, ServerStatus::Stopping);
-                (w.start_pending_action(command, id, Milestone::Off), Power::Halt)
-            }
-            (_, ServerStatus::Stopping) => return Err(locked()),
-            ("poweron", ServerStatus::Off) => {
-                w.set_status(id, ServerStatus::Starting);
-                (w.start_pending_action(command, id, Milestone::Running), Power::Boot)
-            }
-            ("poweron", ServerStatus::Running) | (_, ServerStatus::Off) => {
-                (immediate(w), Power::Nothing)
-            }
-            ("poweron", _) => (
-                w.start_pending_action(command, id, Milestone::Running),
-                Power::Nothing,
-            ),
-            _ => {
-                w.set_status(id, ServerStatus::Starting);
-                (w.start_pending_action(command, id, Milestone::Running), Power::Reboot)
-            }
-        })
-    })?;
+    let (action, effect) = state
+        .store
+        .update(|w| -> Result<(ActionRecord, Power), ApiError> {
+            let status = w
+                .servers
+                .get(&id)
+                .ok_or_else(|| server_not_found(id))?
+                .status;
+            let immediate = |w: &mut World| {
+                let action = w.start_action(command, id);
+                w.finish_action(action.id);
+                w.actions[&action.id].clone()
+            };
+            let locked = || ApiError::locked("server is locked by a running stop action");
+            Ok(match (name.as_str(), status) {
+                ("poweroff" | "shutdown", ServerStatus::Off) => (immediate(w), Power::Nothing),
+                ("poweroff" | "shutdown", ServerStatus::Stopping) => (
+                    w.start_pending_action(command, id, Milestone::Off),
+                    Power::Nothing,
+                ),
+                ("poweroff" | "shutdown", _) => {
+                    w.set_status(id, ServerStatus::Stopping);
+                    (
+                        w.start_pending_action(command, id, Milestone::Off),
+                        Power::Halt,
+                    )
+                }
+                (_, ServerStatus::Stopping) => return Err(locked()),
+                ("poweron", ServerStatus::Off) => {
+                    w.set_status(id, ServerStatus::Starting);
+                    (
+                        w.start_pending_action(command, id, Milestone::Running),
+                        Power::Boot,
+                    )
+                }
+                ("poweron", ServerStatus::Running) | (_, ServerStatus::Off) => {
+                    (immediate(w), Power::Nothing)
+                }
+                ("poweron", _) => (
+                    w.start_pending_action(command, id, Milestone::Running),
+                    Power::Nothing,
+                ),
+                _ => {
+                    w.set_status(id, ServerStatus::Starting);
+                    (
+                        w.start_pending_action(command, id, Milestone::Running),
+                        Power::Reboot,
+                    )
+                }
+            })
+        })?;
     let fleet = state.fleet.clone();
     let store = state.store.clone();
     match effect {
@@ -478,7 +535,10 @@ pub(crate) async fn power_action(
                 fleet.halt(id).await;
                 fleet.console_line(id, "powered off");
                 store.update(|w| {
-                    if w.servers.get(&id).is_some_and(|s| s.status == ServerStatus::Stopping) {
+                    if w.servers
+                        .get(&id)
+                        .is_some_and(|s| s.status == ServerStatus::Stopping)
+                    {
                         w.set_status(id, ServerStatus::Off);
                     }
                     w.reach(id, Milestone::Off);
@@ -493,7 +553,10 @@ pub(crate) async fn power_action(
             });
         }
     }
-    Ok((StatusCode::CREATED, Json(json!({ "action": wire::action(&action) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "action": wire::action(&action) })),
+    ))
 }
 
 pub(crate) async fn list_actions(
@@ -529,7 +592,12 @@ pub(crate) async fn get_action(
     let action_id = parse_id(&action_id, "action")?;
     let action = state
         .store
-        .read(|w| w.actions.get(&action_id).filter(|a| a.server_id == id).cloned())
+        .read(|w| {
+            w.actions
+                .get(&action_id)
+                .filter(|a| a.server_id == id)
+                .cloned()
+        })
         .ok_or_else(|| ApiError::not_found(format!("action with ID '{action_id}' not found")))?;
     Ok(Json(json!({ "action": wire::action(&action) })))
 }

@@ -18,7 +18,11 @@ pub(crate) fn server(record: &ServerRecord) -> Value {
     let location = catalog::location(&record.location);
     let architecture = server_type.map_or("x86", |t| t.architecture);
     // Documentation prefix (RFC 3849), unique per server.
-    let ipv6 = format!("2001:db8:{:x}:{:x}::/64", record.id >> 16, record.id & 0xffff);
+    let ipv6 = format!(
+        "2001:db8:{:x}:{:x}::/64",
+        record.id >> 16,
+        record.id & 0xffff
+    );
     json!({
         "id": record.id,
         "name": record.name,

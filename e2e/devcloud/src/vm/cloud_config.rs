@@ -30,7 +30,9 @@ fn runcmd_entry(value: &Value) -> Result<Command, String> {
             if SHELL_SYNTAX.iter().any(|s| line.contains(s)) {
                 Ok(Command::Shell(line.clone()))
             } else {
-                words::split(line).map(Command::Argv).map_err(|e| e.to_string())
+                words::split(line)
+                    .map(Command::Argv)
+                    .map_err(|e| e.to_string())
             }
         }
         other => Err(format!("runcmd: unsupported entry {other:?}")),
@@ -54,8 +56,8 @@ pub(crate) async fn run<S: Services>(user_data: &str, guest: &Guest<'_, S>) -> R
         console.line(format!("not emulated: {kind}"));
         return Ok(());
     }
-    let doc: Value =
-        serde_yaml_ng::from_str(user_data).map_err(|e| format!("cloud-config is not valid YAML: {e}"))?;
+    let doc: Value = serde_yaml_ng::from_str(user_data)
+        .map_err(|e| format!("cloud-config is not valid YAML: {e}"))?;
     let config = match doc {
         Value::Mapping(m) => m,
         Value::Null => Mapping::new(),
@@ -70,11 +72,15 @@ pub(crate) async fn run<S: Services>(user_data: &str, guest: &Guest<'_, S>) -> R
     }
 
     if let Some(files) = config.get("write_files") {
-        let files: Vec<WriteFile> = serde_yaml_ng::from_value(files.clone())
-            .map_err(|e| format!("write_files: {e}"))?;
+        let files: Vec<WriteFile> =
+            serde_yaml_ng::from_value(files.clone()).map_err(|e| format!("write_files: {e}"))?;
         // Non-deferred files are written in the init stage, deferred ones in
         // the final stage; both precede runcmd.
-        for file in files.iter().filter(|f| !f.defer).chain(files.iter().filter(|f| f.defer)) {
+        for file in files
+            .iter()
+            .filter(|f| !f.defer)
+            .chain(files.iter().filter(|f| f.defer))
+        {
             file.apply(guest.rootfs, console)?;
         }
     }
@@ -110,7 +116,11 @@ mod tests {
     fn runcmd_forms() {
         assert_eq!(
             entry("[chmod, '0755', /usr/local/bin/a]"),
-            Command::Argv(vec!["chmod".into(), "0755".into(), "/usr/local/bin/a".into()])
+            Command::Argv(vec![
+                "chmod".into(),
+                "0755".into(),
+                "/usr/local/bin/a".into()
+            ])
         );
         assert_eq!(
             entry("\"systemctl enable --now 'sam agent'\""),

@@ -35,9 +35,23 @@ pub(crate) struct Guest<'a, S> {
 /// rather than a "unit not found" failure.
 fn is_os_unit(unit: &str) -> bool {
     const OS_UNITS: &[&str] = &[
-        "ssh", "sshd", "cron", "docker", "containerd", "ufw", "fail2ban", "rsyslog",
-        "unattended-upgrades", "apparmor", "chrony", "snapd", "multipathd",
-        "qemu-guest-agent", "networkd-dispatcher", "apt-daily", "apt-daily-upgrade",
+        "ssh",
+        "sshd",
+        "cron",
+        "docker",
+        "containerd",
+        "ufw",
+        "fail2ban",
+        "rsyslog",
+        "unattended-upgrades",
+        "apparmor",
+        "chrony",
+        "snapd",
+        "multipathd",
+        "qemu-guest-agent",
+        "networkd-dispatcher",
+        "apt-daily",
+        "apt-daily-upgrade",
     ];
     let base = unit.strip_suffix(".service").unwrap_or(unit);
     base.starts_with("systemd-")
@@ -71,7 +85,9 @@ pub(crate) async fn run<S: Services>(guest: &Guest<'_, S>, argv: &[String]) -> R
         "true" | ":" => Ok(()),
         "systemctl" => systemctl(guest, arguments).await,
         _ => {
-            guest.console.line(format!("not emulated: {}", argv.join(" ")));
+            guest
+                .console
+                .line(format!("not emulated: {}", argv.join(" ")));
             Ok(())
         }
     }
@@ -119,7 +135,9 @@ fn chmod<S>(guest: &Guest<'_, S>, args: &[String]) -> Result<(), String> {
         let host = guest.rootfs.host_path(path);
         apply_mode(&host, mode, recursive).map_err(|e| format!("chmod {mode} {path}: {e}"))?;
     }
-    guest.console.line(format!("chmod {mode} {}", paths.join(" ")));
+    guest
+        .console
+        .line(format!("chmod {mode} {}", paths.join(" ")));
     Ok(())
 }
 
@@ -257,13 +275,17 @@ async fn systemctl<S: Services>(guest: &Guest<'_, S>, args: &[String]) -> Result
     let units: Vec<String> = units.iter().map(|u| unit::unit_name(u)).collect();
     match verb {
         "daemon-reload" | "daemon-reexec" => {
-            guest.console.line(format!("systemctl {verb}: nothing to do"));
+            guest
+                .console
+                .line(format!("systemctl {verb}: nothing to do"));
             return Ok(());
         }
         "enable" | "disable" | "start" | "restart" | "try-restart" | "reload-or-restart"
         | "stop" => {}
         _ => {
-            guest.console.line(format!("not emulated: systemctl {}", args.join(" ")));
+            guest
+                .console
+                .line(format!("not emulated: systemctl {}", args.join(" ")));
             return Ok(());
         }
     }
@@ -274,13 +296,17 @@ async fn systemctl<S: Services>(guest: &Guest<'_, S>, args: &[String]) -> Result
         let text = unit::load(guest.rootfs, unit);
         if text.is_none() {
             if is_os_unit(unit) {
-                guest.console.line(format!("systemctl {verb} {unit}: OS unit, nothing to emulate"));
+                guest.console.line(format!(
+                    "systemctl {verb} {unit}: OS unit, nothing to emulate"
+                ));
                 continue;
             }
             return Err(format!("Failed to {verb} {unit}: Unit {unit} not found."));
         }
-        let start = matches!(verb, "start" | "restart" | "try-restart" | "reload-or-restart")
-            || (verb == "enable" && now);
+        let start = matches!(
+            verb,
+            "start" | "restart" | "try-restart" | "reload-or-restart"
+        ) || (verb == "enable" && now);
         let stop = verb == "stop" || (verb == "disable" && now);
         match verb {
             "enable" => guest.services.set_enabled(unit, true),
@@ -296,7 +322,9 @@ async fn systemctl<S: Services>(guest: &Guest<'_, S>, args: &[String]) -> Result
             let spec = unit::service_spec(unit, &text, guest.rootfs)
                 .map_err(|e| format!("Failed to start {unit}: {e}"))?;
             for setting in &spec.ignored {
-                guest.console.line(format!("{unit}: not emulated: {setting}"));
+                guest
+                    .console
+                    .line(format!("{unit}: not emulated: {setting}"));
             }
             guest
                 .services

@@ -21,7 +21,10 @@ impl Console {
     }
 
     fn open(&self) -> io::Result<File> {
-        OpenOptions::new().create(true).append(true).open(&self.path)
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
     }
 
     /// Appends one timestamped line; logging must never fail a boot, so

@@ -48,15 +48,41 @@ pub(crate) struct Curl {
 
 /// Flags that take no value and change nothing here (output/TLS/verbosity).
 const INERT_FLAGS: &[&str] = &[
-    "-s", "--silent", "-S", "--show-error", "-v", "--verbose", "-#", "--progress-bar",
-    "--compressed", "-k", "--insecure", "-4", "--ipv4", "-6", "--ipv6", "--http1.1",
-    "--http2", "--tlsv1.2", "--tlsv1.3", "-N", "--no-buffer", "-q",
+    "-s",
+    "--silent",
+    "-S",
+    "--show-error",
+    "-v",
+    "--verbose",
+    "-#",
+    "--progress-bar",
+    "--compressed",
+    "-k",
+    "--insecure",
+    "-4",
+    "--ipv4",
+    "-6",
+    "--ipv6",
+    "--http1.1",
+    "--http2",
+    "--tlsv1.2",
+    "--tlsv1.3",
+    "-N",
+    "--no-buffer",
+    "-q",
 ];
 
 /// Flags that take a value that changes nothing here.
 const INERT_VALUED: &[&str] = &[
-    "--proto", "--proto-redir", "--cacert", "--retry-max-time", "--connect-timeout",
-    "-A", "--user-agent", "-w", "--write-out",
+    "--proto",
+    "--proto-redir",
+    "--cacert",
+    "--retry-max-time",
+    "--connect-timeout",
+    "-A",
+    "--user-agent",
+    "-w",
+    "--write-out",
 ];
 
 fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
@@ -131,7 +157,8 @@ impl Curl {
                         let (name, val) = v
                             .split_once(':')
                             .ok_or_else(|| format!("curl: bad header {v:?}"))?;
-                        curl.headers.push((name.trim().to_owned(), val.trim().to_owned()));
+                        curl.headers
+                            .push((name.trim().to_owned(), val.trim().to_owned()));
                     }
                     f if INERT_FLAGS.contains(&f) => {}
                     f if INERT_VALUED.contains(&f) => {
@@ -206,7 +233,11 @@ async fn attempt_once(
     rootfs: &RootFs,
     console: &Console,
 ) -> Result<(), Failure> {
-    let client = if curl.follow { &http.follow } else { &http.no_follow };
+    let client = if curl.follow {
+        &http.follow
+    } else {
+        &http.no_follow
+    };
     let mut request = client.get(&curl.url);
     for (name, value) in &curl.headers {
         request = request.header(name, value);
@@ -250,7 +281,9 @@ async fn attempt_once(
     if curl.create_dirs
         && let Some(parent) = path.parent()
     {
-        tokio::fs::create_dir_all(parent).await.map_err(io_failure)?;
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(io_failure)?;
     }
     let mut file = tokio::fs::File::create(&path).await.map_err(io_failure)?;
     let mut written = 0usize;
@@ -290,10 +323,14 @@ mod tests {
         assert_eq!(c.retry.delay, Some(Duration::from_secs(2)));
         assert_eq!(c.url, "http://x/a");
 
-        let c = parse("--fail --location --output=/tmp/f -H Authorization:Bearer%20x http://y").unwrap();
+        let c = parse("--fail --location --output=/tmp/f -H Authorization:Bearer%20x http://y")
+            .unwrap();
         assert!(c.fail && c.follow);
         assert_eq!(c.output, Output::Path("/tmp/f".into()));
-        assert_eq!(c.headers, [("Authorization".to_owned(), "Bearer%20x".to_owned())]);
+        assert_eq!(
+            c.headers,
+            [("Authorization".to_owned(), "Bearer%20x".to_owned())]
+        );
 
         let c = parse("-s -o /a http://z --proto =https -m 30").unwrap();
         assert!(!c.fail && !c.follow);

@@ -137,7 +137,10 @@ impl Fleet {
             boot.abort();
             let _ = boot.await;
         }
-        let stops: Vec<_> = services.into_iter().map(|s| tokio::spawn(s.stop())).collect();
+        let stops: Vec<_> = services
+            .into_iter()
+            .map(|s| tokio::spawn(s.stop()))
+            .collect();
         for stop in stops {
             let _ = stop.await;
         }
@@ -201,7 +204,9 @@ impl Fleet {
             procgroup::kill_stale(record).await;
         }
         for (id, kind) in boots {
-            self.inner.console(id).line("devcloud restarted; booting again");
+            self.inner
+                .console(id)
+                .line("devcloud restarted; booting again");
             self.boot(id, kind);
         }
     }

@@ -52,9 +52,8 @@ impl Resolve for LocalhostAwareResolver {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
                 return Ok(Box::new(std::iter::once(addr)) as Addrs);
             }
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
@@ -76,7 +75,11 @@ mod tests {
     #[tokio::test]
     async fn resolves_subdomains_of_localhost_to_loopback() {
         let name: Name = "api.localhost".parse().unwrap();
-        let addrs: Vec<_> = LocalhostAwareResolver.resolve(name).await.unwrap().collect();
+        let addrs: Vec<_> = LocalhostAwareResolver
+            .resolve(name)
+            .await
+            .unwrap()
+            .collect();
         assert_eq!(addrs, [SocketAddr::from((Ipv4Addr::LOCALHOST, 0))]);
     }
 }

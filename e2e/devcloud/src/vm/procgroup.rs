@@ -27,9 +27,34 @@ pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn group_exists(pgid: i32) -> bool {
-    // Signal 0 probes without delivering; EPERM still means "exists".
-    !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
+/// State letter and process group of `pid`, from `/proc/<pid>/stat`.
+fn state_and_group(pid: &str) -> Option<(char, i32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Whether any process of the group is still running. Zombies do not
+/// count: orphans are reparented to PID 1, which in some containers never
+/// reaps them, and a zombie holds no resources worth waiting for.
+fn group_alive(pgid: i32) -> bool {
+    // Signal 0 probes without delivering; ESRCH means no member at all.
+    if matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH)) {
+        return false;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.filter_map(Result::ok).any(|entry| {
+        entry
+            .file_name()
+            .to_str()
+            .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(state_and_group)
+            .is_some_and(|(state, pgrp)| pgrp == pgid && !matches!(state, 'Z' | 'X'))
+    })
 }
 
 fn signal_group(pgid: i32, signal: Signal) {
@@ -52,10 +77,10 @@ pub(crate) async fn terminate(pgid: i32, mut leader: Option<&mut Child>) {
     if let Some(child) = leader.as_deref_mut() {
         leader_reaped = tokio::time::timeout(GRACE, child.wait()).await.is_ok();
     }
-    while group_exists(pgid) && Instant::now() < deadline {
+    while group_alive(pgid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    if group_exists(pgid) {
+    if group_alive(pgid) {
         signal_group(pgid, Signal::SIGKILL);
     }
     if !leader_reaped && let Some(child) = leader {
@@ -67,7 +92,10 @@ pub(crate) async fn terminate(pgid: i32, mut leader: Option<&mut Child>) {
 /// cleaning up, if it is still the same process.
 pub(crate) async fn kill_stale(record: &ProcessRecord) {
     if start_ticks(record.pid) == Some(record.start_ticks) {
-        tracing::warn!(pid = record.pid, "killing process group left by a previous devcloud");
+        tracing::warn!(
+            pid = record.pid,
+            "killing process group left by a previous devcloud"
+        );
         terminate(record.pid, None).await;
     }
 }
@@ -98,7 +126,9 @@ mod tests {
         // Read the grandchild's pid once the shell has printed it.
         loop {
             let mut buf = [0u8; 32];
-            let n = tokio::io::AsyncReadExt::read(&mut out, &mut buf).await.unwrap();
+            let n = tokio::io::AsyncReadExt::read(&mut out, &mut buf)
+                .await
+                .unwrap();
             line.extend_from_slice(&buf[..n]);
             if line.ends_with(b"\n") || n == 0 {
                 break;
@@ -107,7 +137,8 @@ mod tests {
         let sleeper: i32 = String::from_utf8(line).unwrap().trim().parse().unwrap();
         assert!(start_ticks(sleeper).is_some());
         terminate(pgid, Some(&mut child)).await;
-        assert!(!group_exists(pgid));
+        assert!(!group_alive(pgid));
+        assert!(!matches!(state_and_group(&sleeper.to_string()), Some((s, _)) if s != 'Z'));
         assert!(!std::path::Path::new(&format!("/proc/{pgid}")).exists());
     }
 }

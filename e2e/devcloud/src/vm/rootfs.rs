@@ -78,11 +78,20 @@ mod tests {
     fn rebases_and_confines() {
         let fs = RootFs::new(PathBuf::from("/state/servers/1/root"));
         let r = |p: &str| fs.host_path(p);
-        assert_eq!(r("/etc/x.conf"), PathBuf::from("/state/servers/1/root/etc/x.conf"));
+        assert_eq!(
+            r("/etc/x.conf"),
+            PathBuf::from("/state/servers/1/root/etc/x.conf")
+        );
         assert_eq!(r("opt/a"), PathBuf::from("/state/servers/1/root/opt/a"));
-        assert_eq!(r("/../../etc/passwd"), PathBuf::from("/state/servers/1/root/etc/passwd"));
+        assert_eq!(
+            r("/../../etc/passwd"),
+            PathBuf::from("/state/servers/1/root/etc/passwd")
+        );
         assert_eq!(r("/a/./b/../c"), PathBuf::from("/state/servers/1/root/a/c"));
-        assert_eq!(r("~/.ssh"), PathBuf::from("/state/servers/1/root/root/.ssh"));
+        assert_eq!(
+            r("~/.ssh"),
+            PathBuf::from("/state/servers/1/root/root/.ssh")
+        );
         assert_eq!(r("/"), PathBuf::from("/state/servers/1/root"));
     }
 }

@@ -57,7 +57,8 @@ pub(crate) fn launch(spec: ServiceSpec, host: Host) -> Result<ServiceHandle, Str
     let (child, record) = spawn(&spec, &host)?;
     let (stop, stop_rx) = watch::channel(false);
     let unit = spec.unit.clone();
-    let task = tokio::spawn(supervise(child, record, spec, host, stop_rx));
+    let guard = GroupGuard(Some(record.pid));
+    let task = tokio::spawn(supervise(child, record, guard, spec, host, stop_rx));
     Ok(ServiceHandle { unit, stop, task })
 }
 
@@ -90,14 +91,31 @@ fn spawn(spec: &ServiceSpec, host: &Host) -> Result<(Child, ProcessRecord), Stri
         pid,
         start_ticks: procgroup::start_ticks(pid).unwrap_or(0),
     };
-    host.store.update(|w| match w.servers.get_mut(&host.server_id) {
-        Some(server) => server.processes.push(record.clone()),
-        // Deleted meanwhile: still remembered, so a crash cannot leak it.
-        None => w.orphans.push(record.clone()),
-    });
+    host.store
+        .update(|w| match w.servers.get_mut(&host.server_id) {
+            Some(server) => server.processes.push(record.clone()),
+            // Deleted meanwhile: still remembered, so a crash cannot leak it.
+            None => w.orphans.push(record.clone()),
+        });
     host.console
         .line(format!("{}: started main process {pid}", spec.unit));
     Ok((child, record))
+}
+
+/// SIGKILLs a process group when dropped while armed: if the supervisor is
+/// dropped mid-flight (runtime shutdown after a panic, an early return in
+/// `main`), the group still dies instead of outliving devcloud.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// Resolves when a stop was requested or the handle is gone.
@@ -115,6 +133,7 @@ async fn stop_requested(rx: &mut watch::Receiver<bool>) {
 async fn supervise(
     mut child: Child,
     mut record: ProcessRecord,
+    mut guard: GroupGuard,
     spec: ServiceSpec,
     host: Host,
     mut stop_rx: watch::Receiver<bool>,
@@ -127,12 +146,14 @@ async fn supervise(
         };
         let Some(status) = exit else {
             procgroup::terminate(record.pid, Some(&mut child)).await;
+            guard.0 = None;
             host.store.update(|w| w.forget_process(&record));
             host.console.line(format!("{}: stopped", spec.unit));
             return;
         };
         // Like systemd, end whatever the main process left in its group.
         procgroup::terminate(record.pid, None).await;
+        guard.0 = None;
         host.store.update(|w| w.forget_process(&record));
         let Ok(status) = status else {
             return;
@@ -164,10 +185,12 @@ async fn supervise(
             Ok((c, r)) => {
                 child = c;
                 record = r;
+                guard.0 = Some(record.pid);
                 starts.push_back(Instant::now());
             }
             Err(e) => {
-                host.console.line(format!("{}: restart failed: {e}", spec.unit));
+                host.console
+                    .line(format!("{}: restart failed: {e}", spec.unit));
                 return;
             }
         }

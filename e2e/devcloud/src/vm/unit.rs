@@ -48,8 +48,8 @@ impl Restart {
     pub(crate) fn applies(self, status: ExitStatus) -> bool {
         // systemd counts these signals as a clean exit, like code 0.
         const CLEAN_SIGNALS: [i32; 4] = [1, 2, 13, 15]; // HUP INT PIPE TERM
-        let clean = status.code() == Some(0)
-            || status.signal().is_some_and(|s| CLEAN_SIGNALS.contains(&s));
+        let clean =
+            status.code() == Some(0) || status.signal().is_some_and(|s| CLEAN_SIGNALS.contains(&s));
         let unclean_signal = status.signal().is_some_and(|s| !CLEAN_SIGNALS.contains(&s));
         match self {
             Restart::No => false,
@@ -161,10 +161,14 @@ fn parse_duration(raw: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let number: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "" | "s" | "sec" | "second" | "seconds" => 1.0,
             "ms" | "msec" => 0.001,
@@ -339,10 +343,20 @@ WantedBy=multi-user.target
         assert_eq!(spec.program, dir.path().join("usr/local/bin/sam-agent"));
         assert_eq!(
             spec.args,
-            ["--port", "8080", "--config", "/etc/sam/agent.toml", "abc", "def"]
+            [
+                "--port",
+                "8080",
+                "--config",
+                "/etc/sam/agent.toml",
+                "abc",
+                "def"
+            ]
         );
         let env: BTreeMap<_, _> = spec.env.iter().cloned().collect();
-        assert_eq!(env["A"], "from-file", "EnvironmentFile overrides Environment");
+        assert_eq!(
+            env["A"], "from-file",
+            "EnvironmentFile overrides Environment"
+        );
         assert_eq!(env["B"], "two words");
         assert_eq!(env["C"], "3");
         assert_eq!(env["TOKEN"], "abc def");

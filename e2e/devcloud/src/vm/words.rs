@@ -72,7 +72,10 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(split("a  b\tc").unwrap(), ["a", "b", "c"]);
-        assert_eq!(split(r#"A="x y" 'B=$z' C=\"q"#).unwrap(), ["A=x y", "B=$z", "C=\"q"]);
+        assert_eq!(
+            split(r#"A="x y" 'B=$z' C=\"q"#).unwrap(),
+            ["A=x y", "B=$z", "C=\"q"]
+        );
         assert_eq!(split(r#""" x"#).unwrap(), ["", "x"]);
         assert_eq!(split(r#"a"b"'c'"#).unwrap(), ["abc"]);
         assert!(split("'open").is_err());

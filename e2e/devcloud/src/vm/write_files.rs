@@ -56,7 +56,9 @@ pub(crate) fn parse_mode(raw: &str) -> Option<u32> {
 impl WriteFile {
     fn bytes(&self) -> Result<Vec<u8>, String> {
         let content = match &self.content {
-            Some(v) => scalar_text(v).ok_or_else(|| format!("{}: content is not text", self.path))?,
+            Some(v) => {
+                scalar_text(v).ok_or_else(|| format!("{}: content is not text", self.path))?
+            }
             None => String::new(),
         };
         match self.encoding.as_deref().unwrap_or("text/plain") {
@@ -132,11 +134,21 @@ mod tests {
     fn encodings() {
         assert_eq!(entry("path: /a\ncontent: hi").bytes().unwrap(), b"hi");
         assert_eq!(
-            entry("path: /a\nencoding: b64\ncontent: aGVs\n  bG8=").bytes().unwrap(),
+            entry("path: /a\nencoding: b64\ncontent: aGVs\n  bG8=")
+                .bytes()
+                .unwrap(),
             b"hello"
         );
-        assert!(entry("path: /a\nencoding: gzip\ncontent: x").bytes().is_err());
-        assert!(entry("path: /a\nencoding: base64\ncontent: '!!'").bytes().is_err());
+        assert!(
+            entry("path: /a\nencoding: gzip\ncontent: x")
+                .bytes()
+                .is_err()
+        );
+        assert!(
+            entry("path: /a\nencoding: base64\ncontent: '!!'")
+                .bytes()
+                .is_err()
+        );
     }
 
     #[test]
@@ -152,7 +164,10 @@ mod tests {
             .unwrap();
         let host = rootfs.host_path("/etc/sam/a.env");
         assert_eq!(fs::read_to_string(&host).unwrap(), "A=1\nB=2\n");
-        assert_eq!(fs::metadata(&host).unwrap().permissions().mode() & 0o7777, 0o600);
+        assert_eq!(
+            fs::metadata(&host).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
         let log = fs::read_to_string(dir.path().join("console.log")).unwrap();
         assert!(log.contains("write_files: /etc/sam/a.env"), "{log}");
     }

@@ -61,7 +61,12 @@ impl TestCloud {
         self.server.abort();
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -98,10 +103,14 @@ impl TestCloud {
     }
 
     pub async fn wait_status(&self, id: u64, want: &str) -> Value {
-        wait_until(Duration::from_secs(20), &format!("server {id} {want}"), || async {
-            let server = self.server(id).await;
-            (server["status"] == want).then_some(server)
-        })
+        wait_until(
+            Duration::from_secs(20),
+            &format!("server {id} {want}"),
+            || async {
+                let server = self.server(id).await;
+                (server["status"] == want).then_some(server)
+            },
+        )
         .await
     }
 
@@ -149,6 +158,7 @@ where
 /// under its root, forks a helper (to prove group killing), then waits.
 pub const AGENT_SCRIPT: &str = r#"#!/bin/sh
 state="$SAM_FS_ROOT/var/lib/sam"
+mkdir -p "$state"
 env > "$state/env.tmp"
 pwd > "$state/cwd"
 echo "agent started on $SAM_BIND_HOST with args: $*"
@@ -164,7 +174,12 @@ pub async fn file_server() -> (u16, tokio::task::JoinHandle<()>) {
     let router = Router::new()
         .route(
             "/agent",
-            get(|| async { ([(header::CONTENT_TYPE, "application/octet-stream")], AGENT_SCRIPT) }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/octet-stream")],
+                    AGENT_SCRIPT,
+                )
+            }),
         )
         .route(
             "/download/agent",
