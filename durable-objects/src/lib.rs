@@ -10,3 +10,9 @@ mod node_lifecycle;
 mod schema;
 
 pub use node_lifecycle::{BootEvent, NodeLifecycle, StartRequest};
+
+/// The runtime's clock in Unix milliseconds: the only clock wasm code reads;
+/// everything below the adapters takes time as a parameter.
+pub fn now_ms() -> i64 {
+    i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)
+}

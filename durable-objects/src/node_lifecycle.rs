@@ -18,6 +18,7 @@ use worker::{
 };
 
 use crate::d1::D1Sql;
+use crate::now_ms;
 use crate::schema;
 
 const MIGRATIONS: &[(&str, &str)] = &[(
@@ -228,9 +229,4 @@ fn append(sql: &SqlStorage, event: &BootEvent) -> Result<()> {
 /// absolute time; this converts our absolute deadlines.
 async fn set_alarm_at(state: &State, at_ms: i64) -> Result<()> {
     state.storage().set_alarm((at_ms - now_ms()).max(0)).await
-}
-
-#[allow(clippy::cast_possible_truncation)]
-fn now_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
 }

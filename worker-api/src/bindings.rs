@@ -8,6 +8,7 @@ use sam_providers::{HttpClient, HttpRequest, HttpResponse, Method, TransportErro
 use worker::{Env, Fetch, Headers, Request, RequestInit, Stub};
 
 pub use sam_durable_objects::d1::D1Sql;
+pub use sam_durable_objects::now_ms;
 
 /// Binding names from `wrangler.toml`.
 pub const DB: &str = "DB";
@@ -32,11 +33,6 @@ pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     let _ = getrandom::getrandom(&mut buf);
     hex::encode(buf)
-}
-
-#[allow(clippy::cast_possible_truncation)]
-pub fn now_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
 }
 
 /// Outbound HTTP through the runtime's `fetch`.

@@ -228,16 +228,7 @@ fn write_wrangler_config(
     let path = state_dir.join("wrangler.toml");
     std::fs::write(&path, toml::to_string(&config)?)?;
     // wrangler reads secrets from .dev.vars beside the config it was given.
-    let mut dev_vars = String::new();
-    for (k, v) in secrets {
-        dev_vars.push_str(&format!("{k}=\"{v}\"\n"));
-    }
-    let dev_vars_path = state_dir.join(".dev.vars");
-    std::fs::write(&dev_vars_path, dev_vars)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dev_vars_path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    secrets::write_dev_vars(&state_dir.join(".dev.vars"), secrets)?;
     Ok(path)
 }
 

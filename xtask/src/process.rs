@@ -53,7 +53,6 @@ pub fn install_cleanup_on_signal() -> Result<()> {
 
 /// A running child process group.
 pub struct Service {
-    pub name: String,
     child: Child,
 }
 
@@ -72,10 +71,7 @@ impl Service {
             .process_group(0);
         let child = cmd.spawn().with_context(|| format!("start {name}"))?;
         register(child.id());
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-        })
+        Ok(Self { child })
     }
 
     /// Starts `cmd` and waits for a stdout line containing `marker`, returning it.
@@ -112,10 +108,7 @@ impl Service {
                 }
             }
         });
-        let service = Self {
-            name: name.to_owned(),
-            child,
-        };
+        let service = Self { child };
         match rx.recv_timeout(timeout) {
             Ok(line) => Ok((service, line)),
             Err(_) => bail!(
@@ -123,10 +116,6 @@ impl Service {
                 log.display()
             ),
         }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Whether the process has exited.

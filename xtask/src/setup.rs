@@ -109,8 +109,11 @@ fn has_wasm_std() -> bool {
     })
 }
 
+/// Extra environment and PATH prefix for wasm builds.
+type WasmBuildEnv = (Vec<(String, String)>, Option<PathBuf>);
+
 /// The wasm32 target via rustup; failing that, Debian's Rust with std built from source.
-fn ensure_wasm_target() -> Result<(Vec<(String, String)>, Option<PathBuf>)> {
+fn ensure_wasm_target() -> Result<WasmBuildEnv> {
     if has_wasm_std() {
         return Ok((Vec::new(), None));
     }
@@ -163,7 +166,7 @@ fn locked_version(root: &Path, package: &str) -> Result<String> {
 
 /// `cargo install` of a pinned version into the cache, skipped when present.
 fn ensure_cargo_tool(krate: &str, version: &str, bin: &str, locked: bool) -> Result<PathBuf> {
-    let dir = cache_dir().join("tools").join(format!("{}-{version}", bin));
+    let dir = cache_dir().join("tools").join(format!("{bin}-{version}"));
     let path = dir.join("bin").join(bin);
     if path.exists() {
         return Ok(path);

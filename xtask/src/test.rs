@@ -19,6 +19,18 @@ use crate::setup::{self, Tools};
 /// Crates that only build for wasm32 (excluded from host clippy and tests).
 const WASM_CRATES: &[&str] = &["sam-worker-api", "sam-durable-objects"];
 
+/// Pure crates the Worker links: linted for wasm32 too.
+const WORKER_PURE_CRATES: &[&str] = &[
+    "sam-domain",
+    "sam-wire",
+    "sam-auth",
+    "sam-store",
+    "sam-providers",
+    "sam-control",
+    "sam-cloud-init",
+    "sam-web",
+];
+
 #[derive(Default)]
 struct Tally {
     passed: usize,
@@ -95,7 +107,7 @@ pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
         tally.check("clippy_host", host.args(["--", "-D", "warnings"]));
         let mut wasm = wasm_cargo(&tools);
         wasm.args(["clippy", "--target", "wasm32-unknown-unknown"]);
-        for krate in WASM_CRATES {
+        for krate in WASM_CRATES.iter().chain(WORKER_PURE_CRATES) {
             wasm.args(["-p", krate]);
         }
         tally.check("clippy_wasm32", wasm.args(["--", "-D", "warnings"]));

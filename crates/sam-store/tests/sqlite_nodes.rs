@@ -1,5 +1,8 @@
 //! The repositories' SQL against real SQLite with the repository's real D1 migrations.
 
+// Test helpers panic on setup failures: that is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use futures::executor::block_on;
@@ -66,13 +69,14 @@ impl SqlDatabase for Sqlite {
                 let mut row = Row::new();
                 for (i, name) in names.iter().enumerate() {
                     let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                        rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => {
+                            serde_json::Value::Null
+                        }
                         rusqlite::types::ValueRef::Integer(n) => n.into(),
                         rusqlite::types::ValueRef::Real(x) => x.into(),
                         rusqlite::types::ValueRef::Text(t) => {
                             String::from_utf8_lossy(t).into_owned().into()
                         }
-                        rusqlite::types::ValueRef::Blob(_) => serde_json::Value::Null,
                     };
                     row.insert(name.clone(), v);
                 }

@@ -30,15 +30,15 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
     }
     match (method, path.as_str()) {
         (Method::Get, "/" | "/nodes") => nodes_page(ctx).await,
-        (Method::Get, "/login") => html(
+        (Method::Get, "/login") => Ok(html(
             200,
             &sam_web::render_login_page(ctx.config.dev_login_enabled, VERSION)
                 .map_err(render_error)?,
-        ),
+        )),
         (Method::Post, "/login") => login(ctx).await,
         (Method::Post, "/logout") => {
             let cookie = session::destroy(&ctx.env, &ctx.req, ctx.config.secure_cookies).await?;
-            redirect("/login", Some(&cookie))
+            Ok(redirect("/login", Some(&cookie)))
         }
         _ => Err(ApiError::new(404, "not_found", "there is no such page")),
     }
@@ -46,15 +46,15 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
 
 async fn nodes_page(ctx: &Ctx) -> ApiResult<Response> {
     let Some(user) = session::current_user(&ctx.env, &ctx.req).await? else {
-        return redirect("/login", None);
+        return Ok(redirect("/login", None));
     };
     let db = d1(&ctx.env)?;
     let now = now_ms();
     let nodes = list_nodes(&db, &ctx.config.nodes, &user, now).await?;
-    html(
+    Ok(html(
         200,
         &sam_web::render_nodes_page(&nodes, now, VERSION).map_err(render_error)?,
-    )
+    ))
 }
 
 /// `POST /login` from the sign-in form (`application/x-www-form-urlencoded`).
@@ -69,7 +69,7 @@ async fn login(ctx: &mut Ctx) -> ApiResult<Response> {
         _ => String::new(),
     };
     let (_, cookie) = auth::sign_in(ctx, login.trim()).await?;
-    redirect("/", Some(&cookie))
+    Ok(redirect("/", Some(&cookie)))
 }
 
 fn asset(name: &str) -> ApiResult<Response> {
@@ -85,7 +85,7 @@ fn asset(name: &str) -> ApiResult<Response> {
     Ok(response)
 }
 
-fn html(status: u16, body: &str) -> ApiResult<Response> {
+fn html(status: u16, body: &str) -> Response {
     let mut response = Response::builder()
         .with_status(status)
         .fixed(body.as_bytes().to_vec());
@@ -97,17 +97,17 @@ fn html(status: u16, body: &str) -> ApiResult<Response> {
         "content-security-policy",
         "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
     );
-    Ok(response)
+    response
 }
 
-fn redirect(location: &str, cookie: Option<&str>) -> ApiResult<Response> {
+fn redirect(location: &str, cookie: Option<&str>) -> Response {
     let mut response = Response::builder().with_status(303).empty();
     let headers = response.headers_mut();
     let _ = headers.set("location", location);
     if let Some(cookie) = cookie {
         let _ = headers.set("set-cookie", cookie);
     }
-    Ok(response)
+    response
 }
 
 fn render_error(e: impl std::fmt::Display) -> ApiError {
@@ -116,7 +116,7 @@ fn render_error(e: impl std::fmt::Display) -> ApiError {
 
 fn error_page(e: &ApiError) -> Response {
     match sam_web::render_error_page(e.status, e.code, &e.message, VERSION) {
-        Ok(body) => html(e.status, &body).unwrap_or_else(|e| e.into_response()),
+        Ok(body) => html(e.status, &body),
         Err(_) => ApiError::new(e.status, e.code, e.message.clone()).into_response(),
     }
 }
