@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::process::{Child, Command, Stdio};
+
 use anyhow::{Context, Result, bail};
 
 /// The platform under test.
@@ -140,4 +142,133 @@ pub fn now_ms() -> i64 {
             .as_millis(),
     )
     .unwrap_or(0)
+}
+
+/// A second `wrangler dev` of the same build with its own state and a
+/// changed configuration (a binding removed, other `[vars]`), for tests of
+/// how the Worker behaves when something is broken. It shares the
+/// platform's Hetzner stand-in. Dropping it kills its whole process group.
+pub struct ScratchWorker {
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl ScratchWorker {
+    pub fn start(
+        p: &Platform,
+        name: &str,
+        remove_sections: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let dir = p.state_dir.join(format!("scratch-{name}"));
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let mut config: toml::Table =
+            std::fs::read_to_string(p.state_dir.join("wrangler.toml"))?.parse()?;
+        for section in remove_sections {
+            config.remove(*section);
+        }
+        if let Some(table) = config.get_mut("vars").and_then(toml::Value::as_table_mut) {
+            table.insert("PUBLIC_PORT".into(), port.to_string().into());
+            for (k, v) in vars {
+                table.insert((*k).into(), (*v).into());
+            }
+        }
+        let config_path = dir.join("wrangler.toml");
+        std::fs::write(&config_path, toml::to_string(&config)?)?;
+        std::fs::copy(p.state_dir.join(".dev.vars"), dir.join(".dev.vars"))?;
+        let wrangler = |args: &[&str]| {
+            let mut cmd = Command::new(std::env::var("SAM_E2E_NODE").unwrap_or_default());
+            cmd.arg(std::env::var("SAM_E2E_WRANGLER_JS").unwrap_or_default())
+                .args(args)
+                .arg("--config")
+                .arg(&config_path)
+                .arg("--persist-to")
+                .arg(dir.join("state"))
+                .env("CI", "true")
+                .env("WRANGLER_SEND_METRICS", "false")
+                .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+                .stdin(Stdio::null());
+            cmd
+        };
+        let migrated = wrangler(&["d1", "migrations", "apply", "DB", "--local"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !migrated.success() && !remove_sections.contains(&"d1_databases") {
+            bail!("migrating the scratch worker's D1 failed");
+        }
+        let log = std::fs::File::create(dir.join("wrangler.log"))?;
+        let child = wrangler(&["dev"])
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port()?.to_string()])
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "warn",
+            ])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("start the scratch worker (SAM_E2E_NODE / SAM_E2E_WRANGLER_JS)")?;
+        Ok(Self { port, child, dir })
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        client_for_port(self.port)
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://api.localhost:{}{path}", self.port)
+    }
+
+    /// A client signed in as `login`, once the worker answers.
+    pub async fn signed_in(&self, login: &str) -> Result<reqwest::Client> {
+        let client = self.client();
+        let url = self.api("/api/auth/dev-login");
+        eventually(
+            "the scratch worker to sign us in",
+            Duration::from_secs(60),
+            || {
+                let client = client.clone();
+                let url = url.clone();
+                async move {
+                    let Ok(resp) = client
+                        .post(&url)
+                        .json(&serde_json::json!({ "login": login }))
+                        .send()
+                        .await
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(resp.status().is_success().then_some(()))
+                }
+            },
+        )
+        .await?;
+        Ok(client)
+    }
+}
+
+impl Drop for ScratchWorker {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // The whole group: wrangler leaves workerd running otherwise.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -216,6 +216,10 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
         .args(["test", "-p", "sam-e2e", "--", "--test-threads=3"])
         .envs(platform.env())
         .env("SAM_E2E_VM_AGENT_PORT", vm_agent_port.to_string())
+        .env(
+            "SAM_E2E_ARTIFACTS",
+            crate::platform::target_dir(&tools.root).join("e2e-artifacts"),
+        )
         .env("SAM_E2E_NODE", &tools.node)
         .env("SAM_E2E_WRANGLER_JS", &tools.wrangler_js);
     if let Some(f) = filter {

@@ -1,9 +1,8 @@
 //! `GET /health` exercises every binding; a broken binding is named in a 503.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sam_e2e::{Platform, eventually};
+use sam_e2e::{Platform, ScratchWorker, eventually};
 use sam_wire::HealthReport;
 
 #[tokio::test]
@@ -30,9 +29,9 @@ async fn j00_health_reports_every_binding() {
     );
 
     // The same Worker with its R2 binding removed must say so with a 503.
-    let broken = BrokenWorker::start(&p, "r2_buckets");
-    let client = sam_e2e::client_for_port(broken.port);
-    let url = format!("http://api.localhost:{}/health", broken.port);
+    let broken = ScratchWorker::start(&p, "no-r2", &["r2_buckets"], &[]).unwrap();
+    let client = broken.client();
+    let url = broken.api("/health");
     let (status, report) = eventually(
         "the broken worker to answer",
         Duration::from_secs(60),
@@ -102,89 +101,4 @@ async fn jwks_publishes_the_signing_key() {
         .unwrap();
     let key = p.signing_key().unwrap();
     assert_eq!(jwks, key.jwks());
-}
-
-/// A second `wrangler dev` of the same build with one binding section removed.
-struct BrokenWorker {
-    port: u16,
-    child: std::process::Child,
-    _dir: PathGuard,
-}
-
-struct PathGuard(std::path::PathBuf);
-impl Drop for PathGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl BrokenWorker {
-    fn start(p: &Platform, remove_section: &str) -> Self {
-        use std::os::unix::process::CommandExt;
-        let dir = p.state_dir.join(format!("broken-{remove_section}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = std::fs::read_to_string(p.state_dir.join("wrangler.toml")).unwrap();
-        let mut table: toml::Table = config.parse().unwrap();
-        table.remove(remove_section);
-        std::fs::write(dir.join("wrangler.toml"), toml::to_string(&table).unwrap()).unwrap();
-        std::fs::copy(p.state_dir.join(".dev.vars"), dir.join(".dev.vars")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let inspector = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let node = std::env::var("SAM_E2E_NODE").expect("SAM_E2E_NODE");
-        let wrangler = std::env::var("SAM_E2E_WRANGLER_JS").expect("SAM_E2E_WRANGLER_JS");
-        let log = std::fs::File::create(dir.join("wrangler.log")).unwrap();
-        let child = Command::new(node)
-            .arg(wrangler)
-            .args(["dev", "--config"])
-            .arg(dir.join("wrangler.toml"))
-            .args([
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--inspector-port",
-                &inspector.to_string(),
-            ])
-            .arg("--persist-to")
-            .arg(dir.join("state"))
-            .args([
-                "--show-interactive-dev-session=false",
-                "--log-level",
-                "warn",
-            ])
-            .env("CI", "true")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        Self {
-            port,
-            child,
-            _dir: PathGuard(dir),
-        }
-    }
-}
-
-impl Drop for BrokenWorker {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // Kill the whole group: wrangler leaves workerd behind otherwise.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-        }
-        let _ = self.child.wait();
-    }
 }

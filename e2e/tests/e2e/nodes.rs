@@ -288,3 +288,116 @@ async fn create_node_rejects_bad_input_and_writes_nothing() {
     let resp = anonymous.get(p.api("/api/nodes")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+async fn events(client: &reqwest::Client, url: &str) -> Vec<String> {
+    let body: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["phase"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn provider_failure_leaves_node_in_error_with_reason() {
+    let p = Platform::from_env();
+    // The stand-in refuses servers with an image Hetzner does not have.
+    let worker =
+        sam_e2e::ScratchWorker::start(&p, "bad-image", &[], &[("NODE_IMAGE", "no-such-image")])
+            .unwrap();
+    let client = worker.signed_in("provider-failure").await.unwrap();
+    let resp = client
+        .post(worker.api("/api/nodes"))
+        .json(&json!({ "provider": "hetzner", "size": "small" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    let err: ErrorBody = resp.json().await.unwrap();
+    assert_eq!(err.code, "provider_create_failed");
+    let list: NodeList = client
+        .get(worker.api("/api/nodes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.nodes.len(), 1);
+    let node = &list.nodes[0];
+    assert_eq!(node.status, "error");
+    assert!(
+        node.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("invalid_input")),
+        "{node:?}"
+    );
+    assert!(node.provider_server_id.is_none());
+    let phases = events(
+        &client,
+        &worker.api(&format!("/api/nodes/{}/events", node.id)),
+    )
+    .await;
+    assert_eq!(phases, ["requested", "provider_failed"]);
+    // A node in error can still be deleted.
+    let resp = client
+        .delete(worker.api(&format!("/api/nodes/{}", node.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deleted: NodeView = resp.json().await.unwrap();
+    assert_eq!(deleted.status, "deleted");
+}
+
+#[tokio::test]
+async fn boot_deadline_moves_silent_node_to_error() {
+    let p = Platform::from_env();
+    // A worker whose R2 has no vm-agent build: the server boots but its
+    // cloud-init cannot download the agent, so nothing ever registers.
+    let worker =
+        sam_e2e::ScratchWorker::start(&p, "silent-node", &[], &[("NODE_BOOT_TIMEOUT_SECS", "3")])
+            .unwrap();
+    let client = worker.signed_in("deadline").await.unwrap();
+    let created: NodeView = client
+        .post(worker.api("/api/nodes"))
+        .json(&json!({ "provider": "hetzner", "size": "small" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created.status, "creating");
+    let url = worker.api(&format!("/api/nodes/{}", created.id));
+    let failed: NodeView = eventually(
+        "the boot deadline to pass",
+        Duration::from_secs(30),
+        || async {
+            let n: NodeView = client.get(&url).send().await?.json().await?;
+            Ok((n.status != "creating").then_some(n))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed.status, "error");
+    assert!(
+        failed
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("did not register")),
+        "{failed:?}"
+    );
+    let phases = events(&client, &format!("{url}/events")).await;
+    assert_eq!(
+        phases,
+        ["requested", "provider_created", "boot_deadline_passed"]
+    );
+    // Deleting it removes the server at the provider.
+    let server_id = failed.provider_server_id.clone().unwrap();
+    assert!(p.devcloud_server(&server_id).await.unwrap().is_some());
+    let resp = client.delete(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(p.devcloud_server(&server_id).await.unwrap().is_none());
+}

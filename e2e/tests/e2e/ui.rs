@@ -170,7 +170,12 @@ async fn ui_nodes_page_in_chromium() {
         .unwrap();
     assert!(row_text.contains("ui-node"), "{row_text}");
 
-    // Desktop and phone widths both fit; screenshots are kept with the run's logs.
+    // Desktop and phone widths both fit; screenshots are kept for a person to look at.
+    let artifacts = std::path::PathBuf::from(
+        std::env::var("SAM_E2E_ARTIFACTS")
+            .unwrap_or_else(|_| p.state_dir.join("logs").display().to_string()),
+    );
+    std::fs::create_dir_all(&artifacts).unwrap();
     for (width, height) in [(1280u32, 900u32), (375, 812)] {
         c.set_window_size(width, height).await.unwrap();
         c.refresh().await.unwrap();
@@ -179,7 +184,7 @@ async fn ui_nodes_page_in_chromium() {
             "page overflows at {width}px"
         );
         let png = c.screenshot().await.unwrap();
-        std::fs::write(p.state_dir.join(format!("logs/ui-nodes-{width}.png")), png).unwrap();
+        std::fs::write(artifacts.join(format!("ui-nodes-{width}.png")), png).unwrap();
     }
 
     // Clean up the node so no server outlives the test.
