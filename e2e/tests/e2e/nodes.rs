@@ -174,7 +174,6 @@ async fn j15_node_create_boot_register_delete() {
     assert_eq!(again.status, "deleted");
 
     // A heartbeat for a deleted node is refused and changes nothing.
-    let key = p.signing_key().unwrap();
     let token = key.issue(
         &p.issuer(),
         &sam_auth::Grant {
