@@ -96,6 +96,52 @@ async fn j15_node_create_boot_register_delete() {
         .expect("the vm-agent answers on the node's address");
     assert_eq!(health["node_id"], created.id.as_str());
 
+    // The vm-agent verifies API-issued tokens against the API's JWKS.
+    let key = p.signing_key().unwrap();
+    let mint = |audience, node: &str| {
+        key.issue(
+            &p.issuer(),
+            &sam_auth::Grant {
+                audience,
+                node_id: node.to_owned(),
+                ttl_secs: 300,
+            },
+            sam_e2e::now_ms(),
+        )
+    };
+    let agent = reqwest::Client::new();
+    let system_info = format!(
+        "http://{ip}:{}/system-info",
+        std::env::var("SAM_E2E_VM_AGENT_PORT").unwrap()
+    );
+    let resp = agent
+        .get(&system_info)
+        .bearer_auth(mint(sam_auth::Audience::NodeManagement, &created.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let info: sam_wire::SystemInfo = resp.json().await.unwrap();
+    assert_eq!(info.node_id, created.id);
+    for (token, status) in [
+        (mint(sam_auth::Audience::NodeCallback, &created.id), 401),
+        (
+            mint(
+                sam_auth::Audience::NodeManagement,
+                "01J00000000000000000000XYZ",
+            ),
+            403,
+        ),
+    ] {
+        let resp = agent
+            .get(&system_info)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status);
+    }
+
     // The boot log has each phase, in order.
     let events: serde_json::Value = client
         .get(p.api(&format!("/api/nodes/{}/events", created.id)))
