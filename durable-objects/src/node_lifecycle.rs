@@ -9,6 +9,8 @@
 //! Concurrency: a Durable Object runs one event at a time and code between
 //! two awaits is atomic, so the state row needs no further locking.
 
+use std::cell::Cell;
+
 use sam_domain::node::{BootPhase, NodeStatus};
 use sam_store::NodeRepository;
 use serde::{Deserialize, Serialize};
@@ -54,16 +56,21 @@ struct LifecycleRow {
 pub struct NodeLifecycle {
     state: State,
     env: Env,
+    /// Schema migrations are applied once per object instance.
+    migrated: Cell<bool>,
 }
 
 impl DurableObject for NodeLifecycle {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env }
+        Self {
+            state,
+            env,
+            migrated: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let sql = self.state.storage().sql();
-        schema::migrate(&sql, MIGRATIONS)?;
+        let sql = self.sql()?;
         let path = req.path();
         match (req.method().as_ref(), path.as_str()) {
             ("POST", "/start") => {
@@ -91,8 +98,7 @@ impl DurableObject for NodeLifecycle {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        let sql = self.state.storage().sql();
-        schema::migrate(&sql, MIGRATIONS)?;
+        let sql = self.sql()?;
         let Some(row) = lifecycle(&sql)? else {
             return Response::ok("no node");
         };
@@ -134,6 +140,16 @@ impl DurableObject for NodeLifecycle {
 }
 
 impl NodeLifecycle {
+    /// The object's SQLite storage, migrated.
+    fn sql(&self) -> Result<SqlStorage> {
+        let sql = self.state.storage().sql();
+        if !self.migrated.get() {
+            schema::migrate(&sql, MIGRATIONS)?;
+            self.migrated.set(true);
+        }
+        Ok(sql)
+    }
+
     async fn start(&self, sql: &SqlStorage, start: &StartRequest) -> Result<()> {
         if lifecycle(sql)?.is_some() {
             return Ok(()); // Retried start: already recorded.

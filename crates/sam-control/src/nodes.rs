@@ -200,14 +200,7 @@ pub async fn record_ready(
     transition(node.status(), &NodeEvent::AgentReady)?;
     let version = clip(agent_version, 64);
     if !nodes.mark_ready(node_id, &version, now).await? {
-        // Lost a race with a delete: report the status that won.
-        let now_status = nodes
-            .get(node_id)
-            .await?
-            .map_or(NodeStatus::Deleted, |n| n.status());
-        return Err(transition(now_status, &NodeEvent::AgentReady)
-            .err()
-            .map_or(ControlError::NotFound, Into::into));
+        return Err(lost_race(&nodes, node_id, NodeEvent::AgentReady).await);
     }
     if node.status() == NodeStatus::Creating {
         let _ = boot_log
@@ -237,14 +230,33 @@ pub async fn record_heartbeat(
         .record_heartbeat(node_id, &clip(&beat.agent_version, 64), &metrics, now)
         .await?
     {
-        return Err(ControlError::Transition(
-            sam_domain::node::TransitionError {
-                from: NodeStatus::Deleting,
-                event: NodeEvent::Heartbeat,
-            },
-        ));
+        return Err(lost_race(&nodes, node_id, NodeEvent::Heartbeat).await);
     }
     Ok(())
+}
+
+/// The error for a compare-and-set that changed nothing: another request
+/// (typically a delete) moved the node first. Reports the status that won.
+async fn lost_race<D: SqlDatabase>(
+    nodes: &NodeRepository<'_, D>,
+    node_id: &str,
+    event: NodeEvent,
+) -> ControlError {
+    let current = match nodes.get(node_id).await {
+        Ok(Some(node)) => node.status(),
+        Ok(None) => return ControlError::NotFound,
+        Err(e) => return e.into(),
+    };
+    match transition(current, &event) {
+        Err(refused) => refused.into(),
+        // The status allows the event again (a retry would succeed): report
+        // the conflict as seen from the status we lost to.
+        Ok(_) => sam_domain::node::TransitionError {
+            from: current,
+            event,
+        }
+        .into(),
+    }
 }
 
 /// Deletes a user's node: `deleting`, delete the server (a server that is

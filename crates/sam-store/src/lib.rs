@@ -8,6 +8,8 @@
 
 mod nodes;
 mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 mod users;
 
 pub use nodes::{NodeRecord, NodeRepository, ProviderServerUpdate};

@@ -3,90 +3,11 @@
 // Test helpers panic on setup failures: that is the test failing.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use futures::executor::block_on;
 use sam_domain::node::NodeStatus;
-use sam_store::{
-    NodeRecord, NodeRepository, ProviderServerUpdate, Row, SqlDatabase, SqlValue, StoreError,
-    UserRepository,
-};
+use sam_store::{NodeRecord, NodeRepository, ProviderServerUpdate, StoreError, UserRepository};
 
-/// SQLite behind the same port the Worker implements with D1.
-struct Sqlite(rusqlite::Connection);
-
-impl Sqlite {
-    fn with_migrations() -> Self {
-        let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-            .collect();
-        files.sort();
-        assert!(!files.is_empty());
-        for f in files {
-            conn.execute_batch(&std::fs::read_to_string(f).unwrap())
-                .unwrap();
-        }
-        Self(conn)
-    }
-}
-
-fn bind(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
-    params
-        .iter()
-        .map(|p| match p {
-            SqlValue::Null => rusqlite::types::Value::Null,
-            SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
-            SqlValue::Real(r) => rusqlite::types::Value::Real(*r),
-            SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
-        })
-        .collect()
-}
-
-impl SqlDatabase for Sqlite {
-    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
-        self.0
-            .execute(sql, rusqlite::params_from_iter(bind(params)))
-            .map(|n| n as u64)
-            .map_err(|e| StoreError::Database(e.to_string()))
-    }
-
-    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self
-            .0
-            .prepare(sql)
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        let names: Vec<String> = stmt
-            .column_names()
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(bind(params)), |r| {
-                let mut row = Row::new();
-                for (i, name) in names.iter().enumerate() {
-                    let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => {
-                            serde_json::Value::Null
-                        }
-                        rusqlite::types::ValueRef::Integer(n) => n.into(),
-                        rusqlite::types::ValueRef::Real(x) => x.into(),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            String::from_utf8_lossy(t).into_owned().into()
-                        }
-                    };
-                    row.insert(name.clone(), v);
-                }
-                Ok(row)
-            })
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Database(e.to_string()))
-    }
-}
+use sam_store::sqlite::Sqlite;
 
 fn node(id: &str, user: &str, now: i64) -> NodeRecord {
     NodeRecord {
@@ -113,7 +34,7 @@ fn node(id: &str, user: &str, now: i64) -> NodeRecord {
 
 #[test]
 fn node_lifecycle_round_trip_on_sqlite() {
-    let db = Sqlite::with_migrations();
+    let db = Sqlite::with_repo_migrations();
     block_on(async {
         let users = UserRepository::new(&db);
         let alice = users.upsert_by_login("U1", "alice", 1).await.unwrap();
@@ -186,7 +107,7 @@ fn node_lifecycle_round_trip_on_sqlite() {
 
 #[test]
 fn stuck_creating_nodes_are_listed_and_errors_recorded() {
-    let db = Sqlite::with_migrations();
+    let db = Sqlite::with_repo_migrations();
     block_on(async {
         UserRepository::new(&db)
             .upsert_by_login("U1", "alice", 1)
@@ -221,7 +142,7 @@ fn stuck_creating_nodes_are_listed_and_errors_recorded() {
 
 #[test]
 fn status_check_constraint_rejects_unknown_status() {
-    let db = Sqlite::with_migrations();
+    let db = Sqlite::with_repo_migrations();
     block_on(async {
         UserRepository::new(&db)
             .upsert_by_login("U1", "alice", 1)
