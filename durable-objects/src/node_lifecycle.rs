@@ -11,7 +11,7 @@
 
 use std::cell::Cell;
 
-use sam_domain::node::{BootPhase, NodeStatus};
+use sam_domain::node::{BootPhase, NodeEvent, NodeStatus};
 use sam_store::NodeRepository;
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -85,12 +85,12 @@ impl DurableObject for NodeLifecycle {
             }
             ("GET", "/events") => Response::from_json(&events(&sql)?),
             ("GET", "/probe") => {
-                // Health check: a real write and read of this object's SQLite.
-                sql.exec(
-                    "INSERT INTO boot_events (at, phase, detail) VALUES (0, 'requested', 'probe')",
-                    None,
-                )?;
-                sql.exec("DELETE FROM boot_events WHERE detail = 'probe'", None)?;
+                // Health check: a real query of this object's SQLite storage
+                // (read-only, so probing does not write on every request).
+                let _ = sql
+                    .exec("SELECT COUNT(*) FROM boot_events", None)?
+                    .raw()
+                    .count();
                 Response::ok("ok")
             }
             _ => Response::error("not found", 404),
@@ -117,16 +117,17 @@ impl DurableObject for NodeLifecycle {
         }
         let db = D1Sql(self.env.d1("DB")?);
         let message = "the vm-agent did not register before the boot deadline";
-        NodeRepository::new(&db)
-            .transition(
-                &row.node_id,
-                NodeStatus::Creating,
-                NodeStatus::Error,
-                now,
-                Some(message),
-            )
+        let to = sam_domain::node::transition(NodeStatus::Creating, &NodeEvent::BootDeadlinePassed)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let changed = NodeRepository::new(&db)
+            .transition(&row.node_id, NodeStatus::Creating, to, now, Some(message))
             .await
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        // Only a node that really was still creating gets the entry; one that
+        // registered (or was deleted) meanwhile keeps an accurate boot log.
+        if !changed {
+            return Response::ok("node no longer creating");
+        }
         append(
             &sql,
             &BootEvent {

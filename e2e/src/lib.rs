@@ -85,6 +85,7 @@ impl Platform {
     pub async fn devcloud_server(&self, id: &str) -> Result<Option<serde_json::Value>> {
         let resp = reqwest::Client::new()
             .get(format!("{}/v1/servers/{id}", self.devcloud_url))
+            .timeout(Duration::from_secs(10))
             .bearer_auth(&self.hetzner_token)
             .send()
             .await?;
@@ -261,6 +262,8 @@ impl Drop for ScratchWorker {
                 .args(["-KILL", "--", &format!("-{pid}")])
                 .status();
         }
+        // Never wait on a child the group kill did not reach.
+        let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::AGENT_VERSION;
-use crate::callback::{CallbackToken, ControlPlane};
+use crate::callback::ControlPlane;
 use crate::config::Config;
 use crate::error::AgentError;
 use crate::jwks::KeyCache;
@@ -129,13 +129,12 @@ impl Agent {
 
     /// Registers, then heartbeats forever; returns only on a fatal error.
     async fn call_home(&self) -> Result<Infallible, AgentError> {
-        let token = CallbackToken::read(&self.config.token_path())?;
         let control_plane = ControlPlane::new(
             self.client.clone(),
             &self.config.control_plane_url,
             &self.config.node_id,
-            token,
-        );
+            &self.config.token_path(),
+        )?;
         control_plane.register(self.config.backoff).await?;
         Ok(control_plane
             .heartbeat_forever(self.config.heartbeat_interval, &self.config.disk_path())

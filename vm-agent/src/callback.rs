@@ -60,6 +60,37 @@ impl CallbackToken {
         }
         Ok(Self(token.to_owned()))
     }
+
+    /// Replaces the token file with `token` (a fresh token from the control
+    /// plane): written to a sibling file with mode 0600, then renamed over
+    /// the old one, so a crash never leaves a half-written token.
+    pub(crate) fn replace(path: &Path, token: &str) -> Result<Self, AgentError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let token = token.trim();
+        if token.is_empty() || token.split('.').count() != 3 {
+            return Err(AgentError::EmptyTokenFile {
+                path: path.to_owned(),
+            });
+        }
+        let tmp = path.with_extension("new");
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(token.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|source| AgentError::TokenFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self(token.to_owned()))
+    }
 }
 
 /// How one call went, as far as retrying is concerned.
@@ -79,7 +110,9 @@ pub(crate) struct ControlPlane {
     client: reqwest::Client,
     /// `{control plane}/api/nodes/{id}`.
     node_url: String,
-    token: CallbackToken,
+    /// The token in use; replaced when the control plane sends a fresh one.
+    token: std::sync::RwLock<CallbackToken>,
+    token_path: std::path::PathBuf,
 }
 
 impl ControlPlane {
@@ -87,12 +120,34 @@ impl ControlPlane {
         client: reqwest::Client,
         control_plane_url: &str,
         node_id: &str,
-        token: CallbackToken,
-    ) -> Self {
-        Self {
+        token_path: &Path,
+    ) -> Result<Self, AgentError> {
+        Ok(Self {
             client,
             node_url: format!("{control_plane_url}/api/nodes/{node_id}"),
-            token,
+            token: std::sync::RwLock::new(CallbackToken::read(token_path)?),
+            token_path: token_path.to_owned(),
+        })
+    }
+
+    fn current_token(&self) -> String {
+        match self.token.read() {
+            Ok(t) => t.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
+        }
+    }
+
+    /// Stores a fresh token on disk and starts using it.
+    fn adopt_token(&self, fresh: &str) {
+        match CallbackToken::replace(&self.token_path, fresh) {
+            Ok(token) => {
+                match self.token.write() {
+                    Ok(mut t) => *t = token,
+                    Err(poisoned) => *poisoned.into_inner() = token,
+                }
+                tracing::info!("callback token renewed");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not store the renewed callback token"),
         }
     }
 
@@ -151,6 +206,9 @@ impl ControlPlane {
                 .await
             {
                 Outcome::Done(reply) => {
+                    if let Some(fresh) = reply.as_ref().and_then(|r| r.refreshed_token.as_deref()) {
+                        self.adopt_token(fresh);
+                    }
                     if let Some(reply) = reply {
                         // Never faster than once a second, whatever the reply says.
                         let wanted = Duration::from_secs(reply.next_interval_secs.max(1));
@@ -182,7 +240,7 @@ impl ControlPlane {
         let result = self
             .client
             .post(format!("{}/{path}", self.node_url))
-            .bearer_auth(&self.token.0)
+            .bearer_auth(self.current_token())
             .json(body)
             .send()
             .await;

@@ -190,16 +190,29 @@ fn check_http_url(var: &'static str, raw: &str) -> Result<(), ConfigError> {
 
 fn absolute_path(var: &'static str, raw: &str) -> Result<PathBuf, ConfigError> {
     let path = PathBuf::from(raw);
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Err(invalid(var, raw, "must be an absolute path"))
+    if !path.is_absolute() {
+        return Err(invalid(var, raw, "must be an absolute path"));
     }
+    // `..` would climb out of SAM_FS_ROOT once the path is re-rooted.
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(invalid(var, raw, "must not contain `..`"));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_components_are_refused() {
+        assert!(absolute_path("SAM_CALLBACK_TOKEN_FILE", "/etc/sam/callback-token").is_ok());
+        assert!(absolute_path("SAM_CALLBACK_TOKEN_FILE", "/../../etc/shadow").is_err());
+        assert!(absolute_path("SAM_CALLBACK_TOKEN_FILE", "/etc/sam/../x").is_err());
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

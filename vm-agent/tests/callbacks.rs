@@ -219,3 +219,26 @@ async fn logs_never_contain_the_callback_token() {
     assert!(text.contains("token_scope_mismatch"), "{text}");
     assert!(!text.contains(TOKEN), "{text}");
 }
+
+#[tokio::test]
+async fn a_renewed_token_is_stored_and_used_for_later_calls() {
+    const FRESH: &str = "fresh.callback.token";
+    let cp = FakeControlPlane::start().await;
+    cp.script_heartbeats([(
+        StatusCode::OK,
+        Some(json!({"next_interval_secs": 1, "refreshed_token": FRESH})),
+    )]);
+    let running = start_agent(&cp, |c| c.heartbeat_interval = Duration::from_millis(50)).await;
+    assert!(wait_until(Duration::from_secs(10), || cp.heartbeats().len() >= 2).await);
+
+    let beats = cp.heartbeats();
+    assert_eq!(beats[0].authorization, Some(bearer()));
+    assert_eq!(beats[1].authorization, Some(format!("Bearer {FRESH}")));
+    let file = running._root.path().join("etc/sam/callback-token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), FRESH);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    running.stop.send(()).unwrap();
+    assert!(running.task.await.unwrap().is_ok());
+}

@@ -61,7 +61,10 @@ impl Config {
         let api_origin = format!("{scheme}://api.{base_domain}{port}");
         Ok(Self {
             secure_cookies: scheme == "https",
-            dev_login_enabled: var(env, "DEV_LOGIN_ENABLED").as_deref() == Some("true"),
+            dev_login_enabled: sam_domain::accounts::dev_login_allowed(
+                var(env, "DEV_LOGIN_ENABLED").as_deref() == Some("true"),
+                &base_domain,
+            ),
             hetzner_api_url: var(env, "HETZNER_API_URL")
                 .unwrap_or_else(|| "https://api.hetzner.cloud/v1".to_owned()),
             nodes: NodeSettings {

@@ -173,11 +173,15 @@ impl Platform {
         };
         let log = logs.join("wrangler.log");
         wait_for("the API to answer /health", Duration::from_secs(90), || {
-            health_status(port).is_some()
+            // Stop waiting at once if wrangler or devcloud died.
+            !platform.alive() || health_status(port).is_some()
         })
         .with_context(|| format!("see {}", log.display()))?;
         if !platform.alive() {
-            bail!("wrangler exited during start-up; see {}", log.display());
+            bail!(
+                "a platform process exited during start-up; see {}",
+                logs.display()
+            );
         }
         Ok(platform)
     }

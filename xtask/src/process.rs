@@ -21,13 +21,13 @@ use nix::unistd::Pid;
 /// can stop them when the user presses Ctrl-C or CI times out.
 static LIVE_GROUPS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
-fn register(pid: u32) {
+pub fn register(pid: u32) {
     if let (Ok(pid), Ok(mut groups)) = (i32::try_from(pid), LIVE_GROUPS.lock()) {
         groups.push(pid);
     }
 }
 
-fn unregister(pid: u32) {
+pub fn unregister(pid: u32) {
     if let (Ok(pid), Ok(mut groups)) = (i32::try_from(pid), LIVE_GROUPS.lock()) {
         groups.retain(|g| *g != pid);
     }
@@ -41,7 +41,12 @@ pub fn install_cleanup_on_signal() -> Result<()> {
             for g in groups.iter() {
                 let _ = killpg(Pid::from_raw(*g), Signal::SIGTERM);
             }
-            thread::sleep(Duration::from_secs(2));
+            // Give devcloud time to stop its VMs' process groups (it waits
+            // up to 2 s for each before SIGKILL) before we force everything.
+            let deadline = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < deadline && groups.iter().any(|g| group_alive(*g)) {
+                thread::sleep(Duration::from_millis(100));
+            }
             for g in groups.iter() {
                 let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
             }
@@ -49,6 +54,28 @@ pub fn install_cleanup_on_signal() -> Result<()> {
         std::process::exit(130);
     })
     .context("install the signal handler")
+}
+
+/// Whether any process of group `pgid` is still alive (zombies do not count:
+/// PID 1 does not reap them on these machines).
+fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // Fields after `(comm)`: state, ppid, pgrp.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace())
+            .into_iter()
+            .flatten();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
 }
 
 /// A running child process group.

@@ -32,6 +32,18 @@ pub struct Tools {
 }
 
 impl Tools {
+    /// Adds the environment wasm builds need (empty with rustup's target).
+    pub fn with_wasm_env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        for (k, v) in &self.wasm_env {
+            cmd.env(k, v);
+        }
+        if let Some(prefix) = &self.wasm_path_prefix {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", prefix.display()));
+        }
+        cmd
+    }
+
     /// A `wrangler` command run by the pinned Node 22.
     pub fn wrangler(&self) -> Command {
         let mut cmd = Command::new(&self.node);
@@ -71,10 +83,12 @@ pub fn run(for_tests: bool) -> Result<Tools> {
         ensure_cargo_tool("worker-build", WORKER_BUILD_VERSION, "worker-build", true)?;
     ensure_npm_packages(&root)?;
     if for_tests {
+        // Exact paths: the browser tests run Debian's Chromium and its
+        // matching driver, never another chromedriver that may be on PATH.
         ensure_debian_packages(&[
             ("cloud-init", "cloud-init"),
-            ("chromium", "chromium"),
-            ("chromedriver", "chromium-driver"),
+            ("/usr/bin/chromium", "chromium"),
+            ("/usr/bin/chromedriver", "chromium-driver"),
         ])?;
     }
     let modules = root.join("node_modules");
@@ -133,14 +147,16 @@ fn ensure_wasm_target() -> Result<WasmBuildEnv> {
         ("/usr/lib/rustlib/src", "rust-web-src"),
         ("/usr/lib/llvm-22", "rust-web-llvm"),
         ("/usr/bin/lld-22", "lld-22"),
+        ("/usr/bin/clippy-driver", "rust-web-clippy"),
     ])?;
     // worker-build insists that the target libdir exists, even if empty.
     std::fs::create_dir_all("/usr/lib/rustlib/wasm32-unknown-unknown/lib")?;
     let shim = cache_dir().join("debian-rust-bin");
     std::fs::create_dir_all(&shim)?;
-    for tool in ["cargo", "rustc"] {
+    // Debian's cargo, rustc and clippy must all win over rustup's proxies.
+    for tool in ["cargo", "rustc", "cargo-clippy", "clippy-driver"] {
         let link = shim.join(tool);
-        if !link.exists() {
+        if !link.exists() && Path::new("/usr/bin").join(tool).exists() {
             std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), &link)?;
         }
     }

@@ -7,7 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -54,28 +58,68 @@ impl Tally {
         self.record(name, ok);
     }
 
-    /// Runs `cargo test`, echoing its output and counting each test line.
-    /// A build failure or a crashed test binary counts as a failure too.
-    fn cargo_test(&mut self, label: &str, cmd: &mut Command) {
+    /// Runs `cargo test`, echoing its output and counting each test line;
+    /// returns the names of the tests that ran. A build failure, a crashed
+    /// test binary or running past `limit` (the whole process group is then
+    /// killed) counts as a failure too.
+    fn cargo_test(&mut self, label: &str, cmd: &mut Command, limit: Duration) -> Vec<String> {
         println!("--- {label}");
-        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn();
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn();
         let Ok(mut child) = child else {
             self.record(label, false);
-            return;
+            return Vec::new();
+        };
+        crate::process::register(child.id());
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let (timed_out, done) = (Arc::clone(&timed_out), Arc::clone(&done));
+            let pgid = i32::try_from(child.id()).ok();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + limit;
+                while Instant::now() < deadline {
+                    if done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                timed_out.store(true, Ordering::SeqCst);
+                if let Some(pgid) = pgid {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pgid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            })
         };
         let before = self.failed.len();
+        let mut ran = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 println!("{line}");
                 if let Some((name, result)) = parse_test_line(&line) {
                     self.record(name, result == "ok");
+                    ran.push(name.to_owned());
                 }
             }
         }
         let ok = child.wait().is_ok_and(|s| s.success());
-        if !ok && self.failed.len() == before {
+        crate::process::unregister(child.id());
+        done.store(true, Ordering::SeqCst);
+        let _ = watchdog.join();
+        if timed_out.load(Ordering::SeqCst) {
+            self.record(
+                &format!("{label} (killed after {} s)", limit.as_secs()),
+                false,
+            );
+        } else if !ok && self.failed.len() == before {
             self.record(&format!("{label} (cargo test exited with failure)"), false);
         }
+        ran
     }
 }
 
@@ -87,9 +131,22 @@ fn parse_test_line(line: &str) -> Option<(&str, &str)> {
     matches!(result, "ok" | "FAILED").then_some((name, result))
 }
 
+/// Tests the issues name; the e2e tier fails if any of them did not run.
+const REQUIRED_E2E: &[&str] = &[
+    "j00_health_reports_every_binding",
+    "j15_node_create_boot_register_delete",
+];
+
 pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
-    let tools = setup::run(true)?;
     let mut tally = Tally::default();
+    let tools = match setup::run(true) {
+        Ok(tools) => tools,
+        Err(e) => {
+            println!("setup ... FAILED: {e:#}");
+            tally.record("setup", false);
+            return finish(&tally);
+        }
+    };
     let root = tools.root.clone();
     let cargo = || {
         let mut c = Command::new("cargo");
@@ -123,6 +180,11 @@ pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
         }
     }
 
+    finish(&tally)
+}
+
+/// Prints the failures and the closing `N passed, N failed` line; exits 1 on any failure.
+fn finish(tally: &Tally) -> Result<()> {
     println!();
     if !tally.failed.is_empty() {
         println!("failed:");
@@ -159,25 +221,24 @@ fn unit_tier(root: &std::path::Path, tally: &mut Tally) {
     tally.record("migration_gate", gate_ok);
 
     let mut unit = Command::new("cargo");
-    unit.current_dir(root)
-        .args(["test", "--workspace", "--exclude", "sam-e2e"]);
+    unit.current_dir(root).args([
+        "test",
+        "--no-fail-fast",
+        "--workspace",
+        "--exclude",
+        "sam-e2e",
+    ]);
     for krate in WASM_CRATES {
         unit.args(["--exclude", krate]);
     }
-    tally.cargo_test("unit tests", &mut unit);
+    tally.cargo_test("unit tests", &mut unit, Duration::from_secs(30 * 60));
 }
 
 /// `cargo` with the environment wasm builds need (the Debian fallback).
 fn wasm_cargo(tools: &Tools) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&tools.root);
-    for (k, v) in &tools.wasm_env {
-        cmd.env(k, v);
-    }
-    if let Some(prefix) = &tools.wasm_path_prefix {
-        let path = std::env::var("PATH").unwrap_or_default();
-        cmd.env("PATH", format!("{}:{path}", prefix.display()));
-    }
+    tools.with_wasm_env(&mut cmd);
     cmd
 }
 
@@ -213,7 +274,14 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
     );
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&tools.root)
-        .args(["test", "-p", "sam-e2e", "--", "--test-threads=3"])
+        .args([
+            "test",
+            "--no-fail-fast",
+            "-p",
+            "sam-e2e",
+            "--",
+            "--test-threads=3",
+        ])
         .envs(platform.env())
         .env("SAM_E2E_VM_AGENT_PORT", vm_agent_port.to_string())
         .env(
@@ -226,7 +294,21 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
         cmd.arg(f);
     }
     let before = tally.failed.len();
-    tally.cargo_test("end-to-end tests", &mut cmd);
+    let ran = tally.cargo_test("end-to-end tests", &mut cmd, Duration::from_secs(20 * 60));
+    // A filter that matches nothing, or a required journey that vanished,
+    // must not pass silently.
+    if ran.is_empty() {
+        println!("end-to-end tests ... FAILED: no test ran");
+        tally.record("end-to-end tests (none ran)", false);
+    }
+    if filter.is_none() {
+        for required in REQUIRED_E2E {
+            if !ran.iter().any(|name| name.ends_with(required)) {
+                println!("{required} ... FAILED: did not run");
+                tally.record(required, false);
+            }
+        }
+    }
     platform.stop();
     if tally.failed.len() == before {
         let _ = std::fs::remove_dir_all(&state);

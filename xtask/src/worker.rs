@@ -22,14 +22,7 @@ pub fn build(tools: &Tools, release: bool) -> Result<()> {
         .env("ESBUILD_BIN", &tools.esbuild)
         .env("WASM_OPT_BIN", &tools.wasm_opt)
         .env("SAM_BUILD_VERSION", build_version());
-    for (k, v) in &tools.wasm_env {
-        cmd.env(k, v);
-    }
-    if let Some(prefix) = &tools.wasm_path_prefix {
-        let path = std::env::var("PATH").unwrap_or_default();
-        cmd.env("PATH", format!("{}:{path}", prefix.display()));
-    }
-    run("worker-build", &mut cmd)
+    run("worker-build", tools.with_wasm_env(&mut cmd))
 }
 
 /// The built wasm module.

@@ -15,4 +15,4 @@ mod keys;
 mod token;
 
 pub use keys::{Jwk, JwkSet, KeyError, SigningKey};
-pub use token::{Audience, Grant, TokenClaims, TokenError, Verifier};
+pub use token::{Audience, CallbackAuthError, Grant, TokenClaims, TokenError, Verifier};

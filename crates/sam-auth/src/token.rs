@@ -55,6 +55,10 @@ pub struct TokenClaims {
     pub scope: String,
     /// The node this token is scoped to.
     pub node: String,
+    /// Expiry in Unix milliseconds; filled in by [`Verifier::verify`] from
+    /// the standard `exp` claim (not a claim of its own).
+    #[serde(skip)]
+    pub expires_at_ms: i64,
 }
 
 /// Why a token was refused. Each variant maps to a stable error code.
@@ -104,6 +108,7 @@ impl SigningKey {
             sub: format!("node:{}", grant.node_id),
             scope: "node".to_owned(),
             node: grant.node_id.clone(),
+            expires_at_ms: 0,
         })
         .set_duration_and_issuance(&time, Duration::seconds(grant.ttl_secs));
         let header = Header::empty().with_key_id(self.kid.clone());
@@ -188,7 +193,61 @@ impl Verifier {
         if custom.aud != audience.as_str() {
             return Err(TokenError::WrongAudience);
         }
-        Ok(custom.clone())
+        let mut verified = custom.clone();
+        verified.expires_at_ms = claims.expiration.map_or(0, |exp| exp.timestamp_millis());
+        Ok(verified)
+    }
+
+    /// Authenticates a vm-agent's callback: a Bearer node-callback token
+    /// that verifies and is scoped to `path_node_id`.
+    pub fn authorize_node_callback(
+        &self,
+        authorization: Option<&str>,
+        path_node_id: &str,
+        now_ms: i64,
+    ) -> Result<TokenClaims, CallbackAuthError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(CallbackAuthError::Missing)?;
+        let claims = self
+            .verify(token, Audience::NodeCallback, now_ms)
+            .map_err(CallbackAuthError::Token)?;
+        if claims.node != path_node_id {
+            return Err(CallbackAuthError::ScopeMismatch);
+        }
+        Ok(claims)
+    }
+}
+
+/// Why a node callback was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackAuthError {
+    #[error("send the node callback token as a Bearer token")]
+    Missing,
+    #[error(transparent)]
+    Token(TokenError),
+    #[error("this token is for a different node")]
+    ScopeMismatch,
+}
+
+impl CallbackAuthError {
+    /// HTTP status: 401 when the caller is not authenticated, 403 when it
+    /// is, but for another node.
+    pub fn status(&self) -> u16 {
+        match self {
+            CallbackAuthError::Missing | CallbackAuthError::Token(_) => 401,
+            CallbackAuthError::ScopeMismatch => 403,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallbackAuthError::Missing => "token_missing",
+            CallbackAuthError::Token(e) => e.code(),
+            CallbackAuthError::ScopeMismatch => "token_scope_mismatch",
+        }
     }
 }
 
@@ -303,6 +362,47 @@ mod tests {
             crate::KeyError::NotBase64
         );
         assert!(!format!("{k:?}").contains(&encoded));
+    }
+
+    #[test]
+    fn verified_claims_carry_the_expiry() {
+        let k = key(1);
+        let token = k.issue(ISSUER, &grant(Audience::NodeCallback), NOW);
+        let claims = Verifier::for_key(ISSUER, &k)
+            .verify(&token, Audience::NodeCallback, NOW)
+            .unwrap();
+        assert_eq!(claims.expires_at_ms, NOW + 3_600_000);
+    }
+
+    #[test]
+    fn node_callbacks_need_a_bearer_token_for_the_path_node() {
+        let k = key(1);
+        let v = Verifier::for_key(ISSUER, &k);
+        let token = k.issue(ISSUER, &grant(Audience::NodeCallback), NOW);
+        let node = "01HZX3Y0000000000000000000";
+        let bearer = format!("Bearer {token}");
+        assert_eq!(
+            v.authorize_node_callback(Some(&bearer), node, NOW)
+                .unwrap()
+                .node,
+            node
+        );
+        let cases = [
+            (None, node, 401, "token_missing"),
+            (Some("Basic abc"), node, 401, "token_missing"),
+            (Some("Bearer "), node, 401, "token_missing"),
+            (Some("Bearer x.y.z"), node, 401, "token_malformed"),
+            (
+                Some(bearer.as_str()),
+                "01HZX3Y9999999999999999999",
+                403,
+                "token_scope_mismatch",
+            ),
+        ];
+        for (header, path, status, code) in cases {
+            let err = v.authorize_node_callback(header, path, NOW).unwrap_err();
+            assert_eq!((err.status(), err.code()), (status, code), "{header:?}");
+        }
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum ControlError {
     },
     #[error("could not render the node's cloud-init: {0}")]
     CloudInit(#[from] CloudInitError),
+    #[error("the node's boot deadline could not be armed: {0}")]
+    BootLog(String),
 }
 
 impl ControlError {
@@ -40,6 +42,7 @@ impl ControlError {
             ControlError::NotFound => 404,
             ControlError::Transition(_) => 409,
             ControlError::Store(_) | ControlError::CloudInit(_) => 500,
+            ControlError::BootLog(_) => 503,
             ControlError::ProviderCreate { .. } | ControlError::ProviderDelete { .. } => 502,
         }
     }
@@ -54,6 +57,7 @@ impl ControlError {
             ControlError::ProviderCreate { .. } => "provider_create_failed",
             ControlError::ProviderDelete { .. } => "provider_delete_failed",
             ControlError::CloudInit(e) => e.code(),
+            ControlError::BootLog(_) => "boot_log_unavailable",
         }
     }
 }

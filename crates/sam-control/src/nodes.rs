@@ -1,21 +1,29 @@
 //! Node use cases: create, register, heartbeat, delete, view.
+//!
+//! Every status change goes through `sam_domain::node::transition` and is
+//! written compare-and-set, so concurrent requests cannot skip an edge.
+//! Two rules keep VMs from being orphaned: a server created for a node that
+//! left `creating` meanwhile is deleted at once, and deleting a node whose
+//! server id was never recorded finds its servers by label.
 
 use std::collections::BTreeMap;
 
-use sam_auth::{Audience, Grant, SigningKey};
+use sam_auth::{Audience, Grant, SigningKey, TokenClaims};
 use sam_cloud_init::NodeBootstrap;
 use sam_domain::catalog::{validate_node_name, validate_node_spec};
 use sam_domain::ids::NodeId;
-use sam_domain::node::{BootPhase, NodeEvent, NodeStatus, health, transition};
-use sam_providers::{CreateServer, DeleteOutcome};
+use sam_domain::node::{
+    BootPhase, NodeEvent, NodeStatus, TransitionError, deadline, health, transition,
+};
+use sam_providers::CreateServer;
 use sam_store::{NodeRecord, NodeRepository, ProviderServerUpdate, SqlDatabase};
 use sam_wire::{CreateNodeRequest, HeartbeatRequest, NodeMetrics, NodeView};
 
 use crate::error::ControlError;
 use crate::ports::{BootLog, ServerProvider};
 
-/// Labels on every server SAM creates: they prove ownership when a sweep
-/// reconciles provider servers against D1.
+/// Labels on every server SAM creates: they prove ownership when servers
+/// are looked up by node, or reconciled against D1.
 pub const LABEL_MANAGED: &str = "sam-managed";
 pub const LABEL_NODE: &str = "sam-node";
 
@@ -34,10 +42,31 @@ pub struct NodeSettings {
     pub image: String,
 }
 
-/// Creates a node: validate → write `creating` → start the boot log and
-/// deadline → create the server → record it. A provider failure leaves the
-/// node in `error` with the reason; it is never left `creating` without a
-/// deadline that will move it on.
+fn node_labels(node_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_NODE.to_owned(), node_id.to_owned()),
+    ])
+}
+
+/// A node callback token for `node_id`, issued at `now`.
+fn callback_token(key: &SigningKey, settings: &NodeSettings, node_id: &str, now: i64) -> String {
+    key.issue(
+        &settings.control_plane_url,
+        &Grant {
+            audience: Audience::NodeCallback,
+            node_id: node_id.to_owned(),
+            ttl_secs: settings.callback_token_ttl_secs,
+        },
+        now,
+    )
+}
+
+/// Creates a node: set the boot deadline → write `creating` (within quota)
+/// → create the server → record it. The deadline is armed before the node
+/// exists, so no `creating` node is ever without one (a deadline for a node
+/// that was never written finds nothing to fail). A provider failure leaves
+/// the node in `error` with the reason.
 #[allow(clippy::too_many_arguments)]
 pub async fn create_node(
     db: &impl SqlDatabase,
@@ -59,12 +88,6 @@ pub async fn create_node(
         }
         None => format!("node-{}", id.as_str()[20..].to_ascii_lowercase()),
     };
-    let nodes = NodeRepository::new(db);
-    if nodes.count_live(user_id).await? >= settings.max_nodes_per_user {
-        return Err(ControlError::Quota {
-            limit: settings.max_nodes_per_user,
-        });
-    }
     let mut record = NodeRecord {
         id: id.to_string(),
         user_id: user_id.to_owned(),
@@ -85,21 +108,23 @@ pub async fn create_node(
         last_metrics: None,
         deleted_at: None,
     };
-    nodes.insert(&record).await?;
-    let deadline = now.saturating_add(settings.boot_timeout_ms);
-    // Best effort: D1 is the source of truth and the sweep catches a node
-    // whose deadline alarm could not be set.
-    let _ = boot_log.started(&record.id, now, deadline).await;
+    let boot_deadline = deadline(NodeStatus::Creating, now, settings.boot_timeout_ms)
+        .unwrap_or(now.saturating_add(settings.boot_timeout_ms));
+    boot_log
+        .started(&record.id, now, boot_deadline)
+        .await
+        .map_err(ControlError::BootLog)?;
+    let nodes = NodeRepository::new(db);
+    if !nodes
+        .insert_within_quota(&record, settings.max_nodes_per_user)
+        .await?
+    {
+        return Err(ControlError::Quota {
+            limit: settings.max_nodes_per_user,
+        });
+    }
 
-    let token = key.issue(
-        &settings.control_plane_url,
-        &Grant {
-            audience: Audience::NodeCallback,
-            node_id: record.id.clone(),
-            ttl_secs: settings.callback_token_ttl_secs,
-        },
-        now,
-    );
+    let token = callback_token(key, settings, &record.id, now);
     let hostname = format!("sam-{}", record.id.to_ascii_lowercase());
     let download_url = format!(
         "{}/api/agent/download?arch={}",
@@ -122,47 +147,54 @@ pub async fn create_node(
             return Err(e.into());
         }
     };
-    let labels = BTreeMap::from([
-        (LABEL_MANAGED.to_owned(), "true".to_owned()),
-        (LABEL_NODE.to_owned(), record.id.clone()),
-    ]);
     let created = provider
         .create_server(&CreateServer {
-            name: hostname.clone(),
+            name: hostname,
             server_type: spec.server_type.name.to_owned(),
             location: spec.location.clone(),
             image: settings.image.clone(),
             user_data,
-            labels,
+            labels: node_labels(&record.id),
         })
         .await;
-    match created {
-        Ok(server) => {
-            let update = ProviderServerUpdate {
-                server_id: server.id.clone(),
-                ip_address: server.ipv4.clone(),
-            };
-            nodes.record_provider_server(&record.id, &update).await?;
-            let _ = boot_log
-                .record(
-                    &record.id,
-                    now,
-                    BootPhase::ProviderCreated,
-                    Some(&format!("server {}", server.id)),
-                )
-                .await;
-            record.provider_server_id = Some(server.id);
-            record.ip_address = server.ipv4;
-            Ok(record)
-        }
+    let server = match created {
+        Ok(server) => server,
         Err(error) => {
             fail_creation(&nodes, boot_log, &record.id, now, &error.to_string()).await?;
-            Err(ControlError::ProviderCreate {
+            return Err(ControlError::ProviderCreate {
                 node_id: record.id,
                 error,
-            })
+            });
         }
+    };
+    let update = ProviderServerUpdate {
+        server_id: server.id.clone(),
+        ip_address: server.ipv4.clone(),
+    };
+    if !nodes.record_provider_server(&record.id, &update).await? {
+        // The node was deleted (or timed out) while its server was being
+        // created: that server must not outlive it.
+        if let Err(e) = provider.delete_server(&server.id).await {
+            nodes
+                .note_error(
+                    &record.id,
+                    &format!("could not delete server {}: {e}", server.id),
+                )
+                .await?;
+        }
+        return Err(lost_race(&nodes, &record.id, NodeEvent::ServerCreated).await);
     }
+    let _ = boot_log
+        .record(
+            &record.id,
+            now,
+            BootPhase::ProviderCreated,
+            Some(&format!("server {}", server.id)),
+        )
+        .await;
+    record.provider_server_id = Some(server.id);
+    record.ip_address = server.ipv4;
+    Ok(record)
 }
 
 async fn fail_creation<D: SqlDatabase>(
@@ -172,18 +204,15 @@ async fn fail_creation<D: SqlDatabase>(
     now: i64,
     reason: &str,
 ) -> Result<(), ControlError> {
-    nodes
-        .transition(
-            id,
-            NodeStatus::Creating,
-            NodeStatus::Error,
-            now,
-            Some(reason),
-        )
-        .await?;
-    let _ = boot_log
-        .record(id, now, BootPhase::ProviderFailed, Some(reason))
-        .await;
+    let to = transition(NodeStatus::Creating, &NodeEvent::ServerCreateFailed)?;
+    if nodes
+        .transition(id, NodeStatus::Creating, to, now, Some(reason))
+        .await?
+    {
+        let _ = boot_log
+            .record(id, now, BootPhase::ProviderFailed, Some(reason))
+            .await;
+    }
     Ok(())
 }
 
@@ -215,13 +244,18 @@ pub async fn record_ready(
     Ok(())
 }
 
-/// A heartbeat from a running node's vm-agent.
+/// A heartbeat from a running node's vm-agent. Returns a fresh callback
+/// token when the one the agent used is past half its lifetime, so a node
+/// that lives longer than one token keeps reporting.
 pub async fn record_heartbeat(
     db: &impl SqlDatabase,
-    node_id: &str,
+    key: &SigningKey,
+    settings: &NodeSettings,
+    claims: &TokenClaims,
     beat: &HeartbeatRequest,
     now: i64,
-) -> Result<(), ControlError> {
+) -> Result<Option<String>, ControlError> {
+    let node_id = claims.node.as_str();
     let nodes = NodeRepository::new(db);
     let node = nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
     transition(node.status(), &NodeEvent::Heartbeat)?;
@@ -232,7 +266,9 @@ pub async fn record_heartbeat(
     {
         return Err(lost_race(&nodes, node_id, NodeEvent::Heartbeat).await);
     }
-    Ok(())
+    let half_life_ms = settings.callback_token_ttl_secs.saturating_mul(500);
+    let refresh = claims.expires_at_ms.saturating_sub(now) < half_life_ms;
+    Ok(refresh.then(|| callback_token(key, settings, node_id, now)))
 }
 
 /// The error for a compare-and-set that changed nothing: another request
@@ -251,7 +287,7 @@ async fn lost_race<D: SqlDatabase>(
         Err(refused) => refused.into(),
         // The status allows the event again (a retry would succeed): report
         // the conflict as seen from the status we lost to.
-        Ok(_) => sam_domain::node::TransitionError {
+        Ok(_) => TransitionError {
             from: current,
             event,
         }
@@ -259,10 +295,11 @@ async fn lost_race<D: SqlDatabase>(
     }
 }
 
-/// Deletes a user's node: `deleting`, delete the server (a server that is
-/// already gone counts as deleted), then `deleted`. Repeating a delete is
-/// harmless; if the provider fails, the node stays `deleting` with the
-/// reason and a later delete (or sweep) finishes it.
+/// Deletes a user's node: `deleting`, delete its servers at the provider (a
+/// server that is already gone counts as deleted), then `deleted`.
+/// Repeating a delete is harmless. If the provider fails, the node stays
+/// `deleting` with the reason in `error_message`, and deleting it again
+/// finishes the job.
 pub async fn delete_node(
     db: &impl SqlDatabase,
     provider: &impl ServerProvider,
@@ -280,41 +317,53 @@ pub async fn delete_node(
         return Ok(node);
     }
     let from = node.status();
-    let next = transition(from, &NodeEvent::DeleteRequested)?;
-    if from != next && !nodes.transition(node_id, from, next, now, None).await? {
-        return Err(ControlError::Transition(
-            sam_domain::node::TransitionError {
-                from,
-                event: NodeEvent::DeleteRequested,
-            },
-        ));
+    let to = transition(from, &NodeEvent::DeleteRequested)?;
+    if from != to && !nodes.transition(node_id, from, to, now, None).await? {
+        // Someone else moved the node first. A concurrent delete is fine:
+        // finish (or report) as that one would.
+        let current = nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
+        match current.status() {
+            NodeStatus::Deleted => return Ok(current),
+            NodeStatus::Deleting => {}
+            _ => return Err(lost_race(&nodes, node_id, NodeEvent::DeleteRequested).await),
+        }
     }
     let _ = boot_log
         .record(node_id, now, BootPhase::DeleteRequested, None)
         .await;
-    if let Some(server_id) = &node.provider_server_id {
-        match provider.delete_server(server_id).await {
-            Ok(DeleteOutcome::Deleted | DeleteOutcome::AlreadyGone) => {}
-            Err(error) => {
-                return Err(ControlError::ProviderDelete {
-                    node_id: node_id.to_owned(),
-                    error,
-                });
-            }
+    // The recorded server, or — if creation never recorded one — whatever
+    // the provider holds under this node's label.
+    let server_ids = match nodes.get(node_id).await?.and_then(|n| n.provider_server_id) {
+        Some(id) => vec![id],
+        None => provider
+            .find_servers(&node_labels(node_id))
+            .await
+            .map_err(|error| ControlError::ProviderDelete {
+                node_id: node_id.to_owned(),
+                error,
+            })?
+            .into_iter()
+            .map(|s| s.id)
+            .collect(),
+    };
+    for server_id in server_ids {
+        if let Err(error) = provider.delete_server(&server_id).await {
+            nodes.note_error(node_id, &error.to_string()).await?;
+            return Err(ControlError::ProviderDelete {
+                node_id: node_id.to_owned(),
+                error,
+            });
         }
     }
-    nodes
-        .transition(
-            node_id,
-            NodeStatus::Deleting,
-            NodeStatus::Deleted,
-            now,
-            None,
-        )
-        .await?;
-    let _ = boot_log
-        .record(node_id, now, BootPhase::Deleted, None)
-        .await;
+    let done = transition(NodeStatus::Deleting, &NodeEvent::ServerDeleted)?;
+    if nodes
+        .transition(node_id, NodeStatus::Deleting, done, now, None)
+        .await?
+    {
+        let _ = boot_log
+            .record(node_id, now, BootPhase::Deleted, None)
+            .await;
+    }
     nodes.get(node_id).await?.ok_or(ControlError::NotFound)
 }
 
@@ -348,10 +397,7 @@ pub fn node_view(n: &NodeRecord, settings: &NodeSettings, now: i64) -> NodeView 
         location: n.location.clone(),
         server_type: n.server_type.clone(),
         status: n.status.clone(),
-        health: serde_json::to_value(health)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        health: health.as_str().to_owned(),
         error_message: n.error_message.clone(),
         provider_server_id: n.provider_server_id.clone(),
         ip_address: n.ip_address.clone(),

@@ -1,5 +1,7 @@
 //! Ports the use cases need besides SQL.
 
+use std::collections::BTreeMap;
+
 use sam_domain::node::BootPhase;
 use sam_providers::{
     CreateServer, DeleteOutcome, HetznerClient, HttpClient, ProviderError, Server,
@@ -10,6 +12,11 @@ use sam_providers::{
 pub trait ServerProvider {
     async fn create_server(&self, req: &CreateServer) -> Result<Server, ProviderError>;
     async fn delete_server(&self, id: &str) -> Result<DeleteOutcome, ProviderError>;
+    /// Servers carrying all of `labels`.
+    async fn find_servers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<Server>, ProviderError>;
 }
 
 impl<H: HttpClient> ServerProvider for HetznerClient<H> {
@@ -19,6 +26,13 @@ impl<H: HttpClient> ServerProvider for HetznerClient<H> {
 
     async fn delete_server(&self, id: &str) -> Result<DeleteOutcome, ProviderError> {
         HetznerClient::delete_server(self, id).await
+    }
+
+    async fn find_servers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<Server>, ProviderError> {
+        HetznerClient::list_servers(self, labels).await
     }
 }
 

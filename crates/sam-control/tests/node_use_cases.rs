@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use futures::executor::block_on;
 use sam_auth::{Audience, SigningKey, Verifier};
@@ -11,7 +12,7 @@ use sam_control::{
     BootLog, ControlError, NodeSettings, ServerProvider, create_node, delete_node,
     record_heartbeat, record_ready,
 };
-use sam_domain::node::BootPhase;
+use sam_domain::node::{BootPhase, NodeStatus};
 use sam_providers::{CreateServer, DeleteOutcome, ProviderError, ProviderErrorKind, Server};
 use sam_store::sqlite::Sqlite;
 use sam_store::{NodeRepository, UserRepository};
@@ -22,21 +23,45 @@ const CP: &str = "http://api.localhost:8787";
 
 /// A cloud that records calls and fails on demand.
 #[derive(Default)]
-struct FakeCloud {
+struct FakeCloud<'a> {
     created: RefCell<Vec<CreateServer>>,
     deleted: RefCell<Vec<String>>,
     fail_create: Option<ProviderError>,
     fail_delete: RefCell<Option<ProviderError>>,
+    /// While a server is being created, delete its node in this database
+    /// (a user's DELETE racing the create).
+    delete_node_during_create: Option<&'a Sqlite>,
 }
 
-impl ServerProvider for FakeCloud {
+fn server_id(index: usize) -> String {
+    format!("{}", 4242 + index)
+}
+
+impl ServerProvider for FakeCloud<'_> {
     async fn create_server(&self, req: &CreateServer) -> Result<Server, ProviderError> {
         if let Some(e) = &self.fail_create {
             return Err(e.clone());
         }
-        self.created.borrow_mut().push(req.clone());
+        if let Some(db) = self.delete_node_during_create {
+            let nodes = NodeRepository::new(db);
+            let id = &req.labels["sam-node"];
+            assert!(
+                nodes
+                    .transition(id, NodeStatus::Creating, NodeStatus::Deleting, NOW, None)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                nodes
+                    .transition(id, NodeStatus::Deleting, NodeStatus::Deleted, NOW, None)
+                    .await
+                    .unwrap()
+            );
+        }
+        let mut created = self.created.borrow_mut();
+        created.push(req.clone());
         Ok(Server {
-            id: "4242".into(),
+            id: server_id(created.len() - 1),
             name: req.name.clone(),
             status: "initializing".into(),
             ipv4: Some("127.1.0.9".into()),
@@ -51,6 +76,31 @@ impl ServerProvider for FakeCloud {
         }
         self.deleted.borrow_mut().push(id.to_owned());
         Ok(DeleteOutcome::Deleted)
+    }
+
+    async fn find_servers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<Server>, ProviderError> {
+        let deleted = self.deleted.borrow();
+        Ok(self
+            .created
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                !deleted.contains(&server_id(*i))
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+            })
+            .map(|(i, s)| Server {
+                id: server_id(i),
+                name: s.name.clone(),
+                status: "running".into(),
+                ipv4: None,
+                labels: s.labels.clone(),
+                created: String::new(),
+            })
+            .collect())
     }
 }
 
@@ -135,7 +185,7 @@ fn create_boot_heartbeat_delete() {
         .await
         .unwrap();
         assert_eq!(node.status, "creating");
-        assert_eq!(node.provider_server_id.as_deref(), Some("4242"));
+        assert_eq!(node.provider_server_id, Some(server_id(0)));
 
         // What reached the provider: our labels, and user-data whose only secret
         // is a callback token scoped to this node.
@@ -158,27 +208,38 @@ fn create_boot_heartbeat_delete() {
             .verify(token, Audience::NodeCallback, NOW)
             .unwrap();
         assert_eq!(claims.node, node.id);
+        assert_eq!(claims.expires_at_ms, NOW + 3_600_000);
 
         let beat = HeartbeatRequest {
             agent_version: "1.0".into(),
             metrics: NodeMetrics::default(),
         };
-        let early = record_heartbeat(&db, &node.id, &beat, NOW + 1)
+        let early = record_heartbeat(&db, &key, &settings(), &claims, &beat, NOW + 1)
             .await
             .unwrap_err();
         assert_eq!(early.code(), "node_not_running");
         record_ready(&db, &log, &node.id, "1.0", NOW + 2)
             .await
             .unwrap();
-        record_heartbeat(&db, &node.id, &beat, NOW + 3)
+        // A young token is kept; one past half its lifetime is renewed.
+        let kept = record_heartbeat(&db, &key, &settings(), &claims, &beat, NOW + 3).await;
+        assert_eq!(kept.unwrap(), None);
+        let later = NOW + 1_900_000;
+        let fresh = record_heartbeat(&db, &key, &settings(), &claims, &beat, later)
             .await
+            .unwrap()
             .unwrap();
+        let renewed = Verifier::for_key(CP, &key)
+            .verify(&fresh, Audience::NodeCallback, later)
+            .unwrap();
+        assert_eq!(renewed.node, node.id);
+        assert_eq!(renewed.expires_at_ms, later + 3_600_000);
 
         let deleted = delete_node(&db, &cloud, &log, "U1", &node.id, NOW + 4)
             .await
             .unwrap();
         assert_eq!(deleted.status, "deleted");
-        assert_eq!(*cloud.deleted.borrow(), ["4242"]);
+        assert_eq!(*cloud.deleted.borrow(), [server_id(0)]);
         // Idempotent: a second delete neither fails nor calls the provider.
         delete_node(&db, &cloud, &log, "U1", &node.id, NOW + 5)
             .await
@@ -330,4 +391,75 @@ fn quota_and_ownership_are_enforced() {
             .unwrap_err();
         assert_eq!((err.status(), err.code()), (404, "not_found"));
     });
+}
+
+#[test]
+fn a_server_created_for_a_node_deleted_meanwhile_is_deleted_at_once() {
+    let (db, key) = setup();
+    let cloud = FakeCloud {
+        delete_node_during_create: Some(&db),
+        ..FakeCloud::default()
+    };
+    let log = RecordedBootLog::default();
+    block_on(async {
+        let err = create_node(
+            &db,
+            &cloud,
+            &log,
+            &key,
+            &settings(),
+            "U1",
+            &request(),
+            NOW,
+            7,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "node_deleted");
+        assert_eq!(
+            *cloud.deleted.borrow(),
+            [server_id(0)],
+            "no orphaned server"
+        );
+    });
+}
+
+#[test]
+fn delete_finds_servers_by_label_when_no_id_was_recorded() {
+    let (db, key) = setup();
+    let cloud = FakeCloud::default();
+    let log = RecordedBootLog::default();
+    block_on(async {
+        let node = create_node(
+            &db,
+            &cloud,
+            &log,
+            &key,
+            &settings(),
+            "U1",
+            &request(),
+            NOW,
+            7,
+        )
+        .await
+        .unwrap();
+        // As if the provider's reply had been lost: the server exists, its id is not recorded.
+        db_forget_server(&db, &node.id).await;
+        let deleted = delete_node(&db, &cloud, &log, "U1", &node.id, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(deleted.status, "deleted");
+        assert_eq!(*cloud.deleted.borrow(), [server_id(0)]);
+    });
+}
+
+/// Clears a node's recorded server id (a lost provider reply).
+async fn db_forget_server(db: &Sqlite, id: &str) {
+    use sam_store::SqlDatabase as _;
+    db.execute(
+        "UPDATE nodes SET provider_server_id = NULL WHERE id = ?",
+        &[id.into()],
+    )
+    .await
+    .unwrap();
 }

@@ -4,6 +4,7 @@
 //! milliseconds) and randomness in, so every rule runs the same natively and
 //! in the wasm Worker and is tested with plain `cargo test`.
 
+pub mod accounts;
 pub mod catalog;
 pub mod hosts;
 pub mod ids;

@@ -137,6 +137,16 @@ pub enum NodeHealth {
     Stale,
 }
 
+impl NodeHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeHealth::Unknown => "unknown",
+            NodeHealth::Healthy => "healthy",
+            NodeHealth::Stale => "stale",
+        }
+    }
+}
+
 /// Health of a node whose last heartbeat was at `last_heartbeat`.
 pub fn health(
     last_heartbeat: Option<UnixMillis>,

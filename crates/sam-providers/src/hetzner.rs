@@ -321,12 +321,14 @@ impl<H: HttpClient> HetznerClient<H> {
     /// Clips provider text and removes the token should it ever be echoed
     /// (some proxies reflect request headers in error pages).
     fn scrub(&self, text: &str) -> String {
-        let clipped: String = text.chars().take(MAX_MESSAGE_CHARS).collect();
-        if self.token.is_empty() {
-            clipped
+        // Redact before clipping: a token cut in half by the clip would no
+        // longer match, and its first half would survive.
+        let redacted = if self.token.is_empty() {
+            text.to_owned()
         } else {
-            clipped.replace(&self.token, "[redacted]")
-        }
+            text.replace(&self.token, "[redacted]")
+        };
+        redacted.chars().take(MAX_MESSAGE_CHARS).collect()
     }
 }
 

@@ -515,6 +515,16 @@ async fn transport_failure_is_transient() {
 // ---- The token never leaks ----
 
 #[tokio::test]
+async fn token_straddling_the_message_clip_is_still_redacted() {
+    // The echoed token starts just before the 500-character clip.
+    let message = format!("{}{TOKEN} trailing", "x".repeat(495));
+    let (client, _) = start(vec![canned(401, hetzner_error("unauthorized", &message))]).await;
+    let err = client.validate_token().await.unwrap_err();
+    let prefix = &TOKEN[..5];
+    assert!(!err.message.contains(prefix), "{}", err.message);
+}
+
+#[tokio::test]
 async fn token_is_not_shown_in_debug_or_errors() {
     let (client, _) = start(vec![canned(
         401,

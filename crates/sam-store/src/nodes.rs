@@ -63,10 +63,22 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         Self { db }
     }
 
-    pub async fn insert(&self, n: &NodeRecord) -> Result<(), StoreError> {
-        self.db
+    /// Inserts `n` unless its owner already has `limit` live (not deleted)
+    /// nodes. One statement, so parallel creates cannot overshoot the quota.
+    /// Returns whether the node was inserted.
+    pub async fn insert_within_quota(
+        &self,
+        n: &NodeRecord,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        let placeholders = ["?"; 18].join(", ");
+        let changed = self
+            .db
             .execute(
-                &format!("INSERT INTO nodes ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                &format!(
+                    "INSERT INTO nodes ({COLUMNS}) SELECT {placeholders} \
+                     WHERE (SELECT COUNT(*) FROM nodes WHERE user_id = ? AND status != 'deleted') < ?"
+                ),
                 &[
                     n.id.as_str().into(),
                     n.user_id.as_str().into(),
@@ -86,10 +98,12 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
                     n.last_heartbeat_at.into(),
                     n.last_metrics.clone().into(),
                     n.deleted_at.into(),
+                    n.user_id.as_str().into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
                 ],
             )
             .await?;
-        Ok(())
+        Ok(changed > 0)
     }
 
     /// A node owned by `user_id`; another user's node is indistinguishable from a missing one.
@@ -212,30 +226,16 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         Ok(changed > 0)
     }
 
-    /// Nodes stuck in `creating` since before `cutoff` (their boot deadline passed).
-    pub async fn list_creating_before(&self, cutoff: i64) -> Result<Vec<NodeRecord>, StoreError> {
-        query_as(
-            self.db,
-            &format!("SELECT {COLUMNS} FROM nodes WHERE status = 'creating' AND status_changed_at < ? LIMIT 100"),
-            &[cutoff.into()],
-        )
-        .await
-    }
-
-    /// Number of a user's nodes that are not deleted (for quotas).
-    pub async fn count_live(&self, user_id: &str) -> Result<u64, StoreError> {
-        let rows = self
-            .db
-            .query(
-                "SELECT COUNT(*) AS n FROM nodes WHERE user_id = ? AND status != 'deleted'",
-                &[user_id.into()],
+    /// Records why something went wrong with a node without changing its
+    /// status (e.g. a provider delete that will be retried).
+    pub async fn note_error(&self, id: &str, message: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE nodes SET error_message = ? WHERE id = ?",
+                &[message.into(), id.into()],
             )
             .await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.get("n"))
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0))
+        Ok(())
     }
 
     async fn one(&self, sql: &str, params: &[SqlValue]) -> Result<Option<NodeRecord>, StoreError> {

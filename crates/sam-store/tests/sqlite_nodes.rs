@@ -43,7 +43,12 @@ fn node_lifecycle_round_trip_on_sqlite() {
         users.upsert_by_login("U3", "bob", 3).await.unwrap();
 
         let nodes = NodeRepository::new(&db);
-        nodes.insert(&node("N1", "U1", 10)).await.unwrap();
+        assert!(
+            nodes
+                .insert_within_quota(&node("N1", "U1", 10), 5)
+                .await
+                .unwrap()
+        );
         assert!(
             nodes.get_owned("U3", "N1").await.unwrap().is_none(),
             "bob cannot see alice's node"
@@ -101,12 +106,18 @@ fn node_lifecycle_round_trip_on_sqlite() {
         );
         let gone = nodes.get("N1").await.unwrap().unwrap();
         assert_eq!(gone.deleted_at, Some(16));
-        assert_eq!(nodes.count_live("U1").await.unwrap(), 0);
+        // Deleted nodes do not count against the quota.
+        assert!(
+            nodes
+                .insert_within_quota(&node("N2", "U1", 17), 1)
+                .await
+                .unwrap()
+        );
     });
 }
 
 #[test]
-fn stuck_creating_nodes_are_listed_and_errors_recorded() {
+fn quota_is_enforced_in_one_statement_and_errors_recorded() {
     let db = Sqlite::with_repo_migrations();
     block_on(async {
         UserRepository::new(&db)
@@ -114,13 +125,25 @@ fn stuck_creating_nodes_are_listed_and_errors_recorded() {
             .await
             .unwrap();
         let nodes = NodeRepository::new(&db);
-        nodes.insert(&node("OLD", "U1", 100)).await.unwrap();
-        nodes.insert(&node("NEW", "U1", 900)).await.unwrap();
-        let stuck = nodes.list_creating_before(500).await.unwrap();
-        assert_eq!(
-            stuck.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
-            ["OLD"]
+        assert!(
+            nodes
+                .insert_within_quota(&node("OLD", "U1", 100), 2)
+                .await
+                .unwrap()
         );
+        assert!(
+            nodes
+                .insert_within_quota(&node("NEW", "U1", 900), 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !nodes
+                .insert_within_quota(&node("MORE", "U1", 950), 2)
+                .await
+                .unwrap()
+        );
+        assert!(nodes.get("MORE").await.unwrap().is_none());
         assert!(
             nodes
                 .transition(
@@ -136,7 +159,10 @@ fn stuck_creating_nodes_are_listed_and_errors_recorded() {
         let old = nodes.get("OLD").await.unwrap().unwrap();
         assert_eq!(old.error_message.as_deref(), Some("boot deadline passed"));
         assert_eq!(nodes.list_owned("U1").await.unwrap().len(), 2);
-        assert_eq!(nodes.count_live("U1").await.unwrap(), 2);
+        nodes.note_error("NEW", "provider said no").await.unwrap();
+        let new = nodes.get("NEW").await.unwrap().unwrap();
+        assert_eq!(new.error_message.as_deref(), Some("provider said no"));
+        assert_eq!(new.status, "creating");
     });
 }
 
@@ -151,7 +177,7 @@ fn status_check_constraint_rejects_unknown_status() {
         let mut bad = node("N", "U1", 1);
         bad.status = "exploded".into();
         assert!(matches!(
-            NodeRepository::new(&db).insert(&bad).await,
+            NodeRepository::new(&db).insert_within_quota(&bad, 5).await,
             Err(StoreError::Database(_))
         ));
     });

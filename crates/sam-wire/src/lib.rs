@@ -114,6 +114,10 @@ pub struct NodeMetrics {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     pub next_interval_secs: u64,
+    /// A fresh callback token, sent when the one in use is past half its
+    /// lifetime; the agent replaces its token file with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_token: Option<String>,
 }
 
 /// `GET /system-info` on the vm-agent (node-management token required).

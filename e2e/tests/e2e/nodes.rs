@@ -109,7 +109,10 @@ async fn j15_node_create_boot_register_delete() {
             sam_e2e::now_ms(),
         )
     };
-    let agent = reqwest::Client::new();
+    let agent = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let system_info = format!(
         "http://{ip}:{}/system-info",
         std::env::var("SAM_E2E_VM_AGENT_PORT").unwrap()

@@ -1,6 +1,7 @@
 //! The nodes page in a real headless Chromium (Debian's chromium +
 //! chromedriver), at phone and desktop widths.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -8,10 +9,18 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use sam_e2e::{Platform, eventually};
 use serde_json::json;
 
+/// chromedriver and the Chromium it starts, as one process group that is
+/// killed on drop, so a failing test leaves no browser behind.
 struct Chromedriver(Child);
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+        // In case the group kill could not be delivered, never wait on a live child.
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -20,16 +29,13 @@ impl Drop for Chromedriver {
 async fn browser(p: &Platform) -> (Client, Chromedriver, tempdir::Dir) {
     // reqwest and fantoccini pull in different rustls back ends; pick one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = sam_e2e::free_port().unwrap();
     let driver = Chromedriver(
-        Command::new("chromedriver")
+        Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver (Debian package chromium-driver) must be installed; run cargo xtask setup --test"),
     );
@@ -119,14 +125,12 @@ async fn ui_nodes_page_in_chromium() {
         .await
         .unwrap();
     eventually("the nodes page", Duration::from_secs(10), || async {
-        Ok(c.find(Locator::Css("main"))
-            .await
-            .ok()
-            .filter(|_| true)
-            .map(|_| ()))
+        let path = c.current_url().await?.path().to_owned();
+        Ok((path == "/").then_some(()))
     })
     .await
     .unwrap();
+    assert_eq!(c.title().await.unwrap(), "Nodes · SAM");
     let text = c
         .find(Locator::Css("main"))
         .await

@@ -59,6 +59,7 @@ async fn nodes_page(ctx: &Ctx) -> ApiResult<Response> {
 
 /// `POST /login` from the sign-in form (`application/x-www-form-urlencoded`).
 async fn login(ctx: &mut Ctx) -> ApiResult<Response> {
+    crate::routes::reject_large_body(&ctx.req, 4 * 1024)?;
     let form = ctx
         .req
         .form_data()

@@ -22,24 +22,12 @@ pub struct Me {
     login: String,
 }
 
-/// Validates a developer login name (GitHub's rules: alphanumerics and single hyphens).
-pub fn valid_login(login: &str) -> bool {
-    !login.is_empty()
-        && login.len() <= 39
-        && !login.starts_with('-')
-        && !login.ends_with('-')
-        && !login.contains("--")
-        && login
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
 /// Signs `login` in, creating the user on first use; returns the user and the cookie.
 pub async fn sign_in(ctx: &Ctx, login: &str) -> ApiResult<(Me, String)> {
     if !ctx.config.dev_login_enabled {
         return Err(ApiError::new(404, "not_found", "dev login is disabled"));
     }
-    if !valid_login(login) {
+    if !sam_domain::accounts::valid_login(login) {
         return Err(ApiError::new(
             400,
             "invalid_login",

@@ -34,6 +34,7 @@ impl Ctx {
     /// browser cannot send it cross-site without a CORS preflight), bounded
     /// in size, unknown fields rejected by the target type.
     pub async fn json<T: serde::de::DeserializeOwned>(&mut self) -> ApiResult<T> {
+        reject_large_body(&self.req, MAX_JSON_BODY)?;
         let content_type = self
             .req
             .headers()
@@ -70,6 +71,34 @@ impl Ctx {
             )
         })
     }
+}
+
+/// Refuses a body whose declared length is over `limit` before reading it,
+/// so an anonymous client cannot make the isolate buffer megabytes.
+pub fn reject_large_body(req: &Request, limit: usize) -> ApiResult<()> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match declared {
+        Some(len) if len > limit => Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!("bodies are limited to {limit} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Who is calling, as established by the route's `Auth` before its handler runs.
+pub enum Principal {
+    Anonymous,
+    /// A signed-in user (their id).
+    User(String),
+    /// A vm-agent, with its verified node callback token.
+    Node(sam_auth::TokenClaims),
 }
 
 pub async fn handle(req: Request, env: Env) -> Response {
@@ -124,26 +153,48 @@ async fn api(req: Request, env: Env, config: Config) -> Response {
     result.unwrap_or_else(ApiError::into_response)
 }
 
+async fn authenticate(auth: Auth, ctx: &Ctx) -> ApiResult<Principal> {
+    Ok(match auth {
+        Auth::Public => Principal::Anonymous,
+        Auth::Session => Principal::User(crate::session::require_user(&ctx.env, &ctx.req).await?),
+        Auth::NodeCallback => {
+            // An id that is not a node id cannot name any node: 404, like any unknown resource.
+            let node =
+                sam_domain::ids::NodeId::parse(ctx.id()).map_err(|_| ApiError::not_found())?;
+            let key = Config::signing_key(&ctx.env)?;
+            let header = ctx.req.headers().get("authorization").ok().flatten();
+            let claims = sam_auth::Verifier::for_key(&ctx.config.api_origin, &key)
+                .authorize_node_callback(
+                    header.as_deref(),
+                    node.as_str(),
+                    crate::bindings::now_ms(),
+                )
+                .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+            Principal::Node(claims)
+        }
+    })
+}
+
 async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response> {
-    // Authentication is decided by the route table, before any handler runs.
-    let user = match auth {
-        Auth::Session => Some(crate::session::require_user(&ctx.env, &ctx.req).await?),
-        Auth::Public | Auth::NodeCallback => None,
-    };
-    let user = user.as_deref().unwrap_or_default();
-    match id {
-        RouteId::Health => health::health(ctx).await,
-        RouteId::Jwks => health::jwks(ctx),
-        RouteId::DevLogin => auth::dev_login(ctx).await,
-        RouteId::Logout => auth::logout(ctx).await,
-        RouteId::Me => auth::me(ctx, user).await,
-        RouteId::ListNodes => nodes::list(ctx, user).await,
-        RouteId::CreateNode => nodes::create(ctx, user).await,
-        RouteId::GetNode => nodes::get(ctx, user).await,
-        RouteId::DeleteNode => nodes::delete(ctx, user).await,
-        RouteId::NodeEvents => nodes::events(ctx, user).await,
-        RouteId::NodeReady => nodes::ready(ctx).await,
-        RouteId::NodeHeartbeat => nodes::heartbeat(ctx).await,
-        RouteId::AgentDownload => agent::download(ctx).await,
+    // Authentication is decided by the route table, before any handler runs;
+    // each handler receives exactly the principal its route requires.
+    let principal = authenticate(auth, ctx).await?;
+    match (id, principal) {
+        (RouteId::Health, _) => health::health(ctx).await,
+        (RouteId::Jwks, _) => health::jwks(ctx),
+        (RouteId::DevLogin, _) => auth::dev_login(ctx).await,
+        (RouteId::Logout, _) => auth::logout(ctx).await,
+        (RouteId::AgentDownload, _) => agent::download(ctx).await,
+        (RouteId::Me, Principal::User(user)) => auth::me(ctx, &user).await,
+        (RouteId::ListNodes, Principal::User(user)) => nodes::list(ctx, &user).await,
+        (RouteId::CreateNode, Principal::User(user)) => nodes::create(ctx, &user).await,
+        (RouteId::GetNode, Principal::User(user)) => nodes::get(ctx, &user).await,
+        (RouteId::DeleteNode, Principal::User(user)) => nodes::delete(ctx, &user).await,
+        (RouteId::NodeEvents, Principal::User(user)) => nodes::events(ctx, &user).await,
+        (RouteId::NodeReady, Principal::Node(claims)) => nodes::ready(ctx, &claims).await,
+        (RouteId::NodeHeartbeat, Principal::Node(claims)) => nodes::heartbeat(ctx, &claims).await,
+        // The route table pairs each route with its principal; a mismatch is
+        // a bug in that table, never something a client can cause.
+        _ => Err(ApiError::unauthenticated()),
     }
 }

@@ -1,6 +1,6 @@
 //! Node routes: the user's CRUD and the vm-agent's callbacks.
 
-use sam_auth::{Audience, Verifier};
+use sam_auth::TokenClaims;
 use sam_control::{
     create_node, delete_node, list_nodes, node_view, record_heartbeat, record_ready,
 };
@@ -102,58 +102,28 @@ pub async fn events(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     Ok(json_response(200, &serde_json::json!({ "events": events })))
 }
 
-/// Verifies the node callback token and that it is scoped to the path's node.
-fn authenticate_node(ctx: &Ctx) -> ApiResult<String> {
-    let id = node_id(ctx).map_err(|_| ApiError::new(404, "not_found", "no such node"))?;
-    let header = ctx
-        .req
-        .headers()
-        .get("authorization")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-        ApiError::new(
-            401,
-            "token_missing",
-            "send the node callback token as a Bearer token",
-        )
-    })?;
-    let key = Config::signing_key(&ctx.env)?;
-    let claims = Verifier::for_key(&ctx.config.api_origin, &key)
-        .verify(token.trim(), Audience::NodeCallback, now_ms())
-        .map_err(|e| ApiError::new(401, e.code(), e.to_string()))?;
-    if claims.node != id {
-        return Err(ApiError::new(
-            403,
-            "token_scope_mismatch",
-            "this token is for a different node",
-        ));
-    }
-    Ok(id)
-}
-
-pub async fn ready(ctx: &mut Ctx) -> ApiResult<Response> {
-    let id = authenticate_node(ctx)?;
+pub async fn ready(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {
     let body: NodeReadyRequest = ctx.json().await?;
     let db = d1(&ctx.env)?;
     let boot_log = DurableBootLog { env: &ctx.env };
-    record_ready(&db, &boot_log, &id, &body.agent_version, now_ms()).await?;
+    record_ready(&db, &boot_log, &claims.node, &body.agent_version, now_ms()).await?;
     Ok(json_response(
         200,
         &serde_json::json!({ "status": "running" }),
     ))
 }
 
-pub async fn heartbeat(ctx: &mut Ctx) -> ApiResult<Response> {
-    let id = authenticate_node(ctx)?;
+pub async fn heartbeat(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {
     let body: HeartbeatRequest = ctx.json().await?;
     let db = d1(&ctx.env)?;
-    record_heartbeat(&db, &id, &body, now_ms()).await?;
+    let key = Config::signing_key(&ctx.env)?;
+    let refreshed_token =
+        record_heartbeat(&db, &key, &ctx.config.nodes, claims, &body, now_ms()).await?;
     Ok(json_response(
         200,
         &HeartbeatReply {
             next_interval_secs: ctx.config.nodes.heartbeat_interval_secs,
+            refreshed_token,
         },
     ))
 }
