@@ -7,11 +7,13 @@
 //! objects out, which is exactly what D1 offers.
 
 mod nodes;
+mod sessions;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod users;
 
 pub use nodes::{NodeRecord, NodeRepository, ProviderServerUpdate};
+pub use sessions::{SessionRecord, SessionRepository};
 pub use sql::{Row, SqlDatabase, SqlValue, StoreError};
-pub use users::{UserRecord, UserRepository};
+pub use users::{GithubProfile, UserRecord, UserRepository};

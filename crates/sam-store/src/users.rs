@@ -1,9 +1,10 @@
-//! Users. The spine has only the temporary local developer sign-in; the
-//! identity issue replaces it with GitHub sign-in over the same table.
+//! Users: GitHub accounts (and, locally, the temporary developer sign-in).
 
 use serde::{Deserialize, Serialize};
 
 use crate::sql::{SqlDatabase, StoreError, query_as};
+
+const COLUMNS: &str = "id, login, created_at, github_id, name, email, avatar_url, role, status";
 
 /// A row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -11,6 +12,24 @@ pub struct UserRecord {
     pub id: String,
     pub login: String,
     pub created_at: i64,
+    pub github_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub avatar_url: Option<String>,
+    /// `user`, `admin` or `superadmin`.
+    pub role: String,
+    /// `active`, `pending` or `suspended`.
+    pub status: String,
+}
+
+/// What GitHub tells us about a user at sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubProfile {
+    pub github_id: String,
+    pub login: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub avatar_url: Option<String>,
 }
 
 /// Queries over `users`.
@@ -24,7 +43,8 @@ impl<'a, D: SqlDatabase> UserRepository<'a, D> {
         Self { db }
     }
 
-    /// Returns the user with `login`, creating it with `new_id` if absent.
+    /// Returns the user with `login`, creating it with `new_id` if absent
+    /// (the local developer sign-in).
     pub async fn upsert_by_login(
         &self,
         new_id: &str,
@@ -37,25 +57,89 @@ impl<'a, D: SqlDatabase> UserRepository<'a, D> {
                 &[new_id.into(), login.into(), now.into()],
             )
             .await?;
-        query_as(
-            self.db,
-            "SELECT id, login, created_at FROM users WHERE login = ?",
-            &[login.into()],
+        self.one(
+            &format!("SELECT {COLUMNS} FROM users WHERE login = ?"),
+            login,
         )
         .await?
-        .into_iter()
-        .next()
+        .ok_or_else(|| StoreError::Decode("user vanished after upsert".to_owned()))
+    }
+
+    /// Signs a GitHub user up or refreshes their profile. The first GitHub
+    /// user ever gets `first_role`/`first_status`, later new ones
+    /// `role`/`status` — decided inside the one INSERT, so two simultaneous
+    /// first sign-ins cannot both become superadmin.
+    pub async fn upsert_github(
+        &self,
+        new_id: &str,
+        profile: &GithubProfile,
+        now: i64,
+        first: (&str, &str),
+        later: (&str, &str),
+    ) -> Result<UserRecord, StoreError> {
+        self.db
+            .execute(
+                "INSERT INTO users (id, login, created_at, github_id, name, email, avatar_url, role, status) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, \
+                   CASE WHEN EXISTS (SELECT 1 FROM users WHERE github_id IS NOT NULL) THEN ? ELSE ? END, \
+                   CASE WHEN EXISTS (SELECT 1 FROM users WHERE github_id IS NOT NULL) THEN ? ELSE ? END \
+                 WHERE true \
+                 ON CONFLICT(github_id) DO UPDATE SET login = excluded.login, name = excluded.name, \
+                   email = excluded.email, avatar_url = excluded.avatar_url",
+                &[
+                    new_id.into(),
+                    profile.login.as_str().into(),
+                    now.into(),
+                    profile.github_id.as_str().into(),
+                    profile.name.clone().into(),
+                    profile.email.clone().into(),
+                    profile.avatar_url.clone().into(),
+                    later.0.into(),
+                    first.0.into(),
+                    later.1.into(),
+                    first.1.into(),
+                ],
+            )
+            .await?;
+        self.one(
+            &format!("SELECT {COLUMNS} FROM users WHERE github_id = ?"),
+            &profile.github_id,
+        )
+        .await?
         .ok_or_else(|| StoreError::Decode("user vanished after upsert".to_owned()))
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        Ok(query_as(
+        self.one(&format!("SELECT {COLUMNS} FROM users WHERE id = ?"), id)
+            .await
+    }
+
+    /// Every user, newest first (the admin list).
+    pub async fn list(&self) -> Result<Vec<UserRecord>, StoreError> {
+        query_as(
             self.db,
-            "SELECT id, login, created_at FROM users WHERE id = ?",
-            &[id.into()],
+            &format!("SELECT {COLUMNS} FROM users ORDER BY created_at DESC, id DESC LIMIT 500"),
+            &[],
         )
-        .await?
-        .into_iter()
-        .next())
+        .await
+    }
+
+    /// Sets a user's status if it is still `from` (compare-and-set).
+    pub async fn set_status(&self, id: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .db
+            .execute(
+                "UPDATE users SET status = ? WHERE id = ? AND status = ?",
+                &[to.into(), id.into(), from.into()],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn one(&self, sql: &str, param: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(query_as(self.db, sql, &[param.into()])
+            .await?
+            .into_iter()
+            .next())
     }
 }
