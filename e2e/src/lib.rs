@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 pub struct Platform {
     pub port: u16,
     pub devcloud_url: String,
+    pub devgithub_url: String,
     pub hetzner_token: String,
     pub state_dir: PathBuf,
 }
@@ -33,6 +34,7 @@ impl Platform {
         Self {
             port: get("SAM_E2E_PORT").parse().expect("SAM_E2E_PORT is a port"),
             devcloud_url: get("SAM_E2E_DEVCLOUD_URL"),
+            devgithub_url: get("SAM_E2E_DEVGITHUB_URL"),
             hetzner_token: get("SAM_E2E_HETZNER_TOKEN"),
             state_dir: PathBuf::from(get("SAM_E2E_STATE_DIR")),
         }
@@ -102,14 +104,79 @@ impl Platform {
 /// browser would.
 pub fn client_for_port(port: u16) -> reqwest::Client {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Like a page of ours would, the client says where its requests come
+    // from: cookie-authenticated state changes need a matching Origin.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(origin) =
+        reqwest::header::HeaderValue::from_str(&format!("http://api.localhost:{port}"))
+    {
+        headers.insert(reqwest::header::ORIGIN, origin);
+    }
     reqwest::Client::builder()
         .resolve("api.localhost", addr)
         .resolve("app.localhost", addr)
+        .default_headers(headers)
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
         .expect("build http client")
+}
+
+/// Creates a GitHub account in the local GitHub stand-in.
+pub async fn create_github_user(p: &Platform, login: &str) -> Result<()> {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_devgithub/users", p.devgithub_url))
+        .timeout(Duration::from_secs(10))
+        .json(&serde_json::json!({
+            "login": login,
+            "name": format!("{login} Example"),
+            "email": format!("{login}@example.test"),
+        }))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("creating GitHub user {login}: {}", resp.status());
+    }
+    Ok(())
+}
+
+/// Walks the "Sign in with GitHub" flow as a browser would, choosing
+/// `login` on GitHub's consent page; returns where the app finally sends
+/// the browser (`/` or `/pending`). The session cookie lands in `client`.
+pub async fn github_sign_in(
+    client: &reqwest::Client,
+    app_base: &str,
+    login: &str,
+) -> Result<String> {
+    let location = |resp: &reqwest::Response| -> Result<String> {
+        Ok(resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .context("expected a redirect")?
+            .to_str()?
+            .to_owned())
+    };
+    let start = client.get(format!("{app_base}/auth/github")).send().await?;
+    if start.status() != reqwest::StatusCode::FOUND
+        && start.status() != reqwest::StatusCode::SEE_OTHER
+    {
+        bail!("sign-in did not redirect to GitHub: {}", start.status());
+    }
+    // `login=` is the stand-in's shortcut for clicking that account on its page.
+    let authorize = format!("{}&login={login}", location(&start)?);
+    let consent = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?
+        .get(authorize)
+        .send()
+        .await?;
+    let callback = location(&consent)?;
+    let done = client.get(callback).send().await?;
+    if !done.status().is_redirection() {
+        bail!("callback failed: {} {}", done.status(), done.text().await?);
+    }
+    location(&done)
 }
 
 /// Polls `check` every 100 ms until it yields `Some` or `timeout` passes.
@@ -224,6 +291,22 @@ impl ScratchWorker {
 
     pub fn api(&self, path: &str) -> String {
         format!("http://api.localhost:{}{path}", self.port)
+    }
+
+    /// Waits until the worker answers at all.
+    pub async fn signed_in_anonymous_ready(&self) -> Result<()> {
+        let client = self.client();
+        let url = self.api("/health");
+        eventually(
+            "the scratch worker to answer",
+            Duration::from_secs(60),
+            || {
+                let client = client.clone();
+                let url = url.clone();
+                async move { Ok(client.get(&url).send().await.ok().map(|_| ())) }
+            },
+        )
+        .await
     }
 
     /// A client signed in as `login`, once the worker answers.

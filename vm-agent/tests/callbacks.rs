@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ struct Running {
     agent: std::net::SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), AgentError>>,
-    _root: tempfile::TempDir,
+    root: tempfile::TempDir,
 }
 
 /// Starts an agent on 127.0.0.1:0 with fast retries; `tweak` adjusts its config.
@@ -47,7 +48,7 @@ async fn start_agent(cp: &FakeControlPlane, tweak: impl FnOnce(&mut Config)) -> 
         agent: addr,
         stop,
         task,
-        _root: root,
+        root,
     }
 }
 
@@ -234,9 +235,8 @@ async fn a_renewed_token_is_stored_and_used_for_later_calls() {
     let beats = cp.heartbeats();
     assert_eq!(beats[0].authorization, Some(bearer()));
     assert_eq!(beats[1].authorization, Some(format!("Bearer {FRESH}")));
-    let file = running._root.path().join("etc/sam/callback-token");
+    let file = running.root.path().join("etc/sam/callback-token");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), FRESH);
-    use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     running.stop.send(()).unwrap();

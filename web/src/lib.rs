@@ -39,15 +39,42 @@ pub fn render_nodes_page(
 
 /// The sign-in page. With `dev_login_enabled` it offers the local developer
 /// sign-in form; otherwise it says sign-in is unavailable.
-pub fn render_login_page(dev_login_enabled: bool, version: &str) -> Result<String, RenderError> {
+pub fn render_login_page(
+    dev_login_enabled: bool,
+    github_enabled: bool,
+    version: &str,
+) -> Result<String, RenderError> {
     let page = LoginPage {
         title: "Sign in",
         version,
         asset_version: asset_version(),
         active_nav: "",
         dev_login_enabled,
+        github_enabled,
     };
     Ok(page.render()?)
+}
+
+/// For accounts that signed up while approval is required.
+pub fn render_pending_page(login: &str, version: &str) -> Result<String, RenderError> {
+    let page = PendingPage {
+        title: "Waiting for approval",
+        version,
+        asset_version: asset_version(),
+        active_nav: "",
+        login,
+    };
+    Ok(page.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "pending.html")]
+struct PendingPage<'a> {
+    title: &'a str,
+    version: &'a str,
+    asset_version: &'a str,
+    active_nav: &'a str,
+    login: &'a str,
 }
 
 #[derive(Template)]
@@ -58,6 +85,7 @@ struct LoginPage<'a> {
     asset_version: &'a str,
     active_nav: &'a str,
     dev_login_enabled: bool,
+    github_enabled: bool,
 }
 
 /// A full-page error, for browser requests that fail.

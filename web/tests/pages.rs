@@ -175,8 +175,17 @@ fn asset_version_is_short_hex() {
 
 #[test]
 fn login_page_offers_the_dev_form_only_when_enabled() {
-    let on = sam_web::render_login_page(true, "1.0").unwrap();
+    let on = sam_web::render_login_page(true, true, "1.0").unwrap();
+    assert!(on.contains(r#"href="/auth/github""#));
     assert!(on.contains(r#"<form method="post" action="/login""#));
-    let off = sam_web::render_login_page(false, "1.0").unwrap();
+    let off = sam_web::render_login_page(false, false, "1.0").unwrap();
     assert!(!off.contains("<form"));
+}
+
+#[test]
+fn pending_page_names_the_account_escaped() {
+    let page = sam_web::render_pending_page("<b>x</b>", "1.0").unwrap();
+    assert!(page.contains("&#60;b&#62;x&#60;/b&#62;"), "{page}");
+    assert!(!page.contains("<b>x"));
+    assert!(page.contains("Waiting for approval"));
 }

@@ -17,10 +17,16 @@ pub struct Config {
     pub base_domain: String,
     /// `http://api.localhost:8787` locally, `https://api.<domain>` in production.
     pub api_origin: String,
+    /// `http://app.localhost:8787` locally.
+    pub app_origin: String,
     pub secure_cookies: bool,
     pub dev_login_enabled: bool,
     pub hetzner_api_url: String,
     pub nodes: NodeSettings,
+    /// GitHub sign-in; `None` until `GITHUB_CLIENT_ID` and its secret are set.
+    pub github: Option<sam_providers::github::GithubOAuthApp>,
+    /// New accounts wait for an admin (`REQUIRE_APPROVAL=true`).
+    pub require_approval: bool,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -58,7 +64,9 @@ impl Config {
         let port = var(env, "PUBLIC_PORT")
             .map(|p| format!(":{p}"))
             .unwrap_or_default();
-        let api_origin = format!("{scheme}://api.{base_domain}{port}");
+        let origin = |host: &str| format!("{scheme}://{host}.{base_domain}{port}");
+        let api_origin = origin("api");
+        let app_origin_value = origin("app");
         Ok(Self {
             secure_cookies: scheme == "https",
             dev_login_enabled: sam_domain::accounts::dev_login_allowed(
@@ -81,7 +89,25 @@ impl Config {
                 heartbeat_stale_ms: number::<i64>(env, "NODE_HEARTBEAT_STALE_SECS", 180)? * 1000,
                 image: var(env, "NODE_IMAGE").unwrap_or_else(|| "ubuntu-24.04".to_owned()),
             },
+            github: match (
+                var(env, "GITHUB_CLIENT_ID"),
+                secret(env, "GITHUB_CLIENT_SECRET"),
+            ) {
+                (Some(client_id), Some(client_secret)) => {
+                    Some(sam_providers::github::GithubOAuthApp {
+                        web_url: var(env, "GITHUB_WEB_URL")
+                            .unwrap_or_else(|| "https://github.com".to_owned()),
+                        api_url: var(env, "GITHUB_API_URL")
+                            .unwrap_or_else(|| "https://api.github.com".to_owned()),
+                        client_id,
+                        client_secret,
+                    })
+                }
+                _ => None,
+            },
+            require_approval: var(env, "REQUIRE_APPROVAL").as_deref() == Some("true"),
             base_domain,
+            app_origin: app_origin_value,
             api_origin,
         })
     }
@@ -97,6 +123,15 @@ impl Config {
         })?;
         SigningKey::from_seed_base64(&raw)
             .map_err(|e| ApiError::new(500, "misconfigured", format!("JWT_SIGNING_KEY: {e}")))
+    }
+
+    /// The vault's session key ring (secret `SESSION_KEYS`, `kid:key,...`).
+    pub fn session_keys(env: &Env) -> Result<sam_vault::SessionKeys, ApiError> {
+        let raw = secret(env, "SESSION_KEYS").ok_or_else(|| {
+            ApiError::new(500, "misconfigured", "the SESSION_KEYS secret is not set")
+        })?;
+        sam_vault::SessionKeys::parse(&raw)
+            .map_err(|e| ApiError::new(500, "misconfigured", format!("SESSION_KEYS: {e}")))
     }
 
     /// The platform's Hetzner token (secret `HETZNER_TOKEN`). The identity

@@ -131,7 +131,13 @@ pub fn run() -> Result<()> {
 
 fn client(port: u16) -> Result<reqwest::blocking::Client> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ORIGIN,
+        reqwest::header::HeaderValue::from_str(&format!("http://api.localhost:{port}"))?,
+    );
     Ok(reqwest::blocking::Client::builder()
+        .default_headers(headers)
         .resolve("api.localhost", addr)
         .cookie_store(true)
         .pool_max_idle_per_host(1)

@@ -62,5 +62,5 @@ pub fn build_all(tools: &setup::Tools, release: bool) -> Result<()> {
     if release {
         cmd.arg("--release");
     }
-    run("cargo build (vm-agent, devcloud)", &mut cmd)
+    run("cargo build (vm-agent, stand-ins)", &mut cmd)
 }

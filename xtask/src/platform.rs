@@ -35,10 +35,12 @@ pub struct Options {
 pub struct Platform {
     pub port: u16,
     pub devcloud_url: String,
+    pub devgithub_url: String,
     pub state_dir: PathBuf,
     pub hetzner_token: String,
-    // Field order matters: wrangler stops before devcloud (and its VMs).
+    // Field order matters: wrangler stops before the stand-ins (and the VMs).
     wrangler: Service,
+    devgithub: Service,
     devcloud: Service,
 }
 
@@ -56,6 +58,7 @@ impl Platform {
         vec![
             ("SAM_E2E_PORT".into(), self.port.to_string()),
             ("SAM_E2E_DEVCLOUD_URL".into(), self.devcloud_url.clone()),
+            ("SAM_E2E_DEVGITHUB_URL".into(), self.devgithub_url.clone()),
             ("SAM_E2E_HETZNER_TOKEN".into(), self.hetzner_token.clone()),
             (
                 "SAM_E2E_STATE_DIR".into(),
@@ -66,7 +69,7 @@ impl Platform {
 
     /// Whether both services are still running.
     pub fn alive(&mut self) -> bool {
-        !self.wrangler.exited() && !self.devcloud.exited()
+        !self.wrangler.exited() && !self.devcloud.exited() && !self.devgithub.exited()
     }
 
     pub fn stop(self) {
@@ -83,7 +86,7 @@ impl Platform {
         let hetzner_token = secrets.get("HETZNER_TOKEN").cloned().unwrap_or_default();
         let target = target_dir(root).join(opts.profile);
 
-        // 1. The Hetzner stand-in.
+        // 1. The stand-ins: Hetzner and GitHub.
         let mut cmd = Command::new(target.join("devcloud"));
         cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir.join("devcloud"))
@@ -93,18 +96,27 @@ impl Platform {
                 "--boot-delay-ms",
                 &opts.boot_delay_ms.to_string(),
             ]);
-        let (devcloud, line) = Service::spawn_until_line(
-            "devcloud",
-            cmd,
-            &logs.join("devcloud.log"),
-            "devcloud listening on",
-            Duration::from_secs(30),
-        )?;
-        let devcloud_url = line
-            .rsplit(' ')
-            .next()
-            .context("devcloud announced no URL")?
-            .to_owned();
+        let (devcloud, devcloud_url) = start_stand_in("devcloud", cmd, &logs)?;
+        let app_key = secrets::github_app_key(root)?;
+        let mut cmd = Command::new(target.join("devgithub"));
+        cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir.join("devgithub"))
+            .args(["--client-id", secrets::GITHUB_CLIENT_ID, "--client-secret"])
+            .arg(
+                secrets
+                    .get("GITHUB_CLIENT_SECRET")
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+            .args([
+                "--app-id",
+                "1",
+                "--app-slug",
+                "sam-local",
+                "--app-public-key-pem",
+            ])
+            .arg(&app_key.public_pem);
+        let (devgithub, devgithub_url) = start_stand_in("devgithub", cmd, &logs)?;
 
         // 2. Worker configuration for this run.
         let port = match opts.port {
@@ -114,6 +126,9 @@ impl Platform {
         let mut vars = opts.vars.clone();
         vars.insert("PUBLIC_PORT".into(), port.to_string());
         vars.insert("HETZNER_API_URL".into(), format!("{devcloud_url}/v1"));
+        vars.insert("GITHUB_WEB_URL".into(), devgithub_url.clone());
+        vars.insert("GITHUB_API_URL".into(), devgithub_url.clone());
+        vars.insert("GITHUB_CLIENT_ID".into(), secrets::GITHUB_CLIENT_ID.into());
         let config = write_wrangler_config(root, &state_dir, &vars, &secrets)?;
         let persist = state_dir.join("wrangler-state");
 
@@ -166,9 +181,11 @@ impl Platform {
         let mut platform = Self {
             port,
             devcloud_url,
+            devgithub_url,
             state_dir,
             hetzner_token,
             wrangler,
+            devgithub,
             devcloud,
         };
         let log = logs.join("wrangler.log");
@@ -185,6 +202,23 @@ impl Platform {
         }
         Ok(platform)
     }
+}
+
+/// Starts a stand-in that announces `<name> listening on <url>`; returns it and the URL.
+fn start_stand_in(name: &str, cmd: Command, logs: &Path) -> Result<(Service, String)> {
+    let (service, line) = Service::spawn_until_line(
+        name,
+        cmd,
+        &logs.join(format!("{name}.log")),
+        &format!("{name} listening on"),
+        Duration::from_secs(30),
+    )?;
+    let url = line
+        .rsplit(' ')
+        .next()
+        .with_context(|| format!("{name} announced no URL"))?
+        .to_owned();
+    Ok((service, url))
 }
 
 /// Cargo's target directory.

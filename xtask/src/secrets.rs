@@ -1,7 +1,7 @@
 //! Local secrets in `.dev.vars` (git-ignored), generated once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rand::RngCore;
@@ -32,10 +32,16 @@ pub fn ensure(root: &Path) -> Result<BTreeMap<String, String>> {
     add("JWT_SIGNING_KEY", &|| {
         sam_auth::SigningKey::encode_seed(random_bytes())
     });
-    // Credential-vault key (used from the identity issue on).
-    add("ENCRYPTION_KEY", &|| {
-        sam_auth::SigningKey::encode_seed(random_bytes())
+    // Vault key rings (`kid:key`, first key active): stored credentials and
+    // session/token hashes each have their own key.
+    add("CREDENTIAL_KEYS", &|| {
+        format!("c1:{}", sam_auth::SigningKey::encode_seed(random_bytes()))
     });
+    add("SESSION_KEYS", &|| {
+        format!("s1:{}", sam_auth::SigningKey::encode_seed(random_bytes()))
+    });
+    // The local GitHub stand-in's OAuth app.
+    add("GITHUB_CLIENT_SECRET", &|| hex(&random_bytes()));
     // The local Hetzner stand-in accepts this token.
     add("HETZNER_TOKEN", &|| {
         format!("devcloud-{}", hex(&random_bytes()[..16]))
@@ -45,6 +51,52 @@ pub fn ensure(root: &Path) -> Result<BTreeMap<String, String>> {
         println!("generated local secrets in .dev.vars");
     }
     Ok(vars)
+}
+
+/// The client id of the local GitHub OAuth app (not a secret).
+pub const GITHUB_CLIENT_ID: &str = "Iv1.samlocal000000";
+
+/// The local GitHub App's RSA key pair, generated once with `openssl` into
+/// the git-ignored `.sam/keys/`.
+pub struct AppKey {
+    pub private_pem: PathBuf,
+    pub public_pem: PathBuf,
+}
+
+pub fn github_app_key(root: &Path) -> Result<AppKey> {
+    let dir = root.join(".sam/keys");
+    std::fs::create_dir_all(&dir)?;
+    let key = AppKey {
+        private_pem: dir.join("github-app.pem"),
+        public_pem: dir.join("github-app.pub.pem"),
+    };
+    if !key.private_pem.exists() {
+        crate::process::run(
+            "openssl genpkey",
+            std::process::Command::new("openssl")
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                ])
+                .arg(&key.private_pem),
+        )?;
+        set_private(&key.private_pem)?;
+    }
+    if !key.public_pem.exists() {
+        crate::process::run(
+            "openssl pkey -pubout",
+            std::process::Command::new("openssl")
+                .args(["pkey", "-pubout", "-in"])
+                .arg(&key.private_pem)
+                .arg("-out")
+                .arg(&key.public_pem),
+        )?;
+    }
+    Ok(key)
 }
 
 /// Writes `vars` in wrangler's `.dev.vars` format, readable only by us.

@@ -33,6 +33,7 @@ const WORKER_PURE_CRATES: &[&str] = &[
     "sam-control",
     "sam-cloud-init",
     "sam-web",
+    "sam-vault",
 ];
 
 #[derive(Default)]
@@ -134,6 +135,8 @@ fn parse_test_line(line: &str) -> Option<(&str, &str)> {
 /// Tests the issues name; the e2e tier fails if any of them did not run.
 const REQUIRED_E2E: &[&str] = &[
     "j00_health_reports_every_binding",
+    "j01_sign_in_first_user_superadmin",
+    "j02_signup_approval",
     "j15_node_create_boot_register_delete",
 ];
 

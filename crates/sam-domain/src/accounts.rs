@@ -53,9 +53,13 @@ impl AccountStatus {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [AccountStatus::Active, AccountStatus::Pending, AccountStatus::Suspended]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            AccountStatus::Active,
+            AccountStatus::Pending,
+            AccountStatus::Suspended,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 
@@ -89,7 +93,10 @@ pub enum AdminError {
     #[error("a superadmin can only be changed by a superadmin")]
     Superadmin,
     #[error("the account is {}, so it cannot be {action}", .status.as_str())]
-    WrongStatus { status: AccountStatus, action: &'static str },
+    WrongStatus {
+        status: AccountStatus,
+        action: &'static str,
+    },
 }
 
 impl AdminError {
@@ -140,14 +147,21 @@ pub fn apply_admin_action(
 /// `Origin` (or, failing that, `Referer`) must be one of ours. Safe methods
 /// need no check; a request with neither header is refused, since every
 /// browser sends `Origin` on cross-site POSTs.
-pub fn same_origin_request(method: &str, origin: Option<&str>, referer: Option<&str>, allowed: &[&str]) -> bool {
+pub fn same_origin_request(
+    method: &str,
+    origin: Option<&str>,
+    referer: Option<&str>,
+    allowed: &[&str],
+) -> bool {
     if matches!(method, "GET" | "HEAD" | "OPTIONS") {
         return true;
     }
     let claimed = origin.map(str::to_owned).or_else(|| {
         let referer = referer?;
         let scheme_end = referer.find("://")? + 3;
-        let path_start = referer[scheme_end..].find('/').map_or(referer.len(), |i| i + scheme_end);
+        let path_start = referer[scheme_end..]
+            .find('/')
+            .map_or(referer.len(), |i| i + scheme_end);
         Some(referer[..path_start].to_owned())
     });
     claimed.is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(&o)))
@@ -179,29 +193,85 @@ mod tests {
 
     #[test]
     fn first_user_runs_the_platform_and_later_ones_may_wait() {
-        assert_eq!(new_account(true, true), (Role::Superadmin, AccountStatus::Active));
-        assert_eq!(new_account(false, true), (Role::User, AccountStatus::Pending));
-        assert_eq!(new_account(false, false), (Role::User, AccountStatus::Active));
+        assert_eq!(
+            new_account(true, true),
+            (Role::Superadmin, AccountStatus::Active)
+        );
+        assert_eq!(
+            new_account(false, true),
+            (Role::User, AccountStatus::Pending)
+        );
+        assert_eq!(
+            new_account(false, false),
+            (Role::User, AccountStatus::Active)
+        );
     }
 
     #[test]
     fn admin_actions_follow_roles_and_statuses() {
         use AccountStatus as S;
-        let ok = apply_admin_action(Role::Admin, false, Role::User, S::Pending, AdminAction::Approve);
+        let ok = apply_admin_action(
+            Role::Admin,
+            false,
+            Role::User,
+            S::Pending,
+            AdminAction::Approve,
+        );
         assert_eq!(ok, Ok(S::Active));
         let cases = [
-            (Role::User, false, Role::User, S::Pending, AdminAction::Approve, "forbidden"),
-            (Role::Admin, true, Role::Admin, S::Active, AdminAction::Suspend, "own_account"),
-            (Role::Admin, false, Role::Superadmin, S::Active, AdminAction::Suspend, "superadmin_protected"),
-            (Role::Admin, false, Role::User, S::Active, AdminAction::Approve, "invalid_account_transition"),
-            (Role::Admin, false, Role::User, S::Active, AdminAction::Reactivate, "invalid_account_transition"),
+            (
+                Role::User,
+                false,
+                Role::User,
+                S::Pending,
+                AdminAction::Approve,
+                "forbidden",
+            ),
+            (
+                Role::Admin,
+                true,
+                Role::Admin,
+                S::Active,
+                AdminAction::Suspend,
+                "own_account",
+            ),
+            (
+                Role::Admin,
+                false,
+                Role::Superadmin,
+                S::Active,
+                AdminAction::Suspend,
+                "superadmin_protected",
+            ),
+            (
+                Role::Admin,
+                false,
+                Role::User,
+                S::Active,
+                AdminAction::Approve,
+                "invalid_account_transition",
+            ),
+            (
+                Role::Admin,
+                false,
+                Role::User,
+                S::Active,
+                AdminAction::Reactivate,
+                "invalid_account_transition",
+            ),
         ];
         for (actor, own, target, status, action, code) in cases {
             let err = apply_admin_action(actor, own, target, status, action).unwrap_err();
             assert_eq!(err.code(), code, "{action:?}");
         }
         assert_eq!(
-            apply_admin_action(Role::Superadmin, false, Role::Admin, S::Active, AdminAction::Suspend),
+            apply_admin_action(
+                Role::Superadmin,
+                false,
+                Role::Admin,
+                S::Active,
+                AdminAction::Suspend
+            ),
             Ok(S::Suspended)
         );
     }
@@ -210,12 +280,32 @@ mod tests {
     fn state_changes_must_come_from_our_origins() {
         let ours = ["http://app.localhost:8787", "http://api.localhost:8787"];
         assert!(same_origin_request("GET", None, None, &ours));
-        assert!(same_origin_request("POST", Some("http://app.localhost:8787"), None, &ours));
-        assert!(same_origin_request("POST", None, Some("http://app.localhost:8787/settings?x=1"), &ours));
-        assert!(!same_origin_request("POST", Some("http://evil.example"), None, &ours));
+        assert!(same_origin_request(
+            "POST",
+            Some("http://app.localhost:8787"),
+            None,
+            &ours
+        ));
+        assert!(same_origin_request(
+            "POST",
+            None,
+            Some("http://app.localhost:8787/settings?x=1"),
+            &ours
+        ));
+        assert!(!same_origin_request(
+            "POST",
+            Some("http://evil.example"),
+            None,
+            &ours
+        ));
         assert!(!same_origin_request("POST", Some("null"), None, &ours));
         assert!(!same_origin_request("DELETE", None, None, &ours));
-        assert!(!same_origin_request("POST", None, Some("http://app.localhost:8787.evil.example/"), &ours));
+        assert!(!same_origin_request(
+            "POST",
+            None,
+            Some("http://app.localhost:8787.evil.example/"),
+            &ours
+        ));
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod error;
 mod hetzner;
 mod http;
 
+pub mod github;
+
 pub use error::{ProviderError, ProviderErrorKind, backoff_delay_ms, classify, parse_retry_after};
 pub use hetzner::{
     CreateServer, DeleteOutcome, HetznerClient, LocationInfo, Server, ServerTypeInfo,

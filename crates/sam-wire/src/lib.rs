@@ -34,6 +34,23 @@ pub struct BindingCheck {
     pub error: Option<String>,
 }
 
+/// `GET /api/auth/me` (and the dev sign-in reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub id: String,
+    pub login: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    /// `user`, `admin` or `superadmin`.
+    pub role: String,
+    /// `active`, `pending` or `suspended`.
+    pub status: String,
+}
+
 /// `POST /api/nodes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,8 +9,11 @@
 pub enum Auth {
     /// Public: health, JWKS, sign-in.
     Public,
-    /// A signed-in user's session cookie.
+    /// A signed-in, active user's session cookie.
     Session,
+    /// A session of any account status (pending and suspended users can
+    /// still see who they are and sign out).
+    AnySession,
     /// A node callback token scoped to the `{id}` in the path.
     NodeCallback,
 }
@@ -31,6 +34,8 @@ pub enum RouteId {
     NodeReady,
     NodeHeartbeat,
     AgentDownload,
+    AdminListUsers,
+    AdminUserAction,
 }
 
 /// One row of the table.
@@ -62,8 +67,13 @@ pub const API_ROUTES: &[RouteDef] = &[
         "/api/auth/dev-login",
         Auth::Public,
     ),
-    r(RouteId::Logout, "POST", "/api/auth/logout", Auth::Session),
-    r(RouteId::Me, "GET", "/api/auth/me", Auth::Session),
+    r(
+        RouteId::Logout,
+        "POST",
+        "/api/auth/logout",
+        Auth::AnySession,
+    ),
+    r(RouteId::Me, "GET", "/api/auth/me", Auth::AnySession),
     r(RouteId::ListNodes, "GET", "/api/nodes", Auth::Session),
     r(RouteId::CreateNode, "POST", "/api/nodes", Auth::Session),
     r(RouteId::GetNode, "GET", "/api/nodes/{id}", Auth::Session),
@@ -96,6 +106,18 @@ pub const API_ROUTES: &[RouteDef] = &[
         "GET",
         "/api/agent/download",
         Auth::Public,
+    ),
+    r(
+        RouteId::AdminListUsers,
+        "GET",
+        "/api/admin/users",
+        Auth::Session,
+    ),
+    r(
+        RouteId::AdminUserAction,
+        "POST",
+        "/api/admin/users/{id}/{action}",
+        Auth::Session,
     ),
 ];
 
@@ -188,10 +210,57 @@ mod tests {
         }
     }
 
+    /// Every `RouteId` has a row: the match below fails to compile when a
+    /// variant is added, and the assertion fails when its row is missing.
+    #[test]
+    fn every_route_id_is_in_the_table() {
+        let all = [
+            RouteId::Health,
+            RouteId::Jwks,
+            RouteId::DevLogin,
+            RouteId::Logout,
+            RouteId::Me,
+            RouteId::ListNodes,
+            RouteId::CreateNode,
+            RouteId::GetNode,
+            RouteId::DeleteNode,
+            RouteId::NodeEvents,
+            RouteId::NodeReady,
+            RouteId::NodeHeartbeat,
+            RouteId::AgentDownload,
+            RouteId::AdminListUsers,
+            RouteId::AdminUserAction,
+        ];
+        for id in all {
+            match id {
+                RouteId::Health
+                | RouteId::Jwks
+                | RouteId::DevLogin
+                | RouteId::Logout
+                | RouteId::Me
+                | RouteId::ListNodes
+                | RouteId::CreateNode
+                | RouteId::GetNode
+                | RouteId::DeleteNode
+                | RouteId::NodeEvents
+                | RouteId::NodeReady
+                | RouteId::NodeHeartbeat
+                | RouteId::AgentDownload
+                | RouteId::AdminListUsers
+                | RouteId::AdminUserAction => {}
+            }
+            assert!(API_ROUTES.iter().any(|r| r.id == id), "{id:?} has no route");
+        }
+        assert_eq!(API_ROUTES.len(), all.len());
+    }
+
     #[test]
     fn every_route_is_reachable_and_unique() {
         for def in API_ROUTES {
-            let path = def.pattern.replace("{id}", "X");
+            let path = def
+                .pattern
+                .replace("{id}", "X")
+                .replace("{action}", "approve");
             match match_route(API_ROUTES, def.method, &path) {
                 RouteMatch::Found { id, .. } => assert_eq!(id, def.id, "{}", def.pattern),
                 other => panic!("{} unreachable: {other:?}", def.pattern),

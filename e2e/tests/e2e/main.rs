@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod health;
+mod identity;
 mod nodes;
 mod tokens;
 mod ui;

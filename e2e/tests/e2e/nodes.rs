@@ -324,6 +324,22 @@ async fn create_node_rejects_bad_input_and_writes_nothing() {
         .unwrap();
     assert!(list.nodes.is_empty(), "no node was written: {list:?}");
 
+    // Cookie-authenticated changes from another site (or from nowhere) are refused.
+    for origin in [Some("http://evil.example"), None] {
+        let mut req = client
+            .post(p.api("/api/nodes"))
+            .json(&json!({"provider":"hetzner","size":"small"}));
+        req = match origin {
+            Some(o) => req.header("origin", o),
+            // Replace the client's default Origin with an empty one.
+            None => req.header("origin", ""),
+        };
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{origin:?}");
+        let err: ErrorBody = resp.json().await.unwrap();
+        assert_eq!(err.code, "csrf_origin_mismatch");
+    }
+
     // Without a session nothing is reachable.
     let anonymous = p.client();
     let resp = anonymous

@@ -28,13 +28,34 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
     if let Some(name) = path.strip_prefix("/static/") {
         return asset(name);
     }
+    // Every form on these pages posts to this host; anything else is cross-site.
+    let header = |name: &str| ctx.req.headers().get(name).ok().flatten();
+    if !sam_domain::accounts::same_origin_request(
+        method.as_ref(),
+        header("origin").as_deref(),
+        header("referer").as_deref(),
+        &[ctx.config.app_origin.as_str()],
+    ) {
+        return Err(ApiError::new(
+            403,
+            "csrf_origin_mismatch",
+            "this form must be sent from this site",
+        ));
+    }
     match (method, path.as_str()) {
         (Method::Get, "/" | "/nodes") => nodes_page(ctx).await,
         (Method::Get, "/login") => Ok(html(
             200,
-            &sam_web::render_login_page(ctx.config.dev_login_enabled, VERSION)
-                .map_err(render_error)?,
+            &sam_web::render_login_page(
+                ctx.config.dev_login_enabled,
+                ctx.config.github.is_some(),
+                VERSION,
+            )
+            .map_err(render_error)?,
         )),
+        (Method::Get, "/auth/github") => super::github_auth::start(ctx).await,
+        (Method::Get, "/auth/github/callback") => super::github_auth::callback(ctx).await,
+        (Method::Get, "/pending") => pending_page(ctx).await,
         (Method::Post, "/login") => login(ctx).await,
         (Method::Post, "/logout") => {
             let cookie = session::destroy(&ctx.env, &ctx.req, ctx.config.secure_cookies).await?;
@@ -45,15 +66,34 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
 }
 
 async fn nodes_page(ctx: &Ctx) -> ApiResult<Response> {
-    let Some(user) = session::current_user(&ctx.env, &ctx.req).await? else {
+    let Some(session) = session::current(&ctx.env, &ctx.req).await? else {
         return Ok(redirect("/login", None));
     };
+    if session.user.status == "pending" {
+        return Ok(redirect("/pending", None));
+    }
+    crate::routes::require_active(&session.user)?;
+    let user = session.user.id;
     let db = d1(&ctx.env)?;
     let now = now_ms();
     let nodes = list_nodes(&db, &ctx.config.nodes, &user, now).await?;
     Ok(html(
         200,
         &sam_web::render_nodes_page(&nodes, now, VERSION).map_err(render_error)?,
+    ))
+}
+
+/// Shown to signed-in accounts that wait for approval.
+async fn pending_page(ctx: &Ctx) -> ApiResult<Response> {
+    let Some(session) = session::current(&ctx.env, &ctx.req).await? else {
+        return Ok(redirect("/login", None));
+    };
+    if session.user.status != "pending" {
+        return Ok(redirect("/", None));
+    }
+    Ok(html(
+        200,
+        &sam_web::render_pending_page(&session.user.login, VERSION).map_err(render_error)?,
     ))
 }
 
@@ -101,7 +141,7 @@ fn html(status: u16, body: &str) -> Response {
     response
 }
 
-fn redirect(location: &str, cookie: Option<&str>) -> Response {
+pub fn redirect(location: &str, cookie: Option<&str>) -> Response {
     let mut response = Response::builder().with_status(303).empty();
     let headers = response.headers_mut();
     let _ = headers.set("location", location);

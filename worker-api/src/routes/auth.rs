@@ -1,8 +1,9 @@
 //! The spine's temporary local sign-in (`DEV_LOGIN_ENABLED=true` only),
 //! sign-out and `me`. The identity issue replaces dev login with GitHub.
 
-use sam_store::UserRepository;
-use serde::{Deserialize, Serialize};
+use sam_store::{UserRecord, UserRepository};
+use sam_wire::Me;
+use serde::Deserialize;
 use worker::Response;
 
 use crate::bindings::{d1, now_ms, random_u128};
@@ -16,10 +17,17 @@ struct DevLoginRequest {
     login: String,
 }
 
-#[derive(Serialize)]
-pub struct Me {
-    id: String,
-    login: String,
+/// The API view of a user.
+pub fn me_view(user: &UserRecord) -> Me {
+    Me {
+        id: user.id.clone(),
+        login: user.login.clone(),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        avatar_url: user.avatar_url.clone(),
+        role: user.role.clone(),
+        status: user.status.clone(),
+    }
 }
 
 /// Signs `login` in, creating the user on first use; returns the user and the cookie.
@@ -41,13 +49,7 @@ pub async fn sign_in(ctx: &Ctx, login: &str) -> ApiResult<(Me, String)> {
         .upsert_by_login(&new_id, login, now)
         .await?;
     let cookie = session::create(&ctx.env, &user.id, ctx.config.secure_cookies).await?;
-    Ok((
-        Me {
-            id: user.id,
-            login: user.login,
-        },
-        cookie,
-    ))
+    Ok((me_view(&user), cookie))
 }
 
 pub async fn dev_login(ctx: &mut Ctx) -> ApiResult<Response> {
@@ -65,17 +67,6 @@ pub async fn logout(ctx: &mut Ctx) -> ApiResult<Response> {
     Ok(response)
 }
 
-pub async fn me(ctx: &Ctx, user_id: &str) -> ApiResult<Response> {
-    let db = d1(&ctx.env)?;
-    let user = UserRepository::new(&db)
-        .get(user_id)
-        .await?
-        .ok_or_else(ApiError::unauthenticated)?;
-    Ok(json_response(
-        200,
-        &Me {
-            id: user.id,
-            login: user.login,
-        },
-    ))
+pub fn me(user: &UserRecord) -> Response {
+    json_response(200, &me_view(user))
 }

@@ -1,8 +1,10 @@
 //! Request dispatch: host → surface → route table → handler.
 
+mod admin;
 mod agent;
 mod app;
 mod auth;
+mod github_auth;
 mod health;
 mod nodes;
 
@@ -95,8 +97,8 @@ pub fn reject_large_body(req: &Request, limit: usize) -> ApiResult<()> {
 /// Who is calling, as established by the route's `Auth` before its handler runs.
 pub enum Principal {
     Anonymous,
-    /// A signed-in user (their id).
-    User(String),
+    /// A signed-in user.
+    User(sam_store::UserRecord),
     /// A vm-agent, with its verified node callback token.
     Node(sam_auth::TokenClaims),
 }
@@ -109,6 +111,9 @@ pub async fn handle(req: Request, env: Env) -> Response {
     let host = req.headers().get("host").ok().flatten().unwrap_or_default();
     match classify(&host, &config.base_domain) {
         HostKind::Api => api(req, env, config).await,
+        // The web app reaches the API on its own origin too, so its session
+        // cookie (host-only, never shared with workspace subdomains) works.
+        HostKind::App if is_api_path(&req.path()) => api(req, env, config).await,
         HostKind::App => app::handle(req, env, config).await,
         HostKind::Workspace { .. } | HostKind::WorkspacePort { .. } => {
             ApiError::new(404, "workspace_not_found", "no such workspace").into_response()
@@ -123,6 +128,10 @@ pub async fn handle(req: Request, env: Env) -> Response {
         )
         .into_response(),
     }
+}
+
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/health" || path.starts_with("/.well-known/")
 }
 
 async fn api(req: Request, env: Env, config: Config) -> Response {
@@ -156,7 +165,33 @@ async fn api(req: Request, env: Env, config: Config) -> Response {
 async fn authenticate(auth: Auth, ctx: &Ctx) -> ApiResult<Principal> {
     Ok(match auth {
         Auth::Public => Principal::Anonymous,
-        Auth::Session => Principal::User(crate::session::require_user(&ctx.env, &ctx.req).await?),
+        Auth::Session | Auth::AnySession => {
+            let session = crate::session::require(&ctx.env, &ctx.req).await?;
+            if auth == Auth::Session {
+                require_active(&session.user)?;
+            }
+            // Cookies ride along on cross-site requests; a state change must
+            // come from one of our own pages (or a client that says so).
+            let header = |name: &str| ctx.req.headers().get(name).ok().flatten();
+            let method = ctx.req.method().to_string();
+            let allowed = [
+                ctx.config.app_origin.as_str(),
+                ctx.config.api_origin.as_str(),
+            ];
+            if !sam_domain::accounts::same_origin_request(
+                &method,
+                header("origin").as_deref(),
+                header("referer").as_deref(),
+                &allowed,
+            ) {
+                return Err(ApiError::new(
+                    403,
+                    "csrf_origin_mismatch",
+                    "state-changing requests must come from this site (send an Origin header)",
+                ));
+            }
+            Principal::User(session.user)
+        }
         Auth::NodeCallback => {
             // An id that is not a node id cannot name any node: 404, like any unknown resource.
             let node =
@@ -175,6 +210,23 @@ async fn authenticate(auth: Auth, ctx: &Ctx) -> ApiResult<Principal> {
     })
 }
 
+/// Pending and suspended accounts cannot use the platform.
+pub fn require_active(user: &sam_store::UserRecord) -> ApiResult<()> {
+    match sam_domain::accounts::AccountStatus::parse(&user.status) {
+        Some(sam_domain::accounts::AccountStatus::Active) => Ok(()),
+        Some(sam_domain::accounts::AccountStatus::Pending) => Err(ApiError::new(
+            403,
+            "account_pending",
+            "your account is waiting for an administrator's approval",
+        )),
+        _ => Err(ApiError::new(
+            403,
+            "account_suspended",
+            "your account is suspended",
+        )),
+    }
+}
+
 async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response> {
     // Authentication is decided by the route table, before any handler runs;
     // each handler receives exactly the principal its route requires.
@@ -185,14 +237,16 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::DevLogin, _) => auth::dev_login(ctx).await,
         (RouteId::Logout, _) => auth::logout(ctx).await,
         (RouteId::AgentDownload, _) => agent::download(ctx).await,
-        (RouteId::Me, Principal::User(user)) => auth::me(ctx, &user).await,
-        (RouteId::ListNodes, Principal::User(user)) => nodes::list(ctx, &user).await,
-        (RouteId::CreateNode, Principal::User(user)) => nodes::create(ctx, &user).await,
-        (RouteId::GetNode, Principal::User(user)) => nodes::get(ctx, &user).await,
-        (RouteId::DeleteNode, Principal::User(user)) => nodes::delete(ctx, &user).await,
-        (RouteId::NodeEvents, Principal::User(user)) => nodes::events(ctx, &user).await,
+        (RouteId::Me, Principal::User(user)) => Ok(auth::me(&user)),
+        (RouteId::ListNodes, Principal::User(user)) => nodes::list(ctx, &user.id).await,
+        (RouteId::CreateNode, Principal::User(user)) => nodes::create(ctx, &user.id).await,
+        (RouteId::GetNode, Principal::User(user)) => nodes::get(ctx, &user.id).await,
+        (RouteId::DeleteNode, Principal::User(user)) => nodes::delete(ctx, &user.id).await,
+        (RouteId::NodeEvents, Principal::User(user)) => nodes::events(ctx, &user.id).await,
         (RouteId::NodeReady, Principal::Node(claims)) => nodes::ready(ctx, &claims).await,
         (RouteId::NodeHeartbeat, Principal::Node(claims)) => nodes::heartbeat(ctx, &claims).await,
+        (RouteId::AdminListUsers, Principal::User(user)) => admin::list_users(ctx, &user).await,
+        (RouteId::AdminUserAction, Principal::User(user)) => admin::user_action(ctx, &user).await,
         // The route table pairs each route with its principal; a mismatch is
         // a bug in that table, never something a client can cause.
         _ => Err(ApiError::unauthenticated()),

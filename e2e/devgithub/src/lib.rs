@@ -1,0 +1,34 @@
+//! devgithub: a local stand-in for GitHub.
+//!
+//! The control plane reaches it only through base-URL settings
+//! (`GITHUB_WEB_URL`, `GITHUB_API_URL`, both this server), so its surface
+//! speaks GitHub's wire formats: the OAuth web flow with its quirks, REST
+//! JSON shapes and error bodies, GitHub App JWTs and installation tokens,
+//! and HMAC-signed webhooks. Users, organizations, repositories (with fake
+//! branch heads) and installations live in `state.json`; `/_devgithub/…`
+//! seeds and changes them for tests.
+//!
+//! The library exposes [`DevGitHub`] (state, webhook queue and the axum
+//! router) so tests can drive it without a binary; `main.rs` only adds the
+//! CLI, the listening socket and signal handling. Git smart HTTP
+//! (`git`) and pull requests (`api::pulls`) are seams, not emulated yet.
+
+mod admin;
+mod api;
+mod avatars;
+mod changes;
+mod clock;
+mod config;
+mod devgithub;
+mod git;
+mod hooks;
+mod html;
+mod ids;
+mod install;
+mod oauth;
+mod render;
+mod server;
+mod state;
+
+pub use config::{AppConfig, Config, WebhookConfig};
+pub use devgithub::{DevGitHub, StartError};

@@ -1,0 +1,91 @@
+//! The one router: the web host (`/login/oauth/…`, `/apps/…`), the REST
+//! host (`/user`, `/app`, `/installation`, `/repos/…`) and devgithub's own
+//! admin paths (`/_devgithub/…`) share a port, since their paths do not
+//! collide. Also the shared request state and the base-URL extractor.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::header::HOST;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jsonwebtoken::DecodingKey;
+
+use crate::api::ApiError;
+use crate::config::Config;
+use crate::hooks::Webhooks;
+use crate::state::Store;
+use crate::{admin, api, avatars, git, install, oauth};
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub store: Arc<Store>,
+    pub config: Arc<Config>,
+    /// Verifies the app's RS256 JWTs.
+    pub app_key: Arc<DecodingKey>,
+    pub hooks: Webhooks,
+}
+
+/// The base URL this request reached the server at, without a trailing
+/// slash: `--public-url` when configured, else `http://{Host}`.
+#[derive(Debug, Clone)]
+pub(crate) struct Base(pub String);
+
+impl FromRequestParts<AppState> for Base {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        if let Some(url) = &state.config.public_url {
+            return Ok(Base(url.trim_end_matches('/').to_owned()));
+        }
+        let host = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .map(axum::http::uri::Authority::as_str)
+            })
+            .unwrap_or("127.0.0.1");
+        Ok(Base(format!("http://{host}")))
+    }
+}
+
+/// Unknown paths: git's smart HTTP paths go to their (future) module,
+/// everything else gets GitHub's JSON 404.
+async fn fallback(uri: Uri) -> Response {
+    if git::is_git_path(uri.path()) {
+        return git::not_emulated(uri.path());
+    }
+    ApiError::not_found().into_response()
+}
+
+async fn wrong_method() -> Response {
+    // GitHub answers 404, not 405, for a method a route does not take.
+    ApiError::new(StatusCode::NOT_FOUND, "Not Found").into_response()
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/login/oauth/authorize",
+            get(oauth::authorize_page).post(oauth::authorize_submit),
+        )
+        .route("/login/oauth/access_token", post(oauth::access_token))
+        .route(
+            "/apps/{slug}/installations/new",
+            get(install::show).post(install::submit),
+        )
+        .route("/avatars/u/{id}", get(avatars::avatar))
+        .merge(api::routes())
+        .merge(admin::routes())
+        .fallback(fallback)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+}

@@ -1,0 +1,235 @@
+//! The persisted world: accounts, repositories, installations, codes,
+//! tokens and webhook deliveries, with id counters.
+//!
+//! Everything lives in one [`World`] written to `state.json` after each
+//! change ([`Store`]); lookups are in `queries`, validated changes in
+//! `mutations`. Webhooks are not sent from here: callers get back what
+//! changed and announce it (see `crate::changes`).
+
+mod mutations;
+mod queries;
+mod store;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub(crate) use mutations::{BranchSpec, NewInstallation, NewRepo, RepoDiff, default_permissions};
+pub(crate) use queries::RepoLookup;
+pub(crate) use store::{Store, StoreError};
+
+/// GitHub's `type` for an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum AccountKind {
+    User,
+    Organization,
+}
+
+impl AccountKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::User => "User",
+            AccountKind::Organization => "Organization",
+        }
+    }
+}
+
+/// A user or an organization; they share one id space, as on GitHub.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Account {
+    pub id: u64,
+    pub login: String,
+    pub kind: AccountKind,
+    pub name: Option<String>,
+    /// Primary (public) email; users only.
+    pub email: Option<String>,
+    /// Member user ids; organizations only.
+    #[serde(default)]
+    pub members: Vec<u64>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Branch {
+    pub name: String,
+    /// 40 hex characters; no commit exists behind it (yet).
+    pub sha: String,
+    pub protected: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Repo {
+    pub id: u64,
+    pub owner_id: u64,
+    pub name: String,
+    pub private: bool,
+    pub description: Option<String>,
+    pub default_branch: String,
+    pub branches: Vec<Branch>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `repository_selection` of an installation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Selection {
+    All,
+    Selected,
+}
+
+impl Selection {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Selection::All => "all",
+            Selection::Selected => "selected",
+        }
+    }
+
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "all" => Some(Selection::All),
+            "selected" => Some(Selection::Selected),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Installation {
+    pub id: u64,
+    pub account_id: u64,
+    pub repository_selection: Selection,
+    /// The chosen repositories when `repository_selection` is `selected`.
+    pub repository_ids: Vec<u64>,
+    pub permissions: BTreeMap<String, String>,
+    pub events: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A web-flow code waiting to be exchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OAuthCode {
+    pub user_id: u64,
+    pub client_id: String,
+    /// The `redirect_uri` the authorize request named, if any.
+    pub redirect_uri: Option<String>,
+    pub scopes: Vec<String>,
+    pub expires_at_ms: i64,
+}
+
+/// An OAuth user token (`gho_…`); these do not expire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UserToken {
+    pub user_id: u64,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+}
+
+/// An installation access token (`ghs_…`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InstallationToken {
+    pub installation_id: u64,
+    pub expires_at_ms: i64,
+    /// Narrowed to these repositories at issue time; `None` = all the
+    /// installation can reach (now, not at issue time).
+    pub repository_ids: Option<Vec<u64>>,
+    pub permissions: BTreeMap<String, String>,
+}
+
+/// One webhook delivery and how it went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Delivery {
+    pub id: u64,
+    /// The `X-GitHub-Delivery` GUID.
+    pub guid: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<u64>,
+    pub repository_id: Option<u64>,
+    /// `pending`, `delivered` (2xx), `failed` (anything else).
+    pub status: String,
+    /// The receiver's last HTTP status; `None` if it never answered.
+    pub status_code: Option<u16>,
+    pub attempts: u32,
+    pub delivered_at: Option<String>,
+    pub error: Option<String>,
+    pub payload: Value,
+}
+
+/// How many deliveries `state.json` keeps (oldest dropped first).
+pub(crate) const MAX_DELIVERIES: usize = 500;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct World {
+    pub next_account_id: u64,
+    pub next_repo_id: u64,
+    pub next_installation_id: u64,
+    pub next_delivery_id: u64,
+    pub accounts: BTreeMap<u64, Account>,
+    pub repos: BTreeMap<u64, Repo>,
+    /// Lower-cased `owner/name` a repository had before a rename.
+    pub repo_redirects: BTreeMap<String, u64>,
+    pub installations: BTreeMap<u64, Installation>,
+    pub oauth_codes: BTreeMap<String, OAuthCode>,
+    pub user_tokens: BTreeMap<String, UserToken>,
+    pub installation_tokens: BTreeMap<String, InstallationToken>,
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        // Distinct ranges per kind, so an id used as the wrong kind finds
+        // nothing instead of something.
+        World {
+            next_account_id: 1001,
+            next_repo_id: 70_001,
+            next_installation_id: 5_000_001,
+            next_delivery_id: 1,
+            accounts: BTreeMap::new(),
+            repos: BTreeMap::new(),
+            repo_redirects: BTreeMap::new(),
+            installations: BTreeMap::new(),
+            oauth_codes: BTreeMap::new(),
+            user_tokens: BTreeMap::new(),
+            installation_tokens: BTreeMap::new(),
+            deliveries: Vec::new(),
+        }
+    }
+}
+
+/// Why a change was refused; the API maps these to GitHub's 404 and
+/// 422 `Validation Failed` bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    NotFound(String),
+    Invalid {
+        resource: &'static str,
+        field: &'static str,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl Refusal {
+    pub(crate) fn invalid(resource: &'static str, field: &'static str, message: String) -> Self {
+        Refusal::Invalid {
+            resource,
+            field,
+            code: "invalid",
+            message,
+        }
+    }
+
+    pub(crate) fn exists(resource: &'static str, field: &'static str, message: String) -> Self {
+        Refusal::Invalid {
+            resource,
+            field,
+            code: "already_exists",
+            message,
+        }
+    }
+}
