@@ -8,6 +8,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (rate limits).
+    pub retry_after: Option<i64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -18,6 +20,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -44,7 +47,11 @@ impl ApiError {
             code: self.code.to_owned(),
             message: self.message,
         };
-        json_response(self.status, &body)
+        let mut response = json_response(self.status, &body);
+        if let Some(secs) = self.retry_after {
+            let _ = response.headers_mut().set("retry-after", &secs.to_string());
+        }
+        response
     }
 }
 

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod hosts;
 pub mod ids;
 pub mod node;
+pub mod tokens;
 
 /// Unix time in milliseconds, as handed in by the edge (`Date::now()` in the
 /// Worker, the system clock in native binaries).

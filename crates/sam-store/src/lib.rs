@@ -11,9 +11,11 @@ mod sessions;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod tokens;
 mod users;
 
 pub use nodes::{NodeRecord, NodeRepository, ProviderServerUpdate};
 pub use sessions::{SessionRecord, SessionRepository};
 pub use sql::{Row, SqlDatabase, SqlValue, StoreError};
+pub use tokens::{TokenRecord, TokenRepository};
 pub use users::{GithubProfile, UserRecord, UserRepository};

@@ -143,3 +143,76 @@ fn oauth_states_are_single_use_and_expire() {
         );
     });
 }
+
+#[test]
+fn personal_access_tokens_are_owner_scoped_and_revocable() {
+    use sam_store::{TokenRecord, TokenRepository};
+    let db = Sqlite::with_repo_migrations();
+    block_on(async {
+        let users = UserRepository::new(&db);
+        users
+            .upsert_github("U1", &profile("101", "alice"), 1, FIRST, LATER)
+            .await
+            .unwrap();
+        users
+            .upsert_github("U2", &profile("102", "bob"), 1, FIRST, LATER)
+            .await
+            .unwrap();
+        let tokens = TokenRepository::new(&db);
+        let record = |id: &str, user: &str, expires_at| TokenRecord {
+            id: id.into(),
+            user_id: user.into(),
+            name: "cli".into(),
+            created_at: 10,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        tokens
+            .create(&record("T1", "U1", None), "k1.h1")
+            .await
+            .unwrap();
+        tokens
+            .create(&record("T2", "U1", Some(100)), "k1.h2")
+            .await
+            .unwrap();
+        let owner = tokens
+            .use_token(&["k1.h1".into()], 50)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner.login, "alice");
+        assert_eq!(
+            tokens.list("U1").await.unwrap()[0]
+                .last_used_at
+                .or(tokens.list("U1").await.unwrap()[1].last_used_at),
+            Some(50)
+        );
+        assert!(
+            tokens
+                .use_token(&["k1.h2".into()], 100)
+                .await
+                .unwrap()
+                .is_none(),
+            "expired"
+        );
+        assert!(
+            !tokens.revoke("U2", "T1", 60).await.unwrap(),
+            "bob cannot revoke alice's token"
+        );
+        assert!(tokens.revoke("U1", "T1", 60).await.unwrap());
+        assert!(
+            !tokens.revoke("U1", "T1", 61).await.unwrap(),
+            "already revoked"
+        );
+        assert!(
+            tokens
+                .use_token(&["k1.h1".into()], 62)
+                .await
+                .unwrap()
+                .is_none(),
+            "revoked"
+        );
+        assert!(tokens.list("U2").await.unwrap().is_empty());
+    });
+}

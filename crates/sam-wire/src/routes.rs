@@ -36,6 +36,10 @@ pub enum RouteId {
     AgentDownload,
     AdminListUsers,
     AdminUserAction,
+    CreateToken,
+    ListTokens,
+    RevokeToken,
+    TokenLogin,
 }
 
 /// One row of the table.
@@ -118,6 +122,30 @@ pub const API_ROUTES: &[RouteDef] = &[
         "POST",
         "/api/admin/users/{id}/{action}",
         Auth::Session,
+    ),
+    r(
+        RouteId::CreateToken,
+        "POST",
+        "/api/auth/tokens",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListTokens,
+        "GET",
+        "/api/auth/tokens",
+        Auth::Session,
+    ),
+    r(
+        RouteId::RevokeToken,
+        "DELETE",
+        "/api/auth/tokens/{id}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::TokenLogin,
+        "POST",
+        "/api/auth/token-login",
+        Auth::Public,
     ),
 ];
 
@@ -230,6 +258,10 @@ mod tests {
             RouteId::AgentDownload,
             RouteId::AdminListUsers,
             RouteId::AdminUserAction,
+            RouteId::CreateToken,
+            RouteId::ListTokens,
+            RouteId::RevokeToken,
+            RouteId::TokenLogin,
         ];
         for id in all {
             match id {
@@ -247,7 +279,11 @@ mod tests {
                 | RouteId::NodeHeartbeat
                 | RouteId::AgentDownload
                 | RouteId::AdminListUsers
-                | RouteId::AdminUserAction => {}
+                | RouteId::AdminUserAction
+                | RouteId::CreateToken
+                | RouteId::ListTokens
+                | RouteId::RevokeToken
+                | RouteId::TokenLogin => {}
             }
             assert!(API_ROUTES.iter().any(|r| r.id == id), "{id:?} has no route");
         }

@@ -8,4 +8,5 @@ mod health;
 mod identity;
 mod nodes;
 mod tokens;
+mod tokens_pat;
 mod ui;

@@ -7,6 +7,7 @@ mod auth;
 mod github_auth;
 mod health;
 mod nodes;
+mod tokens;
 
 use sam_domain::hosts::{HostKind, classify};
 use sam_wire::routes::{API_ROUTES, Auth, RouteId, RouteMatch, match_route};
@@ -246,6 +247,10 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::NodeReady, Principal::Node(claims)) => nodes::ready(ctx, &claims).await,
         (RouteId::NodeHeartbeat, Principal::Node(claims)) => nodes::heartbeat(ctx, &claims).await,
         (RouteId::AdminListUsers, Principal::User(user)) => admin::list_users(ctx, &user).await,
+        (RouteId::CreateToken, Principal::User(user)) => tokens::create(ctx, &user).await,
+        (RouteId::ListTokens, Principal::User(user)) => tokens::list(ctx, &user).await,
+        (RouteId::RevokeToken, Principal::User(user)) => tokens::revoke(ctx, &user).await,
+        (RouteId::TokenLogin, _) => tokens::login(ctx).await,
         (RouteId::AdminUserAction, Principal::User(user)) => admin::user_action(ctx, &user).await,
         // The route table pairs each route with its principal; a mismatch is
         // a bug in that table, never something a client can cause.
