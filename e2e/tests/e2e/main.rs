@@ -4,6 +4,7 @@
 // A failed expectation in a test should panic with the value that broke it.
 #![allow(clippy::unwrap_used)]
 
+mod authz;
 mod health;
 mod identity;
 mod nodes;

@@ -25,42 +25,90 @@ async fn j23_pat_token_login() {
     assert!(created["expires_at"].as_i64().is_some());
 
     // Listed without the secret.
-    let listed = owner.get(p.api("/api/auth/tokens")).send().await.unwrap().text().await.unwrap();
+    let listed = owner
+        .get(p.api("/api/auth/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(listed.contains(&id) && !listed.contains(&token), "{listed}");
 
     // A CLI trades the token for a session.
     let cli = p.client();
-    let resp = cli.post(p.api("/api/auth/token-login")).json(&json!({ "token": token })).send().await.unwrap();
+    let resp = cli
+        .post(p.api("/api/auth/token-login"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let me: Me = resp.json().await.unwrap();
     assert_eq!(me.login, "j23-owner");
-    let me: Me = cli.get(p.api("/api/auth/me")).send().await.unwrap().json().await.unwrap();
+    let me: Me = cli
+        .get(p.api("/api/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me.login, "j23-owner");
 
     // Other users can neither see nor revoke it.
     let stranger = p.signed_in("j23-stranger").await.unwrap();
-    let theirs: Value = stranger.get(p.api("/api/auth/tokens")).send().await.unwrap().json().await.unwrap();
+    let theirs: Value = stranger
+        .get(p.api("/api/auth/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(theirs["tokens"], json!([]));
-    let resp = stranger.delete(p.api(&format!("/api/auth/tokens/{id}"))).send().await.unwrap();
+    let resp = stranger
+        .delete(p.api(&format!("/api/auth/tokens/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
 
     // Bad requests.
     for (body, code) in [
         (json!({ "name": "" }), "invalid_token_name"),
-        (json!({ "name": "x", "expires_in_days": 0 }), "invalid_token_expiry"),
+        (
+            json!({ "name": "x", "expires_in_days": 0 }),
+            "invalid_token_expiry",
+        ),
         (json!({ "name": "x", "scope": "all" }), "invalid_json"),
     ] {
-        let resp = owner.post(p.api("/api/auth/tokens")).json(&body).send().await.unwrap();
+        let resp = owner
+            .post(p.api("/api/auth/tokens"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "{body}");
         let err: ErrorBody = resp.json().await.unwrap();
         assert_eq!(err.code, code, "{body}");
     }
 
     // Revoked: the token no longer logs in.
-    let resp = owner.delete(p.api(&format!("/api/auth/tokens/{id}"))).send().await.unwrap();
+    let resp = owner
+        .delete(p.api(&format!("/api/auth/tokens/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     for bad in [token.as_str(), "sam_pat_nope", ""] {
-        let resp = p.client().post(p.api("/api/auth/token-login")).json(&json!({ "token": bad })).send().await.unwrap();
+        let resp = p
+            .client()
+            .post(p.api("/api/auth/token-login"))
+            .json(&json!({ "token": bad }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401, "{bad}");
         let err: ErrorBody = resp.json().await.unwrap();
         assert_eq!(err.code, "token_invalid");

@@ -1,0 +1,149 @@
+//! The cross-user matrix: every route that names a user's resource by id,
+//! taken from the Worker's own route table, answers another user with 404
+//! (and changes nothing). A new route with an id and no fixture here fails
+//! this test until someone says what resource it names.
+
+use sam_e2e::Platform;
+use sam_wire::routes::{API_ROUTES, Auth};
+use serde_json::{Value, json};
+
+/// The owner's resource ids, by the path prefix that names them.
+struct Fixtures {
+    node: String,
+    token: String,
+}
+
+impl Fixtures {
+    fn id_for(&self, pattern: &str) -> Option<&str> {
+        if pattern.starts_with("/api/nodes/{id}") {
+            Some(&self.node)
+        } else if pattern.starts_with("/api/auth/tokens/{id}") {
+            Some(&self.token)
+        } else {
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn authz_cross_user_matrix() {
+    let p = Platform::from_env();
+    let owner = p.signed_in("authz-owner").await.unwrap();
+    let other = p.signed_in("authz-other").await.unwrap();
+
+    let node: Value = owner
+        .post(p.api("/api/nodes"))
+        .json(&json!({ "provider": "hetzner", "size": "small", "name": "authz-node" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token: Value = owner
+        .post(p.api("/api/auth/tokens"))
+        .json(&json!({ "name": "authz" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fixtures = Fixtures {
+        node: node["id"].as_str().unwrap().to_owned(),
+        token: token["id"].as_str().unwrap().to_owned(),
+    };
+
+    let mut checked = Vec::new();
+    for route in API_ROUTES.iter().filter(|r| r.auth == Auth::Session) {
+        if route.pattern.starts_with("/api/admin/") {
+            // Admin routes act on other accounts by design; a non-admin is refused outright.
+            let path = route
+                .pattern
+                .replace("{id}", &fixtures.node)
+                .replace("{action}", "approve");
+            let resp = other
+                .request(route.method.parse().unwrap(), p.api(&path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 403, "{} {}", route.method, route.pattern);
+            checked.push(route.pattern);
+            continue;
+        }
+        if !route.pattern.contains("{id}") {
+            continue;
+        }
+        let id = fixtures.id_for(route.pattern).unwrap_or_else(|| {
+            panic!(
+                "no fixture for {} {}: add the resource it names",
+                route.method, route.pattern
+            )
+        });
+        let path = route.pattern.replace("{id}", id);
+        let resp = other
+            .request(route.method.parse().unwrap(), p.api(&path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            404,
+            "{} {} as another user",
+            route.method,
+            route.pattern
+        );
+        checked.push(route.pattern);
+    }
+    assert!(checked.len() >= 5, "the matrix covered {checked:?}");
+
+    // Lists never show another user's resources.
+    for list in ["/api/nodes", "/api/auth/tokens"] {
+        let body = other
+            .get(p.api(list))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !body.contains(&fixtures.node) && !body.contains(&fixtures.token),
+            "{list}: {body}"
+        );
+    }
+
+    // Nothing changed: the owner still has both, intact.
+    let mine: Value = owner
+        .get(p.api(&format!("/api/nodes/{}", fixtures.node)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(mine["status"], "deleted");
+    let tokens: Value = owner
+        .get(p.api("/api/auth/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let still = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == fixtures.token.as_str())
+        .expect("the owner's token is still listed");
+    assert!(still["revoked_at"].is_null(), "{still}");
+
+    let resp = owner
+        .delete(p.api(&format!("/api/nodes/{}", fixtures.node)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
