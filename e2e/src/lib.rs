@@ -72,6 +72,14 @@ impl Platform {
         Ok(client)
     }
 
+    /// A client signed in as `login` that has added the Hetzner token the
+    /// local cloud accepts (nodes are created with the user's own token).
+    pub async fn signed_in_with_cloud(&self, login: &str) -> Result<reqwest::Client> {
+        let client = self.signed_in(login).await?;
+        add_cloud_credential(&client, &self.api(""), &self.hetzner_token).await?;
+        Ok(client)
+    }
+
     /// The platform's JWT signing key, for tests that act as a vm-agent.
     pub fn signing_key(&self) -> Result<sam_auth::SigningKey> {
         let vars = std::fs::read_to_string(self.state_dir.join(".dev.vars"))?;
@@ -121,6 +129,27 @@ pub fn client_for_port(port: u16) -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("build http client")
+}
+
+/// Adds a Hetzner API token to the signed-in user's cloud credentials.
+pub async fn add_cloud_credential(
+    client: &reqwest::Client,
+    api_base: &str,
+    token: &str,
+) -> Result<()> {
+    let resp = client
+        .put(format!("{api_base}/api/credentials/cloud/hetzner"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!(
+            "adding the cloud credential failed: {} {}",
+            resp.status(),
+            resp.text().await?
+        );
+    }
+    Ok(())
 }
 
 /// Creates a GitHub account in the local GitHub stand-in.
@@ -333,6 +362,13 @@ impl ScratchWorker {
             },
         )
         .await?;
+        Ok(client)
+    }
+
+    /// Signed in as `login`, with the local cloud's Hetzner token added.
+    pub async fn signed_in_with_cloud(&self, p: &Platform, login: &str) -> Result<reqwest::Client> {
+        let client = self.signed_in(login).await?;
+        add_cloud_credential(&client, &self.api(""), &p.hetzner_token).await?;
         Ok(client)
     }
 }

@@ -134,15 +134,16 @@ impl Config {
             .map_err(|e| ApiError::new(500, "misconfigured", format!("SESSION_KEYS: {e}")))
     }
 
-    /// The platform's Hetzner token (secret `HETZNER_TOKEN`). The identity
-    /// issue replaces this with each user's own encrypted token.
-    pub fn hetzner_token(env: &Env) -> Result<String, ApiError> {
-        secret(env, "HETZNER_TOKEN").ok_or_else(|| {
+    /// The vault's credential key ring (secret `CREDENTIAL_KEYS`, `kid:key,...`).
+    pub fn credential_keys(env: &Env) -> Result<sam_vault::CredentialKeys, ApiError> {
+        let raw = secret(env, "CREDENTIAL_KEYS").ok_or_else(|| {
             ApiError::new(
-                400,
-                "cloud_credentials_missing",
-                "no Hetzner API token is configured; set the HETZNER_TOKEN secret",
+                500,
+                "misconfigured",
+                "the CREDENTIAL_KEYS secret is not set",
             )
-        })
+        })?;
+        sam_vault::CredentialKeys::parse(&raw)
+            .map_err(|e| ApiError::new(500, "misconfigured", format!("CREDENTIAL_KEYS: {e}")))
     }
 }

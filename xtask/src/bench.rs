@@ -76,6 +76,11 @@ pub fn run() -> Result<()> {
     if !resp.status().is_success() {
         bail!("sign-in failed: {}", resp.status());
     }
+    client
+        .put(format!("{api}/api/credentials/cloud/hetzner"))
+        .json(&json!({ "token": platform.hetzner_token }))
+        .send()?
+        .error_for_status()?;
     let mut overhead = Vec::new();
     let mut start_to_ready = Vec::new();
     let mut rss = Vec::new();

@@ -137,7 +137,10 @@ const REQUIRED_E2E: &[&str] = &[
     "j00_health_reports_every_binding",
     "j01_sign_in_first_user_superadmin",
     "j02_signup_approval",
+    "j04_add_hetzner_token_then_node_uses_it",
     "j15_node_create_boot_register_delete",
+    "j23_pat_token_login",
+    "authz_cross_user_matrix",
 ];
 
 pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {

@@ -32,17 +32,31 @@ pub enum ControlError {
     CloudInit(#[from] CloudInitError),
     #[error("the node's boot deadline could not be armed: {0}")]
     BootLog(String),
+    #[error(
+        "no {0} credential: add your API token under Settings → Cloud credentials (PUT /api/credentials/cloud/{0})"
+    )]
+    CloudCredentialsMissing(String),
+    #[error("unknown cloud provider '{0}'; supported: hetzner")]
+    UnknownCloudProvider(String),
+    #[error("the provider did not accept this credential: {0}")]
+    InvalidCloudCredential(String),
+    #[error("a stored credential could not be opened: {0}")]
+    Vault(sam_vault::VaultError),
 }
 
 impl ControlError {
     pub fn status(&self) -> u16 {
         match self {
-            ControlError::Spec(_) => 400,
+            ControlError::Spec(_)
+            | ControlError::CloudCredentialsMissing(_)
+            | ControlError::UnknownCloudProvider(_)
+            | ControlError::InvalidCloudCredential(_) => 400,
             ControlError::Quota { .. } => 429,
             ControlError::NotFound => 404,
             ControlError::Transition(_) => 409,
-            ControlError::Store(_) | ControlError::CloudInit(_) => 500,
+            ControlError::Store(_) | ControlError::CloudInit(_) | ControlError::Vault(_) => 500,
             ControlError::BootLog(_) => 503,
+
             ControlError::ProviderCreate { .. } | ControlError::ProviderDelete { .. } => 502,
         }
     }
@@ -58,6 +72,10 @@ impl ControlError {
             ControlError::ProviderDelete { .. } => "provider_delete_failed",
             ControlError::CloudInit(e) => e.code(),
             ControlError::BootLog(_) => "boot_log_unavailable",
+            ControlError::CloudCredentialsMissing(_) => "cloud_credentials_missing",
+            ControlError::UnknownCloudProvider(_) => "unknown_provider",
+            ControlError::InvalidCloudCredential(_) => "cloud_credential_invalid",
+            ControlError::Vault(e) => e.code(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! randomness, so route handlers in the Worker stay thin: decode, call one
 //! function here, encode.
 
+pub mod credentials;
 mod error;
 mod nodes;
 mod ports;

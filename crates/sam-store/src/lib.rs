@@ -6,6 +6,7 @@
 //! tiny [`SqlDatabase`] port: positional `?` parameters in, rows as JSON
 //! objects out, which is exactly what D1 offers.
 
+mod credentials;
 mod nodes;
 mod sessions;
 mod sql;
@@ -14,6 +15,7 @@ pub mod sqlite;
 mod tokens;
 mod users;
 
+pub use credentials::{CloudCredentialRecord, CredentialRepository};
 pub use nodes::{NodeRecord, NodeRepository, ProviderServerUpdate};
 pub use sessions::{SessionRecord, SessionRepository};
 pub use sql::{Row, SqlDatabase, SqlValue, StoreError};

@@ -40,6 +40,10 @@ pub enum RouteId {
     ListTokens,
     RevokeToken,
     TokenLogin,
+    PutCloudCredential,
+    ListCloudCredentials,
+    DeleteCloudCredential,
+    RotateVault,
 }
 
 /// One row of the table.
@@ -146,6 +150,31 @@ pub const API_ROUTES: &[RouteDef] = &[
         "POST",
         "/api/auth/token-login",
         Auth::Public,
+    ),
+    // `{provider}` is not a resource id: each user has their own credential per provider.
+    r(
+        RouteId::PutCloudCredential,
+        "PUT",
+        "/api/credentials/cloud/{provider}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListCloudCredentials,
+        "GET",
+        "/api/credentials/cloud",
+        Auth::Session,
+    ),
+    r(
+        RouteId::DeleteCloudCredential,
+        "DELETE",
+        "/api/credentials/cloud/{provider}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::RotateVault,
+        "POST",
+        "/api/admin/vault/rotate",
+        Auth::Session,
     ),
 ];
 
@@ -262,6 +291,10 @@ mod tests {
             RouteId::ListTokens,
             RouteId::RevokeToken,
             RouteId::TokenLogin,
+            RouteId::PutCloudCredential,
+            RouteId::ListCloudCredentials,
+            RouteId::DeleteCloudCredential,
+            RouteId::RotateVault,
         ];
         for id in all {
             match id {
@@ -283,7 +316,11 @@ mod tests {
                 | RouteId::CreateToken
                 | RouteId::ListTokens
                 | RouteId::RevokeToken
-                | RouteId::TokenLogin => {}
+                | RouteId::TokenLogin
+                | RouteId::PutCloudCredential
+                | RouteId::ListCloudCredentials
+                | RouteId::DeleteCloudCredential
+                | RouteId::RotateVault => {}
             }
             assert!(API_ROUTES.iter().any(|r| r.id == id), "{id:?} has no route");
         }

@@ -28,7 +28,7 @@ impl Fixtures {
 #[tokio::test]
 async fn authz_cross_user_matrix() {
     let p = Platform::from_env();
-    let owner = p.signed_in("authz-owner").await.unwrap();
+    let owner = p.signed_in_with_cloud("authz-owner").await.unwrap();
     let other = p.signed_in("authz-other").await.unwrap();
 
     let node: Value = owner

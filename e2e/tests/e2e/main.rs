@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authz;
+mod credentials;
 mod health;
 mod identity;
 mod nodes;

@@ -32,7 +32,7 @@ async fn agent_health(ip: &str) -> Option<serde_json::Value> {
 #[tokio::test]
 async fn j15_node_create_boot_register_delete() {
     let p = Platform::from_env();
-    let client = p.signed_in("j15-owner").await.unwrap();
+    let client = p.signed_in_with_cloud("j15-owner").await.unwrap();
 
     // Create.
     let resp = client
@@ -250,7 +250,7 @@ async fn j15_node_create_boot_register_delete() {
 #[tokio::test]
 async fn create_node_rejects_bad_input_and_writes_nothing() {
     let p = Platform::from_env();
-    let client = p.signed_in("bad-input").await.unwrap();
+    let client = p.signed_in_with_cloud("bad-input").await.unwrap();
     let cases: [(&str, u16, &str); 8] = [
         (
             r#"{"provider":"aws","size":"small"}"#,
@@ -370,7 +370,10 @@ async fn provider_failure_leaves_node_in_error_with_reason() {
     let worker =
         sam_e2e::ScratchWorker::start(&p, "bad-image", &[], &[("NODE_IMAGE", "no-such-image")])
             .unwrap();
-    let client = worker.signed_in("provider-failure").await.unwrap();
+    let client = worker
+        .signed_in_with_cloud(&p, "provider-failure")
+        .await
+        .unwrap();
     let resp = client
         .post(worker.api("/api/nodes"))
         .json(&json!({ "provider": "hetzner", "size": "small" }))
@@ -423,7 +426,7 @@ async fn boot_deadline_moves_silent_node_to_error() {
     let worker =
         sam_e2e::ScratchWorker::start(&p, "silent-node", &[], &[("NODE_BOOT_TIMEOUT_SECS", "3")])
             .unwrap();
-    let client = worker.signed_in("deadline").await.unwrap();
+    let client = worker.signed_in_with_cloud(&p, "deadline").await.unwrap();
     let created: NodeView = client
         .post(worker.api("/api/nodes"))
         .json(&json!({ "provider": "hetzner", "size": "small" }))

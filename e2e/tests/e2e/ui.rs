@@ -141,7 +141,7 @@ async fn ui_nodes_page_in_chromium() {
     assert!(text.contains("No nodes yet"), "{text}");
 
     // A node created through the API by the same user appears with its status.
-    let api = p.signed_in("ui-user").await.unwrap();
+    let api = p.signed_in_with_cloud("ui-user").await.unwrap();
     let node: sam_wire::NodeView = api
         .post(p.api("/api/nodes"))
         .json(&json!({ "provider": "hetzner", "size": "small", "name": "ui-node" }))

@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod app;
 mod auth;
+mod credentials;
 mod github_auth;
 mod health;
 mod nodes;
@@ -251,6 +252,14 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::ListTokens, Principal::User(user)) => tokens::list(ctx, &user).await,
         (RouteId::RevokeToken, Principal::User(user)) => tokens::revoke(ctx, &user).await,
         (RouteId::TokenLogin, _) => tokens::login(ctx).await,
+        (RouteId::PutCloudCredential, Principal::User(user)) => credentials::put(ctx, &user).await,
+        (RouteId::ListCloudCredentials, Principal::User(user)) => {
+            credentials::list(ctx, &user).await
+        }
+        (RouteId::DeleteCloudCredential, Principal::User(user)) => {
+            credentials::delete(ctx, &user).await
+        }
+        (RouteId::RotateVault, Principal::User(user)) => credentials::rotate(ctx, &user).await,
         (RouteId::AdminUserAction, Principal::User(user)) => admin::user_action(ctx, &user).await,
         // The route table pairs each route with its principal; a mismatch is
         // a bug in that table, never something a client can cause.

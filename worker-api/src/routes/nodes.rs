@@ -15,11 +15,19 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::routes::Ctx;
 
-fn provider(ctx: &Ctx) -> ApiResult<HetznerClient<FetchHttp>> {
+/// A Hetzner client acting with the user's own (decrypted) token.
+async fn provider(ctx: &Ctx, user: &str) -> ApiResult<HetznerClient<FetchHttp>> {
+    let keys = Config::credential_keys(&ctx.env)?;
+    let db = d1(&ctx.env)?;
+    let secret = sam_control::credentials::cloud_secret(&db, &keys, user, "hetzner").await?;
+    let token = secret
+        .expose_str()
+        .map_err(|e| ApiError::internal("credential", &e))?
+        .to_owned();
     Ok(HetznerClient::new(
         FetchHttp,
         ctx.config.hetzner_api_url.clone(),
-        Config::hetzner_token(&ctx.env)?,
+        token,
     ))
 }
 
@@ -40,7 +48,7 @@ pub async fn create(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
     let req: CreateNodeRequest = ctx.json().await?;
     let db = d1(&ctx.env)?;
     let key = Config::signing_key(&ctx.env)?;
-    let provider = provider(ctx)?;
+    let provider = provider(ctx, user).await?;
     let boot_log = DurableBootLog { env: &ctx.env };
     let now = now_ms();
     let node = create_node(
@@ -77,7 +85,12 @@ pub async fn get(ctx: &Ctx, user: &str) -> ApiResult<Response> {
 pub async fn delete(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let id = node_id(ctx)?;
     let db = d1(&ctx.env)?;
-    let provider = provider(ctx)?;
+    // Ownership first: another user's node is a 404 whatever their credentials.
+    NodeRepository::new(&db)
+        .get_owned(user, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let provider = provider(ctx, user).await?;
     let boot_log = DurableBootLog { env: &ctx.env };
     let now = now_ms();
     let node = delete_node(&db, &provider, &boot_log, user, &id, now).await?;

@@ -1,0 +1,142 @@
+//! Cloud credentials (BYOC): sealed with the credential vault, bound by
+//! associated data to their owner and provider, listed only masked.
+
+use sam_store::{CloudCredentialRecord, CredentialRepository, SqlDatabase};
+use sam_vault::{CredentialKeys, Secret};
+use serde::Serialize;
+
+use crate::error::ControlError;
+
+/// Providers a user can bring a credential for.
+pub const CLOUD_PROVIDERS: &[&str] = &["hetzner"];
+
+/// What lists show: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloudCredentialView {
+    pub provider: String,
+    pub masked: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&CloudCredentialRecord> for CloudCredentialView {
+    fn from(c: &CloudCredentialRecord) -> Self {
+        Self {
+            provider: c.provider.clone(),
+            masked: c.masked.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Associated data binding an envelope to its row.
+fn aad(user_id: &str, provider: &str) -> Vec<u8> {
+    format!("cloud-credential:{user_id}:{provider}").into_bytes()
+}
+
+/// Validates the shape of a provider and secret before anything is sent anywhere.
+pub fn check_input(provider: &str, secret: &str) -> Result<(), ControlError> {
+    if !CLOUD_PROVIDERS.contains(&provider) {
+        return Err(ControlError::UnknownCloudProvider(
+            provider.chars().take(40).collect(),
+        ));
+    }
+    let ok =
+        !secret.is_empty() && secret.len() <= 256 && secret.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::InvalidCloudCredential(
+            "the token must be 1-256 printable characters".into(),
+        ))
+    }
+}
+
+/// Seals and stores `secret` (already validated against the provider).
+#[allow(clippy::too_many_arguments)]
+pub async fn store_cloud_credential(
+    db: &impl SqlDatabase,
+    keys: &CredentialKeys,
+    user_id: &str,
+    provider: &str,
+    secret: &str,
+    now: i64,
+    new_id: &str,
+    nonce: [u8; 12],
+) -> Result<CloudCredentialView, ControlError> {
+    check_input(provider, secret)?;
+    let record = CloudCredentialRecord {
+        id: new_id.to_owned(),
+        user_id: user_id.to_owned(),
+        provider: provider.to_owned(),
+        secret_envelope: sam_vault::encrypt(
+            keys,
+            secret.as_bytes(),
+            &aad(user_id, provider),
+            nonce,
+        ),
+        masked: sam_vault::mask(secret),
+        created_at: now,
+        updated_at: now,
+    };
+    let repo = CredentialRepository::new(db);
+    repo.put(&record).await?;
+    let stored = repo
+        .get(user_id, provider)
+        .await?
+        .ok_or(ControlError::NotFound)?;
+    Ok(CloudCredentialView::from(&stored))
+}
+
+/// The user's decrypted credential for `provider`, or a clear error saying what to add.
+pub async fn cloud_secret(
+    db: &impl SqlDatabase,
+    keys: &CredentialKeys,
+    user_id: &str,
+    provider: &str,
+) -> Result<Secret, ControlError> {
+    let stored = CredentialRepository::new(db)
+        .get(user_id, provider)
+        .await?
+        .ok_or_else(|| ControlError::CloudCredentialsMissing(provider.to_owned()))?;
+    sam_vault::decrypt(keys, &stored.secret_envelope, &aad(user_id, provider))
+        .map_err(ControlError::Vault)
+}
+
+/// Re-seals every stored credential under the active key (after a key
+/// ring change `new,old`); returns how many moved. Safe to run while the
+/// platform serves requests: each row is swapped only if unchanged.
+pub async fn rotate_cloud_credentials(
+    db: &impl SqlDatabase,
+    keys: &CredentialKeys,
+    mut nonce: impl FnMut() -> [u8; 12],
+) -> Result<usize, ControlError> {
+    let repo = CredentialRepository::new(db);
+    let mut moved = 0;
+    let mut after = String::new();
+    loop {
+        let page = repo.page_after(&after, 100).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id.clone();
+        for c in &page {
+            if !sam_vault::needs_rotation(keys, &c.secret_envelope).map_err(ControlError::Vault)? {
+                continue;
+            }
+            let sealed = sam_vault::reencrypt(
+                keys,
+                &c.secret_envelope,
+                &aad(&c.user_id, &c.provider),
+                nonce(),
+            )
+            .map_err(ControlError::Vault)?;
+            if repo
+                .replace_envelope(&c.id, &c.secret_envelope, &sealed)
+                .await?
+            {
+                moved += 1;
+            }
+        }
+    }
+    Ok(moved)
+}
