@@ -57,6 +57,8 @@ pub fn build_all(tools: &setup::Tools, release: bool) -> Result<()> {
         "sam-vm-agent",
         "-p",
         "sam-devcloud",
+        "-p",
+        "sam-devgithub",
     ])
     .current_dir(&tools.root);
     if release {
