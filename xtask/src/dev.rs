@@ -32,6 +32,10 @@ pub fn run_dev(port: u16) -> Result<()> {
         "  Cloud:    {}  (local Hetzner stand-in)",
         platform.devcloud_url
     );
+    println!(
+        "  GitHub:   {}  (local GitHub stand-in)",
+        platform.devgithub_url
+    );
     println!("  State:    {}", platform.state_dir.display());
     println!("Press Ctrl-C to stop every process started here.");
     // The signal handler (installed in main) stops the platform's process
