@@ -1,7 +1,6 @@
 //! `devcloud` binary: parse flags, serve the API, announce the address,
 //! and on SIGINT/SIGTERM end every emulated server's processes.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sam_devcloud::{Config, DevCloud};
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Local stand-in for the Hetzner Cloud API whose servers are local processes.
 #[derive(Debug, Parser)]
@@ -29,30 +27,9 @@ struct Args {
     boot_delay_ms: u64,
 }
 
-async fn shutdown_signal() {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    sam_standin_kit::init_logging();
     let args = Args::parse();
 
     let devcloud = DevCloud::start(Config {
@@ -67,16 +44,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    std::fs::write(args.state_dir.join("port"), addr.port().to_string())
-        .context("writing port file")?;
-    // The one line an orchestrator waits for; flushed so a pipe sees it now.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "devcloud listening on http://{addr}")?;
-    stdout.flush()?;
-    drop(stdout);
+    sam_standin_kit::announce("devcloud", &args.state_dir, addr).context("announcing")?;
 
     let served = axum::serve(listener, devcloud.router())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(sam_standin_kit::shutdown_signal())
         .await;
     devcloud.shutdown().await;
     served.context("serving")

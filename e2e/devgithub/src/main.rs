@@ -1,7 +1,6 @@
 //! `devgithub` binary: parse flags, bind, announce the address, serve
 //! until SIGINT/SIGTERM.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sam_devgithub::{AppConfig, Config, DevGitHub, WebhookConfig};
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Local stand-in for GitHub: OAuth web flow, REST API, one GitHub App
 /// with installations, and signed webhooks.
@@ -55,30 +53,9 @@ struct Args {
     public_url: Option<String>,
 }
 
-async fn shutdown_signal() {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    sam_standin_kit::init_logging();
     let args = Args::parse();
 
     let public_key_pem = std::fs::read_to_string(&args.app_public_key_pem)
@@ -111,16 +88,10 @@ async fn main() -> anyhow::Result<()> {
     })
     .context("starting devgithub")?;
 
-    std::fs::write(args.state_dir.join("port"), addr.port().to_string())
-        .context("writing port file")?;
-    // The one line an orchestrator waits for; flushed so a pipe sees it now.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "devgithub listening on http://{addr}")?;
-    stdout.flush()?;
-    drop(stdout);
+    sam_standin_kit::announce("devgithub", &args.state_dir, addr).context("announcing")?;
 
     axum::serve(listener, devgithub.router())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(sam_standin_kit::shutdown_signal())
         .await
         .context("serving")
 }

@@ -1,16 +1,57 @@
 //! Shared plumbing of the local stand-ins (devcloud, devgithub).
 //!
-//! [`JsonStore`] keeps a stand-in's whole state behind a mutex and writes it
+//! Both binaries log to stderr, announce themselves with one stdout line
+//! (`<name> listening on <url>`, which `cargo xtask` waits for) plus a port
+//! file, and stop on SIGINT/SIGTERM: [`init_logging`], [`announce`] and
+//! [`shutdown_signal`]. [`JsonStore`] keeps a stand-in's whole state behind a mutex and writes it
 //! to a JSON file after every change, so a restarted stand-in comes back
 //! with the servers, users or installations it had.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// Logs to stderr (stdout carries the announcement), filtered by `RUST_LOG`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+/// Writes the port to `<state_dir>/port` and prints the one line an
+/// orchestrator waits for, flushed so a pipe sees it at once.
+pub fn announce(name: &str, state_dir: &Path, addr: SocketAddr) -> io::Result<()> {
+    fs::write(state_dir.join("port"), addr.port().to_string())?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{name} listening on http://{addr}")?;
+    stdout.flush()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
