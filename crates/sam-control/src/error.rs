@@ -42,6 +42,12 @@ pub enum ControlError {
     InvalidCloudCredential(String),
     #[error("a stored credential could not be opened: {0}")]
     Vault(sam_vault::VaultError),
+    #[error("this sign-in link has expired or was already used; start again")]
+    OAuthStateInvalid,
+    #[error(transparent)]
+    Github(#[from] sam_providers::github::GithubError),
+    #[error("your account is suspended")]
+    AccountSuspended,
 }
 
 impl ControlError {
@@ -50,14 +56,19 @@ impl ControlError {
             ControlError::Spec(_)
             | ControlError::CloudCredentialsMissing(_)
             | ControlError::UnknownCloudProvider(_)
-            | ControlError::InvalidCloudCredential(_) => 400,
+            | ControlError::InvalidCloudCredential(_)
+            | ControlError::OAuthStateInvalid => 400,
+            ControlError::Github(e) if e.code() == "oauth_code_invalid" => 400,
+            ControlError::AccountSuspended => 403,
             ControlError::Quota { .. } => 429,
             ControlError::NotFound => 404,
             ControlError::Transition(_) => 409,
             ControlError::Store(_) | ControlError::CloudInit(_) | ControlError::Vault(_) => 500,
             ControlError::BootLog(_) => 503,
 
-            ControlError::ProviderCreate { .. } | ControlError::ProviderDelete { .. } => 502,
+            ControlError::ProviderCreate { .. }
+            | ControlError::ProviderDelete { .. }
+            | ControlError::Github(_) => 502,
         }
     }
 
@@ -76,6 +87,9 @@ impl ControlError {
             ControlError::UnknownCloudProvider(_) => "unknown_provider",
             ControlError::InvalidCloudCredential(_) => "cloud_credential_invalid",
             ControlError::Vault(e) => e.code(),
+            ControlError::OAuthStateInvalid => "oauth_state_invalid",
+            ControlError::Github(e) => e.code(),
+            ControlError::AccountSuspended => "account_suspended",
         }
     }
 }

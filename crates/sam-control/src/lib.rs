@@ -7,6 +7,7 @@
 
 pub mod credentials;
 mod error;
+pub mod identity;
 mod nodes;
 mod ports;
 
