@@ -20,11 +20,11 @@ struct FakeGithub {
     used: RefCell<Vec<String>>,
 }
 
-fn reply(status: u16, body: serde_json::Value) -> HttpResponse {
+fn reply(status: u16, body: &serde_json::Value) -> HttpResponse {
     HttpResponse {
         status,
         headers: vec![],
-        body: serde_json::to_vec(&body).unwrap(),
+        body: serde_json::to_vec(body).unwrap(),
     }
 }
 
