@@ -40,13 +40,13 @@ impl HttpClient for FakeGithub {
             if self.used.borrow().contains(&code) || !self.users.iter().any(|u| u.0 == code) {
                 return Ok(reply(
                     200,
-                    serde_json::json!({"error": "bad_verification_code"}),
+                    &serde_json::json!({"error": "bad_verification_code"}),
                 ));
             }
             self.used.borrow_mut().push(code.clone());
             return Ok(reply(
                 200,
-                serde_json::json!({"access_token": format!("tok-{code}")}),
+                &serde_json::json!({"access_token": format!("tok-{code}")}),
             ));
         }
         let token = req
@@ -58,12 +58,12 @@ impl HttpClient for FakeGithub {
         if req.url.ends_with("/user") {
             Ok(reply(
                 200,
-                serde_json::json!({"id": id, "login": login, "email": null}),
+                &serde_json::json!({"id": id, "login": login, "email": null}),
             ))
         } else {
             Ok(reply(
                 200,
-                serde_json::json!([{"email": format!("{login}@example.test"), "primary": true, "verified": true}]),
+                &serde_json::json!([{"email": format!("{login}@example.test"), "primary": true, "verified": true}]),
             ))
         }
     }
