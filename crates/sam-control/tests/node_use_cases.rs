@@ -159,6 +159,17 @@ fn provider_error(kind: ProviderErrorKind, code: &str) -> ProviderError {
     }
 }
 
+/// `create_node` for user U1 with the standard settings and request.
+async fn create(
+    db: &Sqlite,
+    cloud: &FakeCloud<'_>,
+    log: &RecordedBootLog,
+    key: &SigningKey,
+    now: i64,
+) -> Result<sam_store::NodeRecord, ControlError> {
+    create_node(db, cloud, log, key, &settings(), "U1", &request(), now, 7).await
+}
+
 fn setup() -> (Sqlite, SigningKey) {
     let db = Sqlite::with_repo_migrations();
     block_on(UserRepository::new(&db).upsert_by_login("U1", "alice", NOW)).unwrap();
@@ -171,19 +182,7 @@ fn create_boot_heartbeat_delete() {
     let cloud = FakeCloud::default();
     let log = RecordedBootLog::default();
     block_on(async {
-        let node = create_node(
-            &db,
-            &cloud,
-            &log,
-            &key,
-            &settings(),
-            "U1",
-            &request(),
-            NOW,
-            7,
-        )
-        .await
-        .unwrap();
+        let node = create(&db, &cloud, &log, &key, NOW).await.unwrap();
         assert_eq!(node.status, "creating");
         assert_eq!(node.provider_server_id, Some(server_id(0)));
 
@@ -277,19 +276,7 @@ fn provider_refusal_leaves_error_with_reason() {
     };
     let log = RecordedBootLog::default();
     block_on(async {
-        let err = create_node(
-            &db,
-            &cloud,
-            &log,
-            &key,
-            &settings(),
-            "U1",
-            &request(),
-            NOW,
-            7,
-        )
-        .await
-        .unwrap_err();
+        let err = create(&db, &cloud, &log, &key, NOW).await.unwrap_err();
         assert_eq!((err.status(), err.code()), (502, "provider_create_failed"));
         let ControlError::ProviderCreate { node_id, .. } = err else {
             panic!()
@@ -310,19 +297,7 @@ fn failed_provider_delete_stays_deleting_and_retry_finishes() {
     let cloud = FakeCloud::default();
     let log = RecordedBootLog::default();
     block_on(async {
-        let node = create_node(
-            &db,
-            &cloud,
-            &log,
-            &key,
-            &settings(),
-            "U1",
-            &request(),
-            NOW,
-            7,
-        )
-        .await
-        .unwrap();
+        let node = create(&db, &cloud, &log, &key, NOW).await.unwrap();
         *cloud.fail_delete.borrow_mut() =
             Some(provider_error(ProviderErrorKind::Transient, "http_503"));
         let err = delete_node(&db, &cloud, &log, "U1", &node.id, NOW + 1)
@@ -349,33 +324,9 @@ fn quota_and_ownership_are_enforced() {
     let log = RecordedBootLog::default();
     block_on(async {
         for i in 0..2 {
-            create_node(
-                &db,
-                &cloud,
-                &log,
-                &key,
-                &settings(),
-                "U1",
-                &request(),
-                NOW + i,
-                7,
-            )
-            .await
-            .unwrap();
+            create(&db, &cloud, &log, &key, NOW + i).await.unwrap();
         }
-        let err = create_node(
-            &db,
-            &cloud,
-            &log,
-            &key,
-            &settings(),
-            "U1",
-            &request(),
-            NOW + 5,
-            7,
-        )
-        .await
-        .unwrap_err();
+        let err = create(&db, &cloud, &log, &key, NOW + 5).await.unwrap_err();
         assert_eq!((err.status(), err.code()), (429, "node_quota_exceeded"));
         let node = NodeRepository::new(&db)
             .list_owned("U1")
@@ -402,19 +353,7 @@ fn a_server_created_for_a_node_deleted_meanwhile_is_deleted_at_once() {
     };
     let log = RecordedBootLog::default();
     block_on(async {
-        let err = create_node(
-            &db,
-            &cloud,
-            &log,
-            &key,
-            &settings(),
-            "U1",
-            &request(),
-            NOW,
-            7,
-        )
-        .await
-        .unwrap_err();
+        let err = create(&db, &cloud, &log, &key, NOW).await.unwrap_err();
         assert_eq!(err.code(), "node_deleted");
         assert_eq!(
             *cloud.deleted.borrow(),
@@ -430,19 +369,7 @@ fn delete_finds_servers_by_label_when_no_id_was_recorded() {
     let cloud = FakeCloud::default();
     let log = RecordedBootLog::default();
     block_on(async {
-        let node = create_node(
-            &db,
-            &cloud,
-            &log,
-            &key,
-            &settings(),
-            "U1",
-            &request(),
-            NOW,
-            7,
-        )
-        .await
-        .unwrap();
+        let node = create(&db, &cloud, &log, &key, NOW).await.unwrap();
         // As if the provider's reply had been lost: the server exists, its id is not recorded.
         db_forget_server(&db, &node.id).await;
         let deleted = delete_node(&db, &cloud, &log, "U1", &node.id, NOW + 1)
