@@ -152,6 +152,18 @@ pub async fn add_cloud_credential(
     Ok(())
 }
 
+/// GETs `url` and decodes the JSON reply, panicking (failing the test) on any error.
+pub async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> T {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url} → {status}: {e}: {text}"))
+}
+
 /// Creates a GitHub account in the local GitHub stand-in.
 pub async fn create_github_user(p: &Platform, login: &str) -> Result<()> {
     let resp = reqwest::Client::new()

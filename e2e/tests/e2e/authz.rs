@@ -115,23 +115,10 @@ async fn authz_cross_user_matrix() {
     }
 
     // Nothing changed: the owner still has both, intact.
-    let mine: Value = owner
-        .get(p.api(&format!("/api/nodes/{}", fixtures.node)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: Value =
+        sam_e2e::get_json(&owner, &p.api(&format!("/api/nodes/{}", fixtures.node))).await;
     assert_ne!(mine["status"], "deleted");
-    let tokens: Value = owner
-        .get(p.api("/api/auth/tokens"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = sam_e2e::get_json(&owner, &p.api("/api/auth/tokens")).await;
     let still = tokens["tokens"]
         .as_array()
         .unwrap()

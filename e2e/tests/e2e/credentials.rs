@@ -77,14 +77,7 @@ async fn j04_add_hetzner_token_then_node_uses_it() {
         (status, err.code.as_str()),
         (400, "cloud_credential_invalid")
     );
-    let listed: Value = user
-        .get(p.api("/api/credentials/cloud"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = sam_e2e::get_json(&user, &p.api("/api/credentials/cloud")).await;
     assert_eq!(
         listed["credentials"],
         json!([]),
@@ -151,14 +144,7 @@ async fn j04_add_hetzner_token_then_node_uses_it() {
 
     // Another user sees nothing; deleting returns the user to square one.
     let other = p.signed_in("j04-other").await.unwrap();
-    let theirs: Value = other
-        .get(p.api("/api/credentials/cloud"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = sam_e2e::get_json(&other, &p.api("/api/credentials/cloud")).await;
     assert_eq!(theirs["credentials"], json!([]));
     let resp = other
         .delete(p.api("/api/credentials/cloud/hetzner"))

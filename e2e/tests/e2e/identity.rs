@@ -11,14 +11,7 @@ fn app(worker: &ScratchWorker, path: &str) -> String {
 }
 
 async fn me(client: &reqwest::Client, worker: &ScratchWorker) -> Me {
-    client
-        .get(app(worker, "/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    sam_e2e::get_json(client, &app(worker, "/api/auth/me")).await
 }
 
 async fn code_of(resp: reqwest::Response) -> (u16, String) {
@@ -142,14 +135,8 @@ async fn j02_signup_approval() {
     assert_eq!(resp.status(), 403);
 
     // The admin sees and approves them.
-    let list: serde_json::Value = admin
-        .get(app(&worker, "/api/admin/users"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value =
+        sam_e2e::get_json(&admin, &app(&worker, "/api/admin/users")).await;
     let listed: Vec<(&str, &str)> = list["users"]
         .as_array()
         .unwrap()

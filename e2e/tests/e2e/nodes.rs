@@ -146,14 +146,11 @@ async fn j15_node_create_boot_register_delete() {
     }
 
     // The boot log has each phase, in order.
-    let events: serde_json::Value = client
-        .get(p.api(&format!("/api/nodes/{}/events", created.id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: serde_json::Value = sam_e2e::get_json(
+        &client,
+        &p.api(&format!("/api/nodes/{}/events", created.id)),
+    )
+    .await;
     let phases: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -183,14 +180,7 @@ async fn j15_node_create_boot_register_delete() {
     ] {
         assert_eq!(resp.status(), 404);
     }
-    let theirs: NodeList = stranger
-        .get(p.api("/api/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: NodeList = sam_e2e::get_json(&stranger, &p.api("/api/nodes")).await;
     assert!(theirs.nodes.is_empty());
 
     // Delete: the server and its process are gone.
@@ -314,14 +304,7 @@ async fn create_node_rejects_bad_input_and_writes_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
-    let list: NodeList = client
-        .get(p.api("/api/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: NodeList = sam_e2e::get_json(&client, &p.api("/api/nodes")).await;
     assert!(list.nodes.is_empty(), "no node was written: {list:?}");
 
     // Cookie-authenticated changes from another site (or from nowhere) are refused.
@@ -354,7 +337,7 @@ async fn create_node_rejects_bad_input_and_writes_nothing() {
 }
 
 async fn events(client: &reqwest::Client, url: &str) -> Vec<String> {
-    let body: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    let body: serde_json::Value = sam_e2e::get_json(client, url).await;
     body["events"]
         .as_array()
         .unwrap()
@@ -383,14 +366,7 @@ async fn provider_failure_leaves_node_in_error_with_reason() {
     assert_eq!(resp.status(), 502);
     let err: ErrorBody = resp.json().await.unwrap();
     assert_eq!(err.code, "provider_create_failed");
-    let list: NodeList = client
-        .get(worker.api("/api/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: NodeList = sam_e2e::get_json(&client, &worker.api("/api/nodes")).await;
     assert_eq!(list.nodes.len(), 1);
     let node = &list.nodes[0];
     assert_eq!(node.status, "error");

@@ -46,26 +46,12 @@ async fn j23_pat_token_login() {
     assert_eq!(resp.status(), 200);
     let me: Me = resp.json().await.unwrap();
     assert_eq!(me.login, "j23-owner");
-    let me: Me = cli
-        .get(p.api("/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Me = sam_e2e::get_json(&cli, &p.api("/api/auth/me")).await;
     assert_eq!(me.login, "j23-owner");
 
     // Other users can neither see nor revoke it.
     let stranger = p.signed_in("j23-stranger").await.unwrap();
-    let theirs: Value = stranger
-        .get(p.api("/api/auth/tokens"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = sam_e2e::get_json(&stranger, &p.api("/api/auth/tokens")).await;
     assert_eq!(theirs["tokens"], json!([]));
     let resp = stranger
         .delete(p.api(&format!("/api/auth/tokens/{id}")))
