@@ -20,6 +20,8 @@ pub struct Platform {
     pub devcloud_url: String,
     pub devgithub_url: String,
     pub hetzner_token: String,
+    /// `(secret key, project id)` the local Scaleway stand-in accepts.
+    pub scaleway: (String, String),
     pub state_dir: PathBuf,
 }
 
@@ -36,6 +38,10 @@ impl Platform {
             devcloud_url: get("SAM_E2E_DEVCLOUD_URL"),
             devgithub_url: get("SAM_E2E_DEVGITHUB_URL"),
             hetzner_token: get("SAM_E2E_HETZNER_TOKEN"),
+            scaleway: (
+                get("SAM_E2E_SCALEWAY_SECRET_KEY"),
+                get("SAM_E2E_SCALEWAY_PROJECT_ID"),
+            ),
             state_dir: PathBuf::from(get("SAM_E2E_STATE_DIR")),
         }
     }
@@ -405,4 +411,103 @@ pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// A client signed in through the GitHub stand-in as a new GitHub user `login`.
+pub async fn github_user_signed_in(p: &Platform, login: &str) -> Result<reqwest::Client> {
+    create_github_user(p, login).await?;
+    let client = p.client();
+    let landed = github_sign_in(&client, &p.app(""), login).await?;
+    if landed != "/" {
+        bail!("{login} landed on {landed}, not the dashboard");
+    }
+    Ok(client)
+}
+
+/// Creates a repository in the GitHub stand-in; returns its JSON (with `id`).
+pub async fn create_github_repo(
+    p: &Platform,
+    owner: &str,
+    name: &str,
+    branches: &[&str],
+) -> Result<serde_json::Value> {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_devgithub/repos", p.devgithub_url))
+        .timeout(Duration::from_secs(10))
+        .json(&serde_json::json!({
+            "owner": owner,
+            "name": name,
+            "default_branch": branches.first().copied().unwrap_or("main"),
+            "branches": branches,
+        }))
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("creating repository {owner}/{name}: {status} {body}");
+    }
+    Ok(body)
+}
+
+/// Installs the platform's GitHub App on `login`'s account (all
+/// repositories) the way a browser does: the app sends the user to
+/// GitHub's install page, GitHub redirects back to the setup URL, the app
+/// links the installation. Returns the installation id.
+pub async fn install_github_app(
+    p: &Platform,
+    client: &reqwest::Client,
+    login: &str,
+) -> Result<String> {
+    let location = |resp: &reqwest::Response| -> Result<String> {
+        Ok(resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .context("expected a redirect")?
+            .to_str()?
+            .to_owned())
+    };
+    let start = client.get(p.app("/github/install")).send().await?;
+    if !start.status().is_redirection() {
+        bail!("install did not redirect to GitHub: {}", start.status());
+    }
+    let install_page = url::Url::parse(&location(&start)?)?;
+    let state = install_page
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .context("the install link carries no state")?;
+    // Submitting GitHub's install form, as the user would.
+    let mut form = install_page.clone();
+    form.set_query(None);
+    let submitted = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?
+        .post(form)
+        .form(&[
+            ("login", login),
+            ("account", login),
+            ("repository_selection", "all"),
+            ("state", state.as_str()),
+        ])
+        .send()
+        .await?;
+    if !submitted.status().is_redirection() {
+        bail!(
+            "GitHub's install form: {} {}",
+            submitted.status(),
+            submitted.text().await?
+        );
+    }
+    let setup = location(&submitted)?;
+    let installation_id = url::Url::parse(&setup)?
+        .query_pairs()
+        .find(|(k, _)| k == "installation_id")
+        .map(|(_, v)| v.into_owned())
+        .context("GitHub's redirect carries no installation_id")?;
+    let done = client.get(setup).send().await?;
+    if !done.status().is_redirection() {
+        bail!("setup callback: {} {}", done.status(), done.text().await?);
+    }
+    Ok(installation_id)
 }

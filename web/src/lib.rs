@@ -5,14 +5,39 @@
 //! build version, so the same output comes from the Worker and from tests.
 //! askama escapes every interpolated value for HTML, so user-chosen strings
 //! (node names, provider error messages) cannot inject markup.
+//!
+//! Pages for signed-in users take a [`Viewer`] and show the main navigation.
+//! Their forms talk to the JSON API through `static/forms.js`: a form marked
+//! `data-api="METHOD"` is sent as JSON with `fetch` (see that file's header
+//! for the full contract). Status badges get CSS classes from closed sets,
+//! so an unexpected status string never becomes an arbitrary class name.
 
+mod admin;
 mod assets;
+mod projects;
+mod settings;
 mod time;
 
 use askama::Template;
 use sam_wire::NodeView;
 
+pub use admin::{UserRow, render_admin_users_page};
 pub use assets::{STATIC_PREFIX, StaticAsset, asset_version, static_asset};
+pub use projects::{
+    AgentCredentialRow, InstallationOption, ProjectCard, ProjectDetail, RepositoryOption,
+    SettingsOptions, render_dashboard_page, render_new_project_page, render_project_page,
+};
+pub use settings::{CloudCredentialRow, TokenRow, render_settings_page};
+
+/// The signed-in user, for the header: the login name, the sign-out button
+/// and the navigation (with the Admin link only for admins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer<'a> {
+    /// GitHub (or developer) login, shown next to "Sign out".
+    pub login: &'a str,
+    /// Admins and superadmins: shows the Admin link.
+    pub is_admin: bool,
+}
 
 /// A page could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +48,7 @@ pub enum RenderError {
 
 /// The nodes overview. `now_ms` (epoch milliseconds) anchors "N s ago".
 pub fn render_nodes_page(
+    viewer: Option<&Viewer>,
     nodes: &[NodeView],
     now_ms: i64,
     version: &str,
@@ -32,6 +58,7 @@ pub fn render_nodes_page(
         version,
         asset_version: asset_version(),
         active_nav: "nodes",
+        viewer,
         nodes: nodes.iter().map(|n| NodeRow::new(n, now_ms)).collect(),
     };
     Ok(page.render()?)
@@ -49,6 +76,7 @@ pub fn render_login_page(
         version,
         asset_version: asset_version(),
         active_nav: "",
+        viewer: None,
         dev_login_enabled,
         github_enabled,
     };
@@ -62,6 +90,7 @@ pub fn render_pending_page(login: &str, version: &str) -> Result<String, RenderE
         version,
         asset_version: asset_version(),
         active_nav: "",
+        viewer: None,
         login,
     };
     Ok(page.render()?)
@@ -74,6 +103,7 @@ struct PendingPage<'a> {
     version: &'a str,
     asset_version: &'a str,
     active_nav: &'a str,
+    viewer: Option<&'a Viewer<'a>>,
     login: &'a str,
 }
 
@@ -84,6 +114,7 @@ struct LoginPage<'a> {
     version: &'a str,
     asset_version: &'a str,
     active_nav: &'a str,
+    viewer: Option<&'a Viewer<'a>>,
     dev_login_enabled: bool,
     github_enabled: bool,
 }
@@ -101,6 +132,7 @@ pub fn render_error_page(
         version,
         asset_version: asset_version(),
         active_nav: "",
+        viewer: None,
         status,
         code,
         message,
@@ -115,6 +147,7 @@ struct NodesPage<'a> {
     version: &'a str,
     asset_version: &'a str,
     active_nav: &'a str,
+    viewer: Option<&'a Viewer<'a>>,
     nodes: Vec<NodeRow<'a>>,
 }
 
@@ -125,6 +158,7 @@ struct ErrorPage<'a> {
     version: &'a str,
     asset_version: &'a str,
     active_nav: &'a str,
+    viewer: Option<&'a Viewer<'a>>,
     status: u16,
     code: &'a str,
     message: &'a str,
@@ -147,25 +181,12 @@ struct NodeRow<'a> {
     error_message: Option<&'a str>,
     ip_address: Option<&'a str>,
     created: time::Stamp,
-    last_heartbeat: Option<Heartbeat>,
-}
-
-struct Heartbeat {
-    iso: String,
-    display: String,
-    ago: String,
+    last_heartbeat: Option<time::When>,
 }
 
 impl<'a> NodeRow<'a> {
     fn new(node: &'a NodeView, now_ms: i64) -> Self {
-        let last_heartbeat = node.last_heartbeat_at.map(|at| {
-            let stamp = time::stamp(at);
-            Heartbeat {
-                iso: stamp.iso,
-                display: stamp.display,
-                ago: time::ago(at, now_ms),
-            }
-        });
+        let last_heartbeat = node.last_heartbeat_at.map(|at| time::when(at, now_ms));
         NodeRow {
             id: &node.id,
             name: &node.name,

@@ -24,6 +24,24 @@ pub(crate) fn stamp(epoch_ms: i64) -> Stamp {
     }
 }
 
+/// An instant shown relative to now, with the absolute time for a tooltip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct When {
+    pub iso: String,
+    pub display: String,
+    /// "12 s ago".
+    pub ago: String,
+}
+
+pub(crate) fn when(at_ms: i64, now_ms: i64) -> When {
+    let Stamp { iso, display } = stamp(at_ms);
+    When {
+        iso,
+        display,
+        ago: ago(at_ms, now_ms),
+    }
+}
+
 /// "12 s ago", "5 min ago", "3 h ago", "2 d ago". Seconds stay exact up to
 /// two minutes because that is the range where a heartbeat's freshness
 /// matters; a timestamp ahead of `now` (clock skew) reads as "0 s ago".

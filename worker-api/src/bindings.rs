@@ -52,6 +52,7 @@ impl HttpClient for FetchHttp {
             Method::Post => worker::Method::Post,
             Method::Delete => worker::Method::Delete,
             Method::Put => worker::Method::Put,
+            Method::Patch => worker::Method::Patch,
         })
         .with_headers(headers);
         if let Some(body) = req.body {

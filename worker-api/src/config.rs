@@ -22,11 +22,26 @@ pub struct Config {
     pub secure_cookies: bool,
     pub dev_login_enabled: bool,
     pub hetzner_api_url: String,
+    /// `https://api.scaleway.com` in production.
+    pub scaleway_api_url: String,
     pub nodes: NodeSettings,
     /// GitHub sign-in; `None` until `GITHUB_CLIENT_ID` and its secret are set.
     pub github: Option<sam_providers::github::GithubOAuthApp>,
     /// New accounts wait for an admin (`REQUIRE_APPROVAL=true`).
     pub require_approval: bool,
+    /// The GitHub App projects are linked through; `None` until
+    /// `GITHUB_APP_ID` and `GITHUB_APP_SLUG` are set (its private key is the
+    /// secret `GITHUB_APP_PRIVATE_KEY`, read only when used).
+    pub github_app: Option<GithubAppConfig>,
+}
+
+/// Where the GitHub App lives and what it is called.
+#[derive(Debug, Clone)]
+pub struct GithubAppConfig {
+    pub app_id: u64,
+    pub slug: String,
+    pub web_url: String,
+    pub api_url: String,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -75,6 +90,8 @@ impl Config {
             ),
             hetzner_api_url: var(env, "HETZNER_API_URL")
                 .unwrap_or_else(|| "https://api.hetzner.cloud/v1".to_owned()),
+            scaleway_api_url: var(env, "SCALEWAY_API_URL")
+                .unwrap_or_else(|| sam_providers::SCALEWAY_API_BASE.to_owned()),
             nodes: NodeSettings {
                 control_plane_url: api_origin.clone(),
                 heartbeat_interval_secs: number(env, "NODE_HEARTBEAT_INTERVAL_SECS", 60)?,
@@ -88,6 +105,19 @@ impl Config {
                 max_nodes_per_user: number(env, "MAX_NODES_PER_USER", 10)?,
                 heartbeat_stale_ms: number::<i64>(env, "NODE_HEARTBEAT_STALE_SECS", 180)? * 1000,
                 image: var(env, "NODE_IMAGE").unwrap_or_else(|| "ubuntu-24.04".to_owned()),
+            },
+            github_app: match (var(env, "GITHUB_APP_ID"), var(env, "GITHUB_APP_SLUG")) {
+                (Some(id), Some(slug)) => Some(GithubAppConfig {
+                    app_id: id.parse().map_err(|_| {
+                        ApiError::new(500, "misconfigured", "GITHUB_APP_ID is not a number")
+                    })?,
+                    slug,
+                    web_url: var(env, "GITHUB_WEB_URL")
+                        .unwrap_or_else(|| "https://github.com".to_owned()),
+                    api_url: var(env, "GITHUB_API_URL")
+                        .unwrap_or_else(|| "https://api.github.com".to_owned()),
+                }),
+                _ => None,
             },
             github: match (
                 var(env, "GITHUB_CLIENT_ID"),
@@ -132,6 +162,45 @@ impl Config {
         })?;
         sam_vault::SessionKeys::parse(&raw)
             .map_err(|e| ApiError::new(500, "misconfigured", format!("SESSION_KEYS: {e}")))
+    }
+
+    /// The GitHub App's RSA private key (secret `GITHUB_APP_PRIVATE_KEY`, PEM).
+    pub fn github_app_private_key(env: &Env) -> Result<String, ApiError> {
+        secret(env, "GITHUB_APP_PRIVATE_KEY").ok_or_else(|| {
+            ApiError::new(
+                503,
+                "github_app_unconfigured",
+                "the GITHUB_APP_PRIVATE_KEY secret is not set",
+            )
+        })
+    }
+
+    /// The key ring webhook signatures are checked against (secret
+    /// `WEBHOOK_KEYS`, `kid:key,...`; GitHub is configured with the key text).
+    pub fn webhook_keys(env: &Env) -> Result<sam_vault::WebhookKeys, ApiError> {
+        let raw = secret(env, "WEBHOOK_KEYS").ok_or_else(|| {
+            ApiError::new(503, "misconfigured", "the WEBHOOK_KEYS secret is not set")
+        })?;
+        sam_vault::WebhookKeys::parse(&raw)
+            .map_err(|e| ApiError::new(500, "misconfigured", format!("WEBHOOK_KEYS: {e}")))
+    }
+
+    /// The operator's agent keys (secret `PLATFORM_AGENT_CREDENTIALS`,
+    /// JSON `{"claude-code": {"kind": "api_key", "secret": "…"}}`), used
+    /// when neither the project nor the user has one. Unset means none.
+    pub fn platform_agent_credentials(
+        env: &Env,
+    ) -> Result<sam_control::agent_credentials::PlatformAgentCredentials, ApiError> {
+        sam_control::agent_credentials::PlatformAgentCredentials::parse(
+            &secret(env, "PLATFORM_AGENT_CREDENTIALS").unwrap_or_default(),
+        )
+        .map_err(|e| {
+            ApiError::new(
+                500,
+                "misconfigured",
+                format!("PLATFORM_AGENT_CREDENTIALS: {e}"),
+            )
+        })
     }
 
     /// The vault's credential key ring (secret `CREDENTIAL_KEYS`, `kid:key,...`).

@@ -13,6 +13,7 @@
 mod bindings;
 mod config;
 mod error;
+mod github_app;
 mod routes;
 mod session;
 

@@ -38,6 +38,8 @@ pub struct Platform {
     pub devgithub_url: String,
     pub state_dir: PathBuf,
     pub hetzner_token: String,
+    /// `(secret key, project id)` the local Scaleway stand-in accepts.
+    pub scaleway: (String, String),
     // Field order matters: wrangler stops before the stand-ins (and the VMs).
     wrangler: Service,
     devgithub: Service,
@@ -60,6 +62,14 @@ impl Platform {
             ("SAM_E2E_DEVCLOUD_URL".into(), self.devcloud_url.clone()),
             ("SAM_E2E_DEVGITHUB_URL".into(), self.devgithub_url.clone()),
             ("SAM_E2E_HETZNER_TOKEN".into(), self.hetzner_token.clone()),
+            (
+                "SAM_E2E_SCALEWAY_SECRET_KEY".into(),
+                self.scaleway.0.clone(),
+            ),
+            (
+                "SAM_E2E_SCALEWAY_PROJECT_ID".into(),
+                self.scaleway.1.clone(),
+            ),
             (
                 "SAM_E2E_STATE_DIR".into(),
                 self.state_dir.display().to_string(),
@@ -84,6 +94,16 @@ impl Platform {
         std::fs::create_dir_all(&logs)?;
         let secrets = secrets::ensure(root)?;
         let hetzner_token = secrets.get("HETZNER_TOKEN").cloned().unwrap_or_default();
+        let scaleway = (
+            secrets
+                .get("SCALEWAY_SECRET_KEY")
+                .cloned()
+                .unwrap_or_default(),
+            secrets
+                .get("SCALEWAY_PROJECT_ID")
+                .cloned()
+                .unwrap_or_default(),
+        );
         let target = target_dir(root).join(opts.profile);
 
         // 1. The stand-ins: Hetzner and GitHub.
@@ -96,8 +116,28 @@ impl Platform {
                 "--boot-delay-ms",
                 &opts.boot_delay_ms.to_string(),
             ]);
+        for (flag, name) in [
+            ("--scaleway-secret-key", "SCALEWAY_SECRET_KEY"),
+            ("--scaleway-project-id", "SCALEWAY_PROJECT_ID"),
+        ] {
+            cmd.arg(flag)
+                .arg(secrets.get(name).map_or("", String::as_str));
+        }
         let (devcloud, devcloud_url) = start_stand_in("devcloud", cmd, &logs)?;
+        // The Worker's port is chosen now: GitHub's webhooks and install
+        // redirects must know where the platform will listen.
+        let port = match opts.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
         let app_key = secrets::github_app_key(root)?;
+        let mut secrets = secrets;
+        secrets.insert(
+            "GITHUB_APP_PRIVATE_KEY".into(),
+            std::fs::read_to_string(&app_key.private_pem).context("read the GitHub App key")?,
+        );
+        let webhook_secret =
+            secrets::webhook_secret(secrets.get("WEBHOOK_KEYS").map_or("", String::as_str));
         let mut cmd = Command::new(target.join("devgithub"));
         cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir.join("devgithub"))
@@ -115,20 +155,24 @@ impl Platform {
                 "sam-local",
                 "--app-public-key-pem",
             ])
-            .arg(&app_key.public_pem);
+            .arg(&app_key.public_pem)
+            .arg("--webhook-url")
+            .arg(format!("http://api.localhost:{port}/api/github/webhook"))
+            .args(["--webhook-secret", &webhook_secret])
+            .arg("--setup-url")
+            .arg(format!("http://app.localhost:{port}/github/setup"));
         let (devgithub, devgithub_url) = start_stand_in("devgithub", cmd, &logs)?;
 
         // 2. Worker configuration for this run.
-        let port = match opts.port {
-            Some(p) => p,
-            None => free_port()?,
-        };
         let mut vars = opts.vars.clone();
         vars.insert("PUBLIC_PORT".into(), port.to_string());
         vars.insert("HETZNER_API_URL".into(), format!("{devcloud_url}/v1"));
+        vars.insert("SCALEWAY_API_URL".into(), devcloud_url.clone());
         vars.insert("GITHUB_WEB_URL".into(), devgithub_url.clone());
         vars.insert("GITHUB_API_URL".into(), devgithub_url.clone());
         vars.insert("GITHUB_CLIENT_ID".into(), secrets::GITHUB_CLIENT_ID.into());
+        vars.insert("GITHUB_APP_ID".into(), "1".into());
+        vars.insert("GITHUB_APP_SLUG".into(), "sam-local".into());
         let config = write_wrangler_config(root, &state_dir, &vars, &secrets)?;
         let persist = state_dir.join("wrangler-state");
 
@@ -184,6 +228,7 @@ impl Platform {
             devgithub_url,
             state_dir,
             hetzner_token,
+            scaleway,
             wrangler,
             devgithub,
             devcloud,

@@ -138,6 +138,8 @@ const REQUIRED_E2E: &[&str] = &[
     "j01_sign_in_first_user_superadmin",
     "j02_signup_approval",
     "j04_add_hetzner_token_then_node_uses_it",
+    "j06_project_from_github_repo",
+    "j07_agent_key_and_project_override",
     "j15_node_create_boot_register_delete",
     "j23_pat_token_login",
     "authz_cross_user_matrix",

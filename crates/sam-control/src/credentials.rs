@@ -8,7 +8,31 @@ use serde::Serialize;
 use crate::error::ControlError;
 
 /// Providers a user can bring a credential for.
-pub const CLOUD_PROVIDERS: &[&str] = &["hetzner"];
+pub const CLOUD_PROVIDERS: &[&str] = &["hetzner", "scaleway"];
+
+/// A Scaleway credential: the API secret key and the project nodes go in.
+/// Sealed as one value, so the pair can never be mixed up.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScalewayCredential {
+    pub project_id: String,
+    pub secret_key: String,
+}
+
+impl ScalewayCredential {
+    /// The plaintext the vault seals.
+    pub fn to_sealable(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads an opened Scaleway credential.
+    pub fn from_opened(secret: &Secret) -> Result<Self, ControlError> {
+        serde_json::from_slice(secret.expose()).map_err(|_| {
+            ControlError::InvalidCloudCredential(
+                "the stored Scaleway credential is malformed".into(),
+            )
+        })
+    }
+}
 
 /// What lists show: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,6 +54,20 @@ impl From<&CloudCredentialRecord> for CloudCredentialView {
     }
 }
 
+/// What lists show: the secret's tail (for Scaleway, the secret key's).
+fn masked(provider: &str, secret: &str) -> String {
+    if provider == "scaleway"
+        && let Ok(c) = serde_json::from_str::<ScalewayCredential>(secret)
+    {
+        return format!(
+            "{} (project {})",
+            sam_vault::mask(&c.secret_key),
+            c.project_id
+        );
+    }
+    sam_vault::mask(secret)
+}
+
 /// Associated data binding an envelope to its row.
 fn aad(user_id: &str, provider: &str) -> Vec<u8> {
     format!("cloud-credential:{user_id}:{provider}").into_bytes()
@@ -43,12 +81,12 @@ pub fn check_input(provider: &str, secret: &str) -> Result<(), ControlError> {
         ));
     }
     let ok =
-        !secret.is_empty() && secret.len() <= 256 && secret.bytes().all(|b| b.is_ascii_graphic());
+        !secret.is_empty() && secret.len() <= 512 && secret.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
         Err(ControlError::InvalidCloudCredential(
-            "the token must be 1-256 printable characters".into(),
+            "the secret must be 1-512 printable characters".into(),
         ))
     }
 }
@@ -76,7 +114,7 @@ pub async fn store_cloud_credential(
             &aad(user_id, provider),
             nonce,
         ),
-        masked: sam_vault::mask(secret),
+        masked: masked(provider, secret),
         created_at: now,
         updated_at: now,
     };

@@ -36,7 +36,7 @@ pub enum ControlError {
         "no {0} credential: add your API token under Settings → Cloud credentials (PUT /api/credentials/cloud/{0})"
     )]
     CloudCredentialsMissing(String),
-    #[error("unknown cloud provider '{0}'; supported: hetzner")]
+    #[error("unknown cloud provider '{0}'; supported: hetzner, scaleway")]
     UnknownCloudProvider(String),
     #[error("the provider did not accept this credential: {0}")]
     InvalidCloudCredential(String),
@@ -48,6 +48,22 @@ pub enum ControlError {
     Github(#[from] sam_providers::github::GithubError),
     #[error("your account is suspended")]
     AccountSuspended,
+    #[error(transparent)]
+    AgentInput(#[from] sam_domain::agents::AgentCredentialError),
+    #[error(
+        "no credential for {0}: add a key under Settings → Agent keys (PUT /api/credentials/agents/{0}) or on the project"
+    )]
+    AgentCredentialMissing(&'static str),
+    #[error(transparent)]
+    ProjectInput(#[from] sam_domain::projects::ProjectInputError),
+    #[error("you already have a project for this repository ({existing_id})")]
+    ProjectExists { existing_id: String },
+    #[error("branch '{0}' does not exist in the repository")]
+    BranchNotFound(String),
+    #[error(
+        "GitHub has not yet confirmed that you installed this; it appears under New project as soon as it does"
+    )]
+    InstallationUnconfirmed,
 }
 
 impl ControlError {
@@ -57,12 +73,19 @@ impl ControlError {
             | ControlError::CloudCredentialsMissing(_)
             | ControlError::UnknownCloudProvider(_)
             | ControlError::InvalidCloudCredential(_)
-            | ControlError::OAuthStateInvalid => 400,
+            | ControlError::OAuthStateInvalid
+            | ControlError::AgentInput(_)
+            | ControlError::AgentCredentialMissing(_)
+            | ControlError::ProjectInput(_)
+            | ControlError::BranchNotFound(_) => 400,
+            ControlError::Github(e) if e.code() == "github_not_found" => 404,
             ControlError::Github(e) if e.code() == "oauth_code_invalid" => 400,
             ControlError::AccountSuspended => 403,
             ControlError::Quota { .. } => 429,
             ControlError::NotFound => 404,
-            ControlError::Transition(_) => 409,
+            ControlError::Transition(_)
+            | ControlError::ProjectExists { .. }
+            | ControlError::InstallationUnconfirmed => 409,
             ControlError::Store(_) | ControlError::CloudInit(_) | ControlError::Vault(_) => 500,
             ControlError::BootLog(_) => 503,
 
@@ -90,6 +113,12 @@ impl ControlError {
             ControlError::OAuthStateInvalid => "oauth_state_invalid",
             ControlError::Github(e) => e.code(),
             ControlError::AccountSuspended => "account_suspended",
+            ControlError::AgentInput(e) => e.code(),
+            ControlError::AgentCredentialMissing(_) => "agent_credential_missing",
+            ControlError::ProjectInput(e) => e.code(),
+            ControlError::ProjectExists { .. } => "project_exists",
+            ControlError::BranchNotFound(_) => "branch_not_found",
+            ControlError::InstallationUnconfirmed => "installation_unconfirmed",
         }
     }
 }

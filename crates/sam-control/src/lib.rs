@@ -5,11 +5,14 @@
 //! randomness, so route handlers in the Worker stay thin: decode, call one
 //! function here, encode.
 
+pub mod agent_credentials;
 pub mod credentials;
 mod error;
+pub mod github;
 pub mod identity;
 mod nodes;
 mod ports;
+pub mod projects;
 
 pub use error::ControlError;
 pub use nodes::{

@@ -5,10 +5,12 @@
 //! in the wasm Worker and is tested with plain `cargo test`.
 
 pub mod accounts;
+pub mod agents;
 pub mod catalog;
 pub mod hosts;
 pub mod ids;
 pub mod node;
+pub mod projects;
 pub mod tokens;
 
 /// Unix time in milliseconds, as handed in by the edge (`Date::now()` in the

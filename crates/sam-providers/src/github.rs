@@ -20,9 +20,23 @@ pub enum GithubError {
     /// Our client credentials or redirect URI are wrong: a deployment problem.
     #[error("GitHub refused our OAuth app configuration: {0}")]
     Misconfigured(String),
-    /// The user token was refused.
+    /// The token (user token, app JWT or installation token) was refused.
     #[error("GitHub refused the access token")]
     BadCredentials,
+    /// The resource does not exist or our credentials cannot see it (GitHub
+    /// answers 404 for both).
+    #[error("GitHub has no such resource, or it is not visible to us")]
+    NotFound,
+    /// A primary or secondary rate limit. `retry_after_secs` comes from
+    /// `Retry-After`, `reset_at` (Unix seconds) from `X-RateLimit-Reset`.
+    #[error("GitHub rate limit exceeded")]
+    RateLimited {
+        retry_after_secs: Option<u64>,
+        reset_at: Option<i64>,
+    },
+    /// The GitHub App private key could not be loaded: a deployment problem.
+    #[error("the GitHub App private key is unusable: {0}")]
+    InvalidAppKey(String),
     #[error("GitHub could not be reached: {0}")]
     Transport(String),
     #[error("GitHub answered unexpectedly: {0}")]
@@ -35,6 +49,9 @@ impl GithubError {
             GithubError::BadCode(_) => "oauth_code_invalid",
             GithubError::Misconfigured(_) => "oauth_misconfigured",
             GithubError::BadCredentials => "github_token_invalid",
+            GithubError::NotFound => "github_not_found",
+            GithubError::RateLimited { .. } => "github_rate_limited",
+            GithubError::InvalidAppKey(_) => "github_app_key_invalid",
             GithubError::Transport(_) => "github_unreachable",
             GithubError::Unexpected(_) => "github_unexpected_response",
         }
@@ -92,7 +109,7 @@ struct TokenReply {
     error_description: Option<String>,
 }
 
-fn clip(s: &str) -> String {
+pub(crate) fn clip(s: &str) -> String {
     s.chars().take(MAX_MESSAGE_CHARS).collect()
 }
 

@@ -14,6 +14,7 @@ pub enum Method {
     Post,
     Delete,
     Put,
+    Patch,
 }
 
 impl Method {
@@ -23,6 +24,7 @@ impl Method {
             Method::Post => "POST",
             Method::Delete => "DELETE",
             Method::Put => "PUT",
+            Method::Patch => "PATCH",
         }
     }
 }

@@ -8,14 +8,23 @@
 mod error;
 mod hetzner;
 mod http;
+mod scaleway;
 
 pub mod github;
+pub mod github_app;
+pub mod github_webhook;
 
 pub use error::{ProviderError, ProviderErrorKind, backoff_delay_ms, classify, parse_retry_after};
+pub use github_app::{GithubApp, GithubAppKey, InstallationClient, InstallationToken};
+pub use github_webhook::{WebhookError, WebhookEvent};
 pub use hetzner::{
     CreateServer, DeleteOutcome, HetznerClient, LocationInfo, Server, ServerTypeInfo,
 };
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
+pub use scaleway::{
+    SCALEWAY_API_BASE, ScalewayClient, ScalewayCreateServer, ScalewayServer, check_secret_shape,
+    classify_scaleway,
+};
 
 /// Hetzner's public API root.
 pub const HETZNER_API_BASE: &str = "https://api.hetzner.cloud/v1";

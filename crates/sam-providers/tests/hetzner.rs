@@ -32,6 +32,7 @@ impl HttpClient for ReqwestHttp {
             Method::Post => reqwest::Method::POST,
             Method::Delete => reqwest::Method::DELETE,
             Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
         };
         let mut builder = self.0.request(method, &req.url);
         for (name, value) in &req.headers {

@@ -6,8 +6,10 @@
 //! tiny [`SqlDatabase`] port: positional `?` parameters in, rows as JSON
 //! objects out, which is exactly what D1 offers.
 
+mod agent_credentials;
 mod credentials;
 mod nodes;
+mod projects;
 mod sessions;
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -15,8 +17,13 @@ pub mod sqlite;
 mod tokens;
 mod users;
 
+pub use agent_credentials::{AgentCredentialRecord, AgentCredentialRepository};
 pub use credentials::{CloudCredentialRecord, CredentialRepository};
 pub use nodes::{NodeRecord, NodeRepository, ProviderServerUpdate};
+pub use projects::{
+    InstallationLink, InstallationRepository, ProjectInsertError, ProjectRecord, ProjectRepository,
+    ProjectUpdate,
+};
 pub use sessions::{SessionRecord, SessionRepository};
 pub use sql::{Row, SqlDatabase, SqlValue, StoreError};
 pub use tokens::{TokenRecord, TokenRepository};

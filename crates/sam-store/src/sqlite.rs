@@ -25,6 +25,9 @@ impl Sqlite {
     /// An in-memory database with every `*.sql` file of `dir` applied in name order.
     pub fn in_memory_with_migrations(dir: &Path) -> Result<Self, StoreError> {
         let conn = rusqlite::Connection::open_in_memory().map_err(|e| db_err(&e))?;
+        // D1 always enforces foreign keys; so must the tests' SQLite.
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(|e| db_err(&e))?;
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| StoreError::Database(e.to_string()))?
             .flatten()

@@ -43,26 +43,30 @@ impl<'a, D: SqlDatabase> UserRepository<'a, D> {
         Self { db }
     }
 
-    /// Returns the user with `login`, creating it with `new_id` if absent
-    /// (the local developer sign-in).
+    /// Returns the local developer account `login`, creating it with
+    /// `new_id` if absent (the local developer sign-in). `None` when the
+    /// name belongs to a GitHub account: a developer sign-in must never
+    /// open someone's real account.
     pub async fn upsert_by_login(
         &self,
         new_id: &str,
         login: &str,
         now: i64,
-    ) -> Result<UserRecord, StoreError> {
+    ) -> Result<Option<UserRecord>, StoreError> {
         self.db
             .execute(
                 "INSERT INTO users (id, login, created_at) VALUES (?, ?, ?) ON CONFLICT(login) DO NOTHING",
                 &[new_id.into(), login.into(), now.into()],
             )
             .await?;
-        self.one(
-            &format!("SELECT {COLUMNS} FROM users WHERE login = ?"),
-            login,
-        )
-        .await?
-        .ok_or_else(|| StoreError::Decode("user vanished after upsert".to_owned()))
+        let user = self
+            .one(
+                &format!("SELECT {COLUMNS} FROM users WHERE login = ?"),
+                login,
+            )
+            .await?
+            .ok_or_else(|| StoreError::Decode("user vanished after upsert".to_owned()))?;
+        Ok(user.github_id.is_none().then_some(user))
     }
 
     /// Signs a GitHub user up or refreshes their profile. The first GitHub
@@ -77,6 +81,20 @@ impl<'a, D: SqlDatabase> UserRepository<'a, D> {
         first: (&str, &str),
         later: (&str, &str),
     ) -> Result<UserRecord, StoreError> {
+        // GitHub is the authority on who `login` is now. Whoever else holds
+        // the name here (a local developer account, or a GitHub account
+        // that has since been renamed) gives it up: `login~<id tail>` until
+        // that account's own next GitHub sign-in. Nothing is merged.
+        self.db
+            .execute(
+                "UPDATE users SET login = login || '~' || substr(id, -6) \
+                 WHERE login = ? AND (github_id IS NULL OR github_id != ?)",
+                &[
+                    profile.login.as_str().into(),
+                    profile.github_id.as_str().into(),
+                ],
+            )
+            .await?;
         self.db
             .execute(
                 "INSERT INTO users (id, login, created_at, github_id, name, email, avatar_url, role, status) \
@@ -112,6 +130,18 @@ impl<'a, D: SqlDatabase> UserRepository<'a, D> {
     pub async fn get(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         self.one(&format!("SELECT {COLUMNS} FROM users WHERE id = ?"), id)
             .await
+    }
+
+    /// The user who signed in with this GitHub account, if any.
+    pub async fn get_by_github_id(
+        &self,
+        github_id: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        self.one(
+            &format!("SELECT {COLUMNS} FROM users WHERE github_id = ?"),
+            github_id,
+        )
+        .await
     }
 
     /// Every user, newest first (the admin list).

@@ -216,3 +216,48 @@ fn personal_access_tokens_are_owner_scoped_and_revocable() {
         assert!(tokens.list("U2").await.unwrap().is_empty());
     });
 }
+
+#[test]
+fn github_sign_in_takes_its_name_back_and_dev_login_never_opens_it() {
+    let db = Sqlite::with_repo_migrations();
+    block_on(async {
+        let users = UserRepository::new(&db);
+        // A local developer account picked the name first.
+        let dev = users
+            .upsert_by_login("D1", "carol", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(dev.github_id.is_none());
+        let carol = users
+            .upsert_github("U1", &profile("201", "carol"), 2, FIRST, LATER)
+            .await
+            .unwrap();
+        assert_eq!((carol.id.as_str(), carol.login.as_str()), ("U1", "carol"));
+        // The developer account still exists, under a displaced name.
+        let displaced = users.get("D1").await.unwrap().unwrap();
+        assert!(displaced.login.starts_with("carol~"), "{}", displaced.login);
+        // Developer sign-in as "carol" must not open the GitHub account.
+        assert!(
+            users
+                .upsert_by_login("D2", "carol", 3)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // A GitHub rename frees a name another GitHub user may then take.
+        let mut renamed = profile("201", "carol-new");
+        renamed.name = None;
+        users
+            .upsert_github("U1", &renamed, 4, FIRST, LATER)
+            .await
+            .unwrap();
+        let dave = users
+            .upsert_github("U2", &profile("202", "carol"), 5, FIRST, LATER)
+            .await
+            .unwrap();
+        assert_eq!(dave.login, "carol");
+        assert_eq!(users.get("U1").await.unwrap().unwrap().login, "carol-new");
+    });
+}

@@ -44,6 +44,21 @@ pub enum RouteId {
     ListCloudCredentials,
     DeleteCloudCredential,
     RotateVault,
+    PutAgentCredential,
+    ListAgentCredentials,
+    DeleteAgentCredential,
+    ListProjects,
+    CreateProject,
+    GetProject,
+    UpdateProject,
+    DeleteProject,
+    ListProjectAgentCredentials,
+    PutProjectAgentCredential,
+    DeleteProjectAgentCredential,
+    ListInstallations,
+    ListInstallationRepositories,
+    ListRepositoryBranches,
+    GithubWebhook,
 }
 
 /// One row of the table.
@@ -176,6 +191,93 @@ pub const API_ROUTES: &[RouteDef] = &[
         "/api/admin/vault/rotate",
         Auth::Session,
     ),
+    r(
+        RouteId::PutAgentCredential,
+        "PUT",
+        "/api/credentials/agents/{agent}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListAgentCredentials,
+        "GET",
+        "/api/credentials/agents",
+        Auth::Session,
+    ),
+    r(
+        RouteId::DeleteAgentCredential,
+        "DELETE",
+        "/api/credentials/agents/{agent}",
+        Auth::Session,
+    ),
+    r(RouteId::ListProjects, "GET", "/api/projects", Auth::Session),
+    r(
+        RouteId::CreateProject,
+        "POST",
+        "/api/projects",
+        Auth::Session,
+    ),
+    r(
+        RouteId::GetProject,
+        "GET",
+        "/api/projects/{id}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::UpdateProject,
+        "PATCH",
+        "/api/projects/{id}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::DeleteProject,
+        "DELETE",
+        "/api/projects/{id}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListProjectAgentCredentials,
+        "GET",
+        "/api/projects/{id}/agent-credentials",
+        Auth::Session,
+    ),
+    r(
+        RouteId::PutProjectAgentCredential,
+        "PUT",
+        "/api/projects/{id}/agent-credentials/{agent}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::DeleteProjectAgentCredential,
+        "DELETE",
+        "/api/projects/{id}/agent-credentials/{agent}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListInstallations,
+        "GET",
+        "/api/github/installations",
+        Auth::Session,
+    ),
+    // `{id}` is GitHub's installation id; only installations linked to the caller resolve.
+    r(
+        RouteId::ListInstallationRepositories,
+        "GET",
+        "/api/github/installations/{id}/repositories",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListRepositoryBranches,
+        "GET",
+        "/api/github/installations/{id}/repositories/{repository}/branches",
+        Auth::Session,
+    ),
+    // Authenticated by its `X-Hub-Signature-256` HMAC, not a session.
+    r(
+        RouteId::GithubWebhook,
+        "POST",
+        "/api/github/webhook",
+        Auth::Public,
+    ),
 ];
 
 /// Result of matching a request against a table.
@@ -295,6 +397,21 @@ mod tests {
             RouteId::ListCloudCredentials,
             RouteId::DeleteCloudCredential,
             RouteId::RotateVault,
+            RouteId::PutAgentCredential,
+            RouteId::ListAgentCredentials,
+            RouteId::DeleteAgentCredential,
+            RouteId::ListProjects,
+            RouteId::CreateProject,
+            RouteId::GetProject,
+            RouteId::UpdateProject,
+            RouteId::DeleteProject,
+            RouteId::ListProjectAgentCredentials,
+            RouteId::PutProjectAgentCredential,
+            RouteId::DeleteProjectAgentCredential,
+            RouteId::ListInstallations,
+            RouteId::ListInstallationRepositories,
+            RouteId::ListRepositoryBranches,
+            RouteId::GithubWebhook,
         ];
         for id in all {
             match id {
@@ -320,7 +437,22 @@ mod tests {
                 | RouteId::PutCloudCredential
                 | RouteId::ListCloudCredentials
                 | RouteId::DeleteCloudCredential
-                | RouteId::RotateVault => {}
+                | RouteId::RotateVault
+                | RouteId::PutAgentCredential
+                | RouteId::ListAgentCredentials
+                | RouteId::DeleteAgentCredential
+                | RouteId::ListProjects
+                | RouteId::CreateProject
+                | RouteId::GetProject
+                | RouteId::UpdateProject
+                | RouteId::DeleteProject
+                | RouteId::ListProjectAgentCredentials
+                | RouteId::PutProjectAgentCredential
+                | RouteId::DeleteProjectAgentCredential
+                | RouteId::ListInstallations
+                | RouteId::ListInstallationRepositories
+                | RouteId::ListRepositoryBranches
+                | RouteId::GithubWebhook => {}
             }
             assert!(API_ROUTES.iter().any(|r| r.id == id), "{id:?} has no route");
         }
@@ -333,7 +465,9 @@ mod tests {
             let path = def
                 .pattern
                 .replace("{id}", "X")
-                .replace("{action}", "approve");
+                .replace("{action}", "approve")
+                .replace("{agent}", "claude-code")
+                .replace("{repository}", "42");
             match match_route(API_ROUTES, def.method, &path) {
                 RouteMatch::Found { id, .. } => assert_eq!(id, def.id, "{}", def.pattern),
                 other => panic!("{} unreachable: {other:?}", def.pattern),

@@ -13,6 +13,26 @@ pub struct Config {
     /// How long a new or powered-on server sits in `initializing` before its
     /// user-data is interpreted; emulates hypervisor and kernel boot time.
     pub boot_delay: Duration,
+    /// The one Scaleway credential the `/instance/v1` API accepts; without
+    /// it every Scaleway route answers 401 `denied_authentication`.
+    pub scaleway: Option<ScalewayCredential>,
+}
+
+/// A Scaleway IAM secret key and the project it may use.
+#[derive(Clone)]
+pub struct ScalewayCredential {
+    pub secret_key: String,
+    pub project_id: String,
+}
+
+/// Hand-written so logging a config never prints the secret key.
+impl std::fmt::Debug for ScalewayCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScalewayCredential")
+            .field("secret_key", &"[redacted]")
+            .field("project_id", &self.project_id)
+            .finish()
+    }
 }
 
 impl Config {

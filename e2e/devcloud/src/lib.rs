@@ -1,4 +1,5 @@
-//! devcloud: a local stand-in for the Hetzner Cloud API.
+//! devcloud: a local stand-in for the Hetzner Cloud API (and a subset of
+//! Scaleway's Instance API on the same listener).
 //!
 //! The control plane reaches it only through its base-URL setting, so the
 //! HTTP surface mirrors api.hetzner.cloud's wire format (paths, JSON shapes,
@@ -22,5 +23,5 @@ mod labels;
 mod state;
 mod vm;
 
-pub use config::Config;
+pub use config::{Config, ScalewayCredential};
 pub use devcloud::{DevCloud, StartError};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sam_devcloud::{Config, DevCloud};
+use sam_devcloud::{Config, DevCloud, ScalewayCredential};
 
 /// Local stand-in for the Hetzner Cloud API whose servers are local processes.
 #[derive(Debug, Parser)]
@@ -25,6 +25,12 @@ struct Args {
     /// Emulated boot time before user-data runs, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     boot_delay_ms: u64,
+    /// Secret key the Scaleway API (`/instance/v1`) accepts as `X-Auth-Token`.
+    #[arg(long, requires = "scaleway_project_id")]
+    scaleway_secret_key: Option<String>,
+    /// The one Scaleway project that key may use.
+    #[arg(long, requires = "scaleway_secret_key")]
+    scaleway_project_id: Option<String>,
 }
 
 #[tokio::main]
@@ -36,6 +42,12 @@ async fn main() -> anyhow::Result<()> {
         state_dir: args.state_dir.clone(),
         tokens: args.tokens,
         boot_delay: Duration::from_millis(args.boot_delay_ms),
+        scaleway: args.scaleway_secret_key.zip(args.scaleway_project_id).map(
+            |(secret_key, project_id)| ScalewayCredential {
+                secret_key,
+                project_id,
+            },
+        ),
     })
     .await
     .context("starting devcloud")?;

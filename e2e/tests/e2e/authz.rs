@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 struct Fixtures {
     node: String,
     token: String,
+    project: String,
+    installation: String,
+    repository: String,
 }
 
 impl Fixtures {
@@ -19,6 +22,10 @@ impl Fixtures {
             Some(&self.node)
         } else if pattern.starts_with("/api/auth/tokens/{id}") {
             Some(&self.token)
+        } else if pattern.starts_with("/api/projects/{id}") {
+            Some(&self.project)
+        } else if pattern.starts_with("/api/github/installations/{id}") {
+            Some(&self.installation)
         } else {
             None
         }
@@ -28,11 +35,42 @@ impl Fixtures {
 #[tokio::test]
 async fn authz_cross_user_matrix() {
     let p = Platform::from_env();
-    let owner = p.signed_in_with_cloud("authz-owner").await.unwrap();
+    let owner = sam_e2e::github_user_signed_in(&p, "authz-owner")
+        .await
+        .unwrap();
+    sam_e2e::add_cloud_credential(&owner, &p.app(""), &p.hetzner_token)
+        .await
+        .unwrap();
+    let repo = sam_e2e::create_github_repo(&p, "authz-owner", "private-app", &["main"])
+        .await
+        .unwrap();
+    let installation = sam_e2e::install_github_app(&p, &owner, "authz-owner")
+        .await
+        .unwrap();
+    let project: Value = owner
+        .post(p.app("/api/projects"))
+        .json(&json!({ "repository": format!("{installation}:{}", repo["id"]) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A project override exists, so a leak through its routes would show.
+    let resp = owner
+        .put(p.app(&format!(
+            "/api/projects/{}/agent-credentials/claude-code",
+            project["id"].as_str().unwrap()
+        )))
+        .json(&json!({ "kind": "api_key", "secret": "sk-authz-owner-000000001" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     let other = p.signed_in("authz-other").await.unwrap();
 
     let node: Value = owner
-        .post(p.api("/api/nodes"))
+        .post(p.app("/api/nodes"))
         .json(&json!({ "provider": "hetzner", "size": "small", "name": "authz-node" }))
         .send()
         .await
@@ -41,7 +79,7 @@ async fn authz_cross_user_matrix() {
         .await
         .unwrap();
     let token: Value = owner
-        .post(p.api("/api/auth/tokens"))
+        .post(p.app("/api/auth/tokens"))
         .json(&json!({ "name": "authz" }))
         .send()
         .await
@@ -52,6 +90,9 @@ async fn authz_cross_user_matrix() {
     let fixtures = Fixtures {
         node: node["id"].as_str().unwrap().to_owned(),
         token: token["id"].as_str().unwrap().to_owned(),
+        project: project["id"].as_str().unwrap().to_owned(),
+        installation,
+        repository: repo["id"].to_string(),
     };
 
     let mut checked = Vec::new();
@@ -80,7 +121,11 @@ async fn authz_cross_user_matrix() {
                 route.method, route.pattern
             )
         });
-        let path = route.pattern.replace("{id}", id);
+        let path = route
+            .pattern
+            .replace("{id}", id)
+            .replace("{agent}", "claude-code")
+            .replace("{repository}", &fixtures.repository);
         let resp = other
             .request(route.method.parse().unwrap(), p.api(&path))
             .json(&json!({}))
@@ -96,10 +141,16 @@ async fn authz_cross_user_matrix() {
         );
         checked.push(route.pattern);
     }
-    assert!(checked.len() >= 5, "the matrix covered {checked:?}");
+    assert!(checked.len() >= 15, "the matrix covered {checked:?}");
 
     // Lists never show another user's resources.
-    for list in ["/api/nodes", "/api/auth/tokens"] {
+    for list in [
+        "/api/nodes",
+        "/api/auth/tokens",
+        "/api/projects",
+        "/api/github/installations",
+        "/api/credentials/agents",
+    ] {
         let body = other
             .get(p.api(list))
             .send()
@@ -109,16 +160,19 @@ async fn authz_cross_user_matrix() {
             .await
             .unwrap();
         assert!(
-            !body.contains(&fixtures.node) && !body.contains(&fixtures.token),
+            !body.contains(&fixtures.node)
+                && !body.contains(&fixtures.token)
+                && !body.contains(&fixtures.project)
+                && !body.contains(&format!("\"{}\"", fixtures.installation)),
             "{list}: {body}"
         );
     }
 
     // Nothing changed: the owner still has both, intact.
     let mine: Value =
-        sam_e2e::get_json(&owner, &p.api(&format!("/api/nodes/{}", fixtures.node))).await;
+        sam_e2e::get_json(&owner, &p.app(&format!("/api/nodes/{}", fixtures.node))).await;
     assert_ne!(mine["status"], "deleted");
-    let tokens: Value = sam_e2e::get_json(&owner, &p.api("/api/auth/tokens")).await;
+    let tokens: Value = sam_e2e::get_json(&owner, &p.app("/api/auth/tokens")).await;
     let still = tokens["tokens"]
         .as_array()
         .unwrap()
@@ -127,8 +181,24 @@ async fn authz_cross_user_matrix() {
         .expect("the owner's token is still listed");
     assert!(still["revoked_at"].is_null(), "{still}");
 
+    let still: Value = sam_e2e::get_json(
+        &owner,
+        &p.app(&format!("/api/projects/{}", fixtures.project)),
+    )
+    .await;
+    assert_eq!(still["status"], "active");
+    let keys: Value = sam_e2e::get_json(
+        &owner,
+        &p.app(&format!(
+            "/api/projects/{}/agent-credentials",
+            fixtures.project
+        )),
+    )
+    .await;
+    assert_eq!(keys["overrides"].as_array().unwrap().len(), 1, "{keys}");
+
     let resp = owner
-        .delete(p.api(&format!("/api/nodes/{}", fixtures.node)))
+        .delete(p.app(&format!("/api/nodes/{}", fixtures.node)))
         .send()
         .await
         .unwrap();

@@ -171,3 +171,74 @@ async fn j04_add_hetzner_token_then_node_uses_it() {
         (400, "cloud_credentials_missing")
     );
 }
+
+#[tokio::test]
+async fn scaleway_credential_is_validated_sealed_and_masked() {
+    let p = Platform::from_env();
+    let user = p.signed_in("scw-user").await.unwrap();
+    let (secret_key, project_id) = p.scaleway.clone();
+    let put = |body: Value| {
+        user.put(p.api("/api/credentials/cloud/scaleway"))
+            .json(&body)
+            .send()
+    };
+    // Shape errors, a key Scaleway refuses, a project it is not for.
+    let wrong_key = "00000000-0000-4000-8000-000000000000";
+    for (body, want) in [
+        (
+            json!({ "secret_key": "SCWXXXXXXXXXXXXXXXXX", "project_id": project_id }),
+            "cloud_credential_invalid",
+        ),
+        (
+            json!({ "secret_key": secret_key, "project_id": "nope" }),
+            "cloud_credential_invalid",
+        ),
+        (
+            json!({ "secret_key": wrong_key, "project_id": project_id }),
+            "cloud_credential_invalid",
+        ),
+        (
+            json!({ "secret_key": secret_key, "project_id": wrong_key }),
+            "cloud_credential_invalid",
+        ),
+        (json!({ "secret_key": secret_key }), "invalid_json"),
+        (json!({ "token": secret_key, "extra": 1 }), "invalid_json"),
+    ] {
+        let (status, err) = error(put(body.clone()).await.unwrap()).await;
+        assert_eq!((status, err.code.as_str()), (400, want), "{body}");
+        assert!(!err.message.contains(&secret_key), "{}", err.message);
+    }
+    let listed: Value = sam_e2e::get_json(&user, &p.api("/api/credentials/cloud")).await;
+    assert_eq!(listed["credentials"], json!([]));
+
+    let resp = put(json!({ "secret_key": secret_key, "project_id": project_id }))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains(&secret_key), "{body}");
+    let listed: Value = sam_e2e::get_json(&user, &p.api("/api/credentials/cloud")).await;
+    let masked = listed["credentials"][0]["masked"].as_str().unwrap();
+    assert_eq!(listed["credentials"][0]["provider"], "scaleway");
+    assert!(
+        masked.starts_with('•') && masked.contains(&secret_key[secret_key.len() - 4..]),
+        "{masked}"
+    );
+    assert!(!masked.contains(&secret_key), "{masked}");
+    for file in d1_files(&p) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes
+                .windows(secret_key.len())
+                .any(|w| w == secret_key.as_bytes()),
+            "plaintext Scaleway key found in {}",
+            file.display()
+        );
+    }
+    let resp = user
+        .delete(p.api("/api/credentials/cloud/scaleway"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -4,11 +4,13 @@
 // A failed expectation in a test should panic with the value that broke it.
 #![allow(clippy::unwrap_used)]
 
+mod agent_keys;
 mod authz;
 mod credentials;
 mod health;
 mod identity;
 mod nodes;
+mod projects;
 mod tokens;
 mod tokens_pat;
 mod ui;

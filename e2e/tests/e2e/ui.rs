@@ -124,12 +124,14 @@ async fn ui_nodes_page_in_chromium() {
         .click()
         .await
         .unwrap();
-    eventually("the nodes page", Duration::from_secs(10), || async {
+    eventually("the dashboard", Duration::from_secs(10), || async {
         let path = c.current_url().await?.path().to_owned();
         Ok((path == "/").then_some(()))
     })
     .await
     .unwrap();
+    assert_eq!(c.title().await.unwrap(), "Projects · SAM");
+    c.goto(&p.app("/nodes")).await.unwrap();
     assert_eq!(c.title().await.unwrap(), "Nodes · SAM");
     let text = c
         .find(Locator::Css("main"))

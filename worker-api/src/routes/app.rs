@@ -1,12 +1,10 @@
 //! The `app.` host: server-rendered pages and static assets.
 
-use sam_control::list_nodes;
 use worker::{Env, Method, Request, Response};
 
-use crate::bindings::{d1, now_ms};
 use crate::config::{Config, VERSION};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{Ctx, auth};
+use crate::routes::{Ctx, auth, pages};
 use crate::session;
 
 pub async fn handle(req: Request, env: Env, config: Config) -> Response {
@@ -43,7 +41,12 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
         ));
     }
     match (method, path.as_str()) {
-        (Method::Get, "/" | "/nodes") => nodes_page(ctx).await,
+        (Method::Get, "/") => page(ctx, pages::dashboard).await,
+        (Method::Get, "/nodes") => page(ctx, pages::nodes).await,
+        (Method::Get, "/projects/new") => page(ctx, pages::new_project).await,
+        (Method::Get, "/settings") => page(ctx, pages::settings).await,
+        (Method::Get, "/admin/users") => page(ctx, pages::admin_users).await,
+        (Method::Get, p) if p.starts_with("/projects/") => page(ctx, pages::project).await,
         (Method::Get, "/login") => Ok(html(
             200,
             &sam_web::render_login_page(
@@ -56,6 +59,14 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
         (Method::Get, "/auth/github") => super::github_auth::start(ctx).await,
         (Method::Get, "/auth/github/callback") => super::github_auth::callback(ctx).await,
         (Method::Get, "/pending") => pending_page(ctx).await,
+        (Method::Get, "/github/install") => match signed_in(ctx).await? {
+            Ok(user) => super::github_install::start(ctx, &user).await,
+            Err(redirect) => Ok(redirect),
+        },
+        (Method::Get, "/github/setup") => match signed_in(ctx).await? {
+            Ok(user) => super::github_install::setup(ctx, &user).await,
+            Err(redirect) => Ok(redirect),
+        },
         (Method::Post, "/login") => login(ctx).await,
         (Method::Post, "/logout") => {
             let cookie = session::destroy(&ctx.env, &ctx.req, ctx.config.secure_cookies).await?;
@@ -65,22 +76,27 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
     }
 }
 
-async fn nodes_page(ctx: &Ctx) -> ApiResult<Response> {
+/// Renders a page for the signed-in, active user (others are redirected).
+async fn page<F>(ctx: &Ctx, render: F) -> ApiResult<Response>
+where
+    F: AsyncFnOnce(&Ctx, &sam_store::UserRecord) -> ApiResult<String>,
+{
+    match signed_in(ctx).await? {
+        Ok(user) => Ok(html(200, &render(ctx, &user).await?)),
+        Err(redirect) => Ok(redirect),
+    }
+}
+
+/// The signed-in, active user; or where to send a browser that is not one.
+async fn signed_in(ctx: &Ctx) -> ApiResult<Result<sam_store::UserRecord, Response>> {
     let Some(session) = session::current(&ctx.env, &ctx.req).await? else {
-        return Ok(redirect("/login", None));
+        return Ok(Err(redirect("/login", None)));
     };
     if session.user.status == "pending" {
-        return Ok(redirect("/pending", None));
+        return Ok(Err(redirect("/pending", None)));
     }
     crate::routes::require_active(&session.user)?;
-    let user = session.user.id;
-    let db = d1(&ctx.env)?;
-    let now = now_ms();
-    let nodes = list_nodes(&db, &ctx.config.nodes, &user, now).await?;
-    Ok(html(
-        200,
-        &sam_web::render_nodes_page(&nodes, now, VERSION).map_err(render_error)?,
-    ))
+    Ok(Ok(session.user))
 }
 
 /// Shown to signed-in accounts that wait for approval.

@@ -47,7 +47,14 @@ pub async fn sign_in(ctx: &Ctx, login: &str) -> ApiResult<(Me, String)> {
     let new_id = sam_domain::ids::new_ulid(now, random_u128());
     let user = UserRepository::new(&db)
         .upsert_by_login(&new_id, login, now)
-        .await?;
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                409,
+                "login_taken",
+                "this name belongs to a GitHub account; sign in with GitHub",
+            )
+        })?;
     let cookie = session::create(&ctx.env, &user.id, ctx.config.secure_cookies).await?;
     Ok((me_view(&user), cookie))
 }

@@ -2,13 +2,18 @@
 
 mod admin;
 mod agent;
+mod agent_credentials;
 mod app;
 mod auth;
 mod credentials;
 mod github_auth;
+mod github_install;
 mod health;
 mod nodes;
+mod pages;
+pub mod projects;
 mod tokens;
+mod webhooks;
 
 use sam_domain::hosts::{HostKind, classify};
 use sam_wire::routes::{API_ROUTES, Auth, RouteId, RouteMatch, match_route};
@@ -261,6 +266,41 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         }
         (RouteId::RotateVault, Principal::User(user)) => credentials::rotate(ctx, &user).await,
         (RouteId::AdminUserAction, Principal::User(user)) => admin::user_action(ctx, &user).await,
+        (RouteId::ListProjects, Principal::User(user)) => projects::list(ctx, &user).await,
+        (RouteId::CreateProject, Principal::User(user)) => projects::create(ctx, &user).await,
+        (RouteId::GetProject, Principal::User(user)) => projects::get(ctx, &user).await,
+        (RouteId::UpdateProject, Principal::User(user)) => projects::update(ctx, &user).await,
+        (RouteId::DeleteProject, Principal::User(user)) => projects::delete(ctx, &user).await,
+        (RouteId::ListInstallations, Principal::User(user)) => {
+            projects::installations(ctx, &user).await
+        }
+        (RouteId::ListInstallationRepositories, Principal::User(user)) => {
+            projects::repositories(ctx, &user).await
+        }
+        (RouteId::ListRepositoryBranches, Principal::User(user)) => {
+            projects::branches(ctx, &user).await
+        }
+        (RouteId::GithubWebhook, _) => webhooks::github(ctx).await,
+        (RouteId::PutAgentCredential, Principal::User(user)) => {
+            agent_credentials::put(ctx, &user, None).await
+        }
+        (RouteId::ListAgentCredentials, Principal::User(user)) => {
+            agent_credentials::list(ctx, &user).await
+        }
+        (RouteId::DeleteAgentCredential, Principal::User(user)) => {
+            agent_credentials::delete(ctx, &user, None).await
+        }
+        (RouteId::ListProjectAgentCredentials, Principal::User(user)) => {
+            agent_credentials::list_for_project(ctx, &user).await
+        }
+        (RouteId::PutProjectAgentCredential, Principal::User(user)) => {
+            let project = ctx.id().to_owned();
+            agent_credentials::put(ctx, &user, Some(&project)).await
+        }
+        (RouteId::DeleteProjectAgentCredential, Principal::User(user)) => {
+            let project = ctx.id().to_owned();
+            agent_credentials::delete(ctx, &user, Some(&project)).await
+        }
         // The route table pairs each route with its principal; a mismatch is
         // a bug in that table, never something a client can cause.
         _ => Err(ApiError::unauthenticated()),

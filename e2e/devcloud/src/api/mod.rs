@@ -1,6 +1,7 @@
 //! The HTTP surface: Hetzner Cloud API v1 routes, bearer auth, and the
 //! Hetzner error envelope for everything that goes wrong, including
-//! unknown routes.
+//! unknown routes; plus, under `/instance/v1`, the Scaleway Instance API
+//! subset with its own authentication and error shape ([`scaleway`]).
 
 mod actions;
 mod auth;
@@ -8,6 +9,7 @@ mod catalog;
 mod error;
 mod pagination;
 mod query;
+mod scaleway;
 mod servers;
 mod wire;
 
@@ -59,5 +61,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(from_fn_with_state(state.clone(), auth::require_token))
+        // Nested after the layer above: Scaleway routes never see the
+        // Hetzner token check, only their own.
+        .nest("/instance/v1", scaleway::router(state.clone()))
         .with_state(state)
 }

@@ -213,8 +213,7 @@ impl CreateServer {
 }
 
 fn name_taken(w: &World, name: &str, except: Option<u64>) -> bool {
-    w.servers
-        .values()
+    w.hetzner_servers()
         .any(|s| s.name == name && Some(s.id) != except)
 }
 
@@ -245,6 +244,7 @@ pub(crate) async fn create(
             enabled_units: Vec::new(),
             processes: Vec::new(),
             pending_actions: Vec::new(),
+            scaleway: None,
         };
         w.servers.insert(id, record.clone());
         let action = w.start_pending_action("create_server", id, Milestone::Created);
@@ -349,8 +349,7 @@ pub(crate) async fn list(
     let name = query.one("name");
 
     let mut servers: Vec<ServerRecord> = state.store.read(|w| {
-        w.servers
-            .values()
+        w.hetzner_servers()
             .filter(|s| name.is_none_or(|n| s.name == n))
             .filter(|s| selector.as_ref().is_none_or(|sel| sel.matches(&s.labels)))
             .filter(|s| statuses.is_empty() || statuses.contains(&s.status.as_str()))
@@ -370,7 +369,7 @@ pub(crate) async fn get(
     let id = parse_id(&id, "server")?;
     let server = state
         .store
-        .read(|w| w.servers.get(&id).cloned())
+        .read(|w| w.hetzner_server(id).cloned())
         .ok_or_else(|| server_not_found(id))?;
     Ok(Json(json!({ "server": wire::server(&server) })))
 }
@@ -404,7 +403,7 @@ pub(crate) async fn update(
         return Err(ApiError::invalid_fields(errors.0));
     }
     let server = state.store.update(|w| {
-        if !w.servers.contains_key(&id) {
+        if w.hetzner_server(id).is_none() {
             return Err(server_not_found(id));
         }
         if let Some(name) = &request.name
@@ -435,6 +434,7 @@ pub(crate) async fn delete(
     let action = state
         .store
         .update(|w| {
+            w.hetzner_server(id)?;
             let server = w.servers.remove(&id)?;
             w.orphans.extend(server.processes);
             Some(w.start_action("delete_server", id))
@@ -478,8 +478,7 @@ pub(crate) async fn power_action(
         .store
         .update(|w| -> Result<(ActionRecord, Power), ApiError> {
             let status = w
-                .servers
-                .get(&id)
+                .hetzner_server(id)
                 .ok_or_else(|| server_not_found(id))?
                 .status;
             let immediate = |w: &mut World| {
@@ -570,7 +569,7 @@ pub(crate) async fn list_actions(
     let actions = state
         .store
         .read(|w| {
-            w.servers.contains_key(&id).then(|| {
+            w.hetzner_server(id).is_some().then(|| {
                 w.actions
                     .values()
                     .filter(|a| a.server_id == id)

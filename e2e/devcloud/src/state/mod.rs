@@ -85,6 +85,37 @@ pub(crate) struct ServerRecord {
     pub enabled_units: Vec<String>,
     pub processes: Vec<ProcessRecord>,
     pub pending_actions: Vec<PendingAction>,
+    /// Set for servers created through the Scaleway API; the Hetzner API
+    /// never shows them (and vice versa). The fields above still drive the
+    /// emulated machine: `server_type` is the commercial type, `location`
+    /// the zone, `user_data` the `cloud-init` key.
+    #[serde(default)]
+    pub scaleway: Option<ScalewayMeta>,
+}
+
+/// What the Scaleway API knows about a server beyond the shared record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ScalewayMeta {
+    pub uuid: String,
+    pub zone: String,
+    pub project: String,
+    pub tags: Vec<String>,
+    pub modified: String,
+    /// The root volume, deleted with the server by `terminate` and left
+    /// behind (detached) by `DELETE`.
+    pub volume: ScalewayVolume,
+    /// Every user-data key, `cloud-init` included.
+    pub user_data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ScalewayVolume {
+    pub uuid: String,
+    pub name: String,
+    pub size_bytes: u64,
+    pub zone: String,
+    pub project: String,
+    pub created: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +145,9 @@ pub(crate) struct World {
     /// Process groups of deleted servers not yet confirmed dead.
     #[serde(default)]
     pub orphans: Vec<ProcessRecord>,
+    /// Scaleway volumes whose server was deleted without them, by UUID.
+    #[serde(default)]
+    pub scaleway_volumes: BTreeMap<String, ScalewayVolume>,
 }
 
 impl Default for World {
@@ -125,11 +159,41 @@ impl Default for World {
             servers: BTreeMap::new(),
             actions: BTreeMap::new(),
             orphans: Vec::new(),
+            scaleway_volumes: BTreeMap::new(),
         }
     }
 }
 
 impl World {
+    /// A server the Hetzner API may show (not one created through Scaleway's).
+    pub(crate) fn hetzner_server(&self, id: u64) -> Option<&ServerRecord> {
+        self.servers.get(&id).filter(|s| s.scaleway.is_none())
+    }
+
+    pub(crate) fn hetzner_servers(&self) -> impl Iterator<Item = &ServerRecord> {
+        self.servers.values().filter(|s| s.scaleway.is_none())
+    }
+
+    /// The internal id of the Scaleway server `uuid` in `zone`.
+    pub(crate) fn scaleway_server_id(&self, zone: &str, uuid: &str) -> Option<u64> {
+        self.servers
+            .values()
+            .find(|s| {
+                s.scaleway
+                    .as_ref()
+                    .is_some_and(|m| m.zone == zone && m.uuid.eq_ignore_ascii_case(uuid))
+            })
+            .map(|s| s.id)
+    }
+
+    /// A fresh number for Scaleway task ids, from the action counter so it
+    /// is persisted and never reused.
+    pub(crate) fn allocate_task_number(&mut self) -> u64 {
+        let n = self.next_action_id;
+        self.next_action_id += 1;
+        n
+    }
+
     pub(crate) fn allocate_server_id(&mut self) -> u64 {
         let id = self.next_server_id;
         self.next_server_id += 1;

@@ -42,6 +42,7 @@ impl TestCloud {
             state_dir: state_dir.to_path_buf(),
             tokens: vec![TOKEN.into(), "second-token".into()],
             boot_delay: Duration::from_millis(boot_delay_ms),
+            scaleway: None,
         })
         .await
         .unwrap();

@@ -45,10 +45,19 @@ impl Worker {
         app_id: u64,
         store: Arc<Store>,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        // RFC 6761: every `*.localhost` name is loopback, but glibc only
+        // resolves the bare name; the local platform lives at `api.localhost`.
+        if let Ok(url) = url::Url::parse(&config.url)
+            && let Some(host) = url.host_str()
+            && host.ends_with(".localhost")
+        {
+            let port = url.port_or_known_default().unwrap_or(80);
+            builder = builder.resolve(host, std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        let client = builder.build()?;
         Ok(Worker {
             config,
             app_id,

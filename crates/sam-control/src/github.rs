@@ -1,0 +1,245 @@
+//! GitHub as the project use cases see it: the App's client behind
+//! [`GithubAppPort`], and what GitHub's webhooks change in our records.
+
+use std::cell::RefCell;
+
+use sam_domain::projects::ProjectStatus;
+use sam_providers::github::GithubError;
+use sam_providers::github_webhook::{
+    InstallationAction, InstallationRepositoriesAction, RepositoryAction,
+};
+use sam_providers::{GithubApp, HttpClient, InstallationClient, WebhookEvent};
+use sam_store::{
+    InstallationLink, InstallationRepository, ProjectRepository, SqlDatabase, UserRepository,
+};
+
+use crate::error::ControlError;
+use crate::projects::{GithubAppPort, InstallationInfo, RepositoryInfo};
+
+/// The GitHub App over an HTTP client, for one request: installation tokens
+/// are minted on first use and reused for the rest of it.
+pub struct GithubAppClient<H> {
+    app: GithubApp,
+    http: H,
+    now_secs: i64,
+    token: RefCell<Option<(u64, InstallationClient)>>,
+}
+
+impl<H> std::fmt::Debug for GithubAppClient<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubAppClient")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: HttpClient> GithubAppClient<H> {
+    pub fn new(app: GithubApp, http: H, now_secs: i64) -> Self {
+        Self {
+            app,
+            http,
+            now_secs,
+            token: RefCell::new(None),
+        }
+    }
+
+    async fn client(&self, installation_id: u64) -> Result<InstallationClient, GithubError> {
+        if let Some((id, client)) = self.token.borrow().as_ref()
+            && *id == installation_id
+        {
+            return Ok(client.clone());
+        }
+        let client = self
+            .app
+            .installation_client(&self.http, installation_id, self.now_secs)
+            .await?;
+        *self.token.borrow_mut() = Some((installation_id, client.clone()));
+        Ok(client)
+    }
+}
+
+impl<H: HttpClient> GithubAppPort for GithubAppClient<H> {
+    async fn installation(&self, installation_id: u64) -> Result<InstallationInfo, GithubError> {
+        let i = self
+            .app
+            .installation(&self.http, installation_id, self.now_secs)
+            .await?;
+        Ok(InstallationInfo {
+            id: i.id,
+            account_id: i.account.id,
+            account_login: i.account.login,
+            account_type: i.account.type_,
+        })
+    }
+
+    async fn repositories(&self, installation_id: u64) -> Result<Vec<RepositoryInfo>, GithubError> {
+        let client = self.client(installation_id).await?;
+        Ok(client
+            .repositories(&self.http)
+            .await?
+            .into_iter()
+            .map(|r| RepositoryInfo {
+                id: r.id,
+                name: r.name,
+                full_name: r.full_name,
+                private: r.private,
+                default_branch: r.default_branch,
+                html_url: r.html_url,
+            })
+            .collect())
+    }
+
+    async fn branches(
+        &self,
+        installation_id: u64,
+        repository_id: u64,
+    ) -> Result<Vec<String>, GithubError> {
+        let client = self.client(installation_id).await?;
+        Ok(client
+            .branches(&self.http, repository_id)
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect())
+    }
+
+    async fn branch_exists(
+        &self,
+        installation_id: u64,
+        repository_id: u64,
+        branch: &str,
+    ) -> Result<bool, GithubError> {
+        let client = self.client(installation_id).await?;
+        match client.branch(&self.http, repository_id, branch).await {
+            Ok(_) => Ok(true),
+            Err(GithubError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What one webhook delivery changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookOutcome {
+    /// The event and action, as GitHub named them.
+    pub event: String,
+    pub installations_changed: u64,
+    pub projects_changed: u64,
+}
+
+fn repository_id(id: u64) -> i64 {
+    // GitHub ids fit in 53 bits; a larger one cannot name any stored project.
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+/// Applies a verified delivery. Idempotent: GitHub redelivers, and a
+/// repeated event changes nothing the first did not.
+pub async fn apply_github_event(
+    db: &impl SqlDatabase,
+    event: &WebhookEvent,
+    now: i64,
+) -> Result<WebhookOutcome, ControlError> {
+    let projects = ProjectRepository::new(db);
+    let links = InstallationRepository::new(db);
+    let mut outcome = WebhookOutcome::default();
+    match event {
+        WebhookEvent::Installation(e) => {
+            outcome.event = format!("installation.{}", e.action.as_str());
+            let id = e.installation_id.to_string();
+            match e.action {
+                // GitHub says who installed it: that SAM user (if they have
+                // signed in with GitHub) may use it, even on an organization.
+                InstallationAction::Created => {
+                    if let Some(user) = UserRepository::new(db)
+                        .get_by_github_id(&e.sender.id.to_string())
+                        .await?
+                    {
+                        links
+                            .link(&InstallationLink {
+                                installation_id: id.clone(),
+                                user_id: user.id,
+                                account_login: e.account.login.clone(),
+                                account_type: e.account.type_.clone(),
+                                removed_at: None,
+                                created_at: now,
+                                updated_at: now,
+                            })
+                            .await?;
+                        outcome.installations_changed = 1;
+                    }
+                }
+                InstallationAction::Deleted | InstallationAction::Suspend => {
+                    outcome.installations_changed = links.mark_removed(&id, now).await?;
+                    outcome.projects_changed = projects
+                        .set_status_by_installation(
+                            &id,
+                            ProjectStatus::InstallationMissing.as_str(),
+                            now,
+                        )
+                        .await?;
+                }
+                InstallationAction::Unsuspend => {
+                    outcome.installations_changed = links.mark_restored(&id, now).await?;
+                    outcome.projects_changed = projects.reactivate_installation(&id, now).await?;
+                }
+                _ => {}
+            }
+        }
+        WebhookEvent::InstallationRepositories(e) => {
+            outcome.event = format!("installation_repositories.{}", e.action.as_str());
+            let id = e.installation_id.to_string();
+            match e.action {
+                InstallationRepositoriesAction::Removed => {
+                    for r in &e.repositories_removed {
+                        outcome.projects_changed += projects
+                            .set_status_for_installation_repository(
+                                &id,
+                                repository_id(r.id),
+                                ProjectStatus::RepositoryMissing.as_str(),
+                                now,
+                            )
+                            .await?;
+                    }
+                }
+                InstallationRepositoriesAction::Added => {
+                    for r in &e.repositories_added {
+                        outcome.projects_changed += projects
+                            .restore_repository(&id, repository_id(r.id), now)
+                            .await?;
+                    }
+                }
+                InstallationRepositoriesAction::Other(_) => {}
+            }
+        }
+        WebhookEvent::Repository(e) => {
+            outcome.event = format!("repository.{}", e.action.as_str());
+            let id = repository_id(e.repository_id);
+            match e.action {
+                RepositoryAction::Renamed | RepositoryAction::Transferred => {
+                    let html_url = e.html_url.clone().unwrap_or_default();
+                    outcome.projects_changed = projects
+                        .rename_repository(id, &e.full_name, &html_url, now)
+                        .await?;
+                }
+                RepositoryAction::Deleted => {
+                    outcome.projects_changed = projects
+                        .set_status_by_repository(
+                            id,
+                            ProjectStatus::RepositoryMissing.as_str(),
+                            now,
+                        )
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        WebhookEvent::Ping(_) => "ping".clone_into(&mut outcome.event),
+        WebhookEvent::Other { event, action } => {
+            outcome.event = match action {
+                Some(a) => format!("{event}.{a}"),
+                None => event.clone(),
+            };
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,668 @@
+//! The Scaleway client against a tiny local HTTP server that replays canned,
+//! Scaleway-shaped responses and records what it was sent: request shapes
+//! (paths, headers, bodies, the three-step create), the delete strategy per
+//! server state, error classification (including 429 with `Retry-After`)
+//! and secret hygiene. The same client against devcloud's Scaleway API is
+//! covered in `e2e/devcloud/tests/scaleway.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use sam_providers::{
+    DeleteOutcome, HttpClient, HttpRequest, HttpResponse, Method, ProviderErrorKind,
+    ScalewayClient, ScalewayCreateServer, TransportError,
+};
+use serde_json::{Value, json};
+
+const SECRET: &str = "3f2c1b9e-0d4a-4c7b-9a61-2b8e5f0c7d13";
+const PROJECT: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const SERVER_ID: &str = "11111111-2222-4333-8444-555555555555";
+const VOLUME_ID: &str = "11111111-2222-4333-8444-666666666666";
+
+// ---- The HTTP port, implemented with reqwest ----
+
+struct ReqwestHttp(reqwest::Client);
+
+impl HttpClient for ReqwestHttp {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        };
+        let mut builder = self.0.request(method, &req.url);
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = req.body {
+            builder = builder.body(body);
+        }
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| TransportError::new(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| TransportError::new(e.to_string()))?
+            .to_vec();
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+// ---- The canned-response server ----
+
+struct Canned {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+// By value so call sites can pass `json!(...)` literals directly.
+#[allow(clippy::needless_pass_by_value)]
+fn canned(status: u16, body: Value) -> Canned {
+    Canned {
+        status,
+        headers: Vec::new(),
+        body: if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        },
+    }
+}
+
+fn with_header(mut c: Canned, name: &'static str, value: &str) -> Canned {
+    c.headers.push((name, value.to_owned()));
+    c
+}
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    path: String,
+    query: String,
+    auth_token: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+impl Recorded {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Script {
+    responses: Arc<Mutex<VecDeque<Canned>>>,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+}
+
+async fn replay(
+    State(script): State<Script>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    script.recorded.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        auth_token: header("x-auth-token"),
+        content_type: header("content-type"),
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    });
+    let Some(next) = script.responses.lock().unwrap().pop_front() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "script exhausted").into_response();
+    };
+    let mut resp = (
+        StatusCode::from_u16(next.status).unwrap(),
+        [("content-type", "application/json")],
+        next.body,
+    )
+        .into_response();
+    for (name, value) in next.headers {
+        resp.headers_mut().insert(name, value.parse().unwrap());
+    }
+    resp
+}
+
+type Log = Arc<Mutex<Vec<Recorded>>>;
+
+async fn start(responses: Vec<Canned>) -> (ScalewayClient<ReqwestHttp>, Log) {
+    let script = Script::default();
+    script.responses.lock().unwrap().extend(responses);
+    let app = Router::new().fallback(replay).with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = ScalewayClient::new(
+        ReqwestHttp(reqwest::Client::new()),
+        format!("http://{addr}/"),
+        SECRET,
+        PROJECT,
+    );
+    (client, script.recorded)
+}
+
+fn log(recorded: &Log) -> Vec<Recorded> {
+    recorded.lock().unwrap().clone()
+}
+
+fn server_json(state: &str) -> Value {
+    json!({
+        "id": SERVER_ID,
+        "name": "sam-node-1",
+        "state": state,
+        "tags": ["sam", "sam-node=01J0"],
+        "zone": "fr-par-1",
+        "commercial_type": "DEV1-S",
+        "project": PROJECT,
+        "organization": PROJECT,
+        "creation_date": "2026-01-01T00:00:00.000000+00:00",
+        "public_ip": null,
+        "public_ips": [{"id": "x", "address": "51.15.1.2", "family": "inet", "dynamic": true}],
+        "volumes": {"0": {"id": VOLUME_ID, "volume_type": "l_ssd", "size": 20_000_000_000_u64}},
+    })
+}
+
+fn scw_error(kind: &str, message: &str) -> Value {
+    json!({ "type": kind, "message": message })
+}
+
+fn task(description: &str) -> Value {
+    json!({"task": {"id": "t", "description": description, "status": "pending"}})
+}
+
+fn create_request() -> ScalewayCreateServer {
+    ScalewayCreateServer {
+        name: "sam-node-1".into(),
+        commercial_type: "DEV1-S".into(),
+        zone: "fr-par-1".into(),
+        image: "ubuntu_noble".into(),
+        tags: vec!["sam".into(), "sam-node=01J0".into()],
+        user_data: "#cloud-config\nruncmd: [[true]]\n".into(),
+    }
+}
+
+// ---- Token validation ----
+
+#[tokio::test]
+async fn validate_token_is_a_project_scoped_read() {
+    let (client, recorded) = start(vec![canned(200, json!({"servers": []}))]).await;
+    client.validate_token().await.unwrap();
+    let sent = log(&recorded);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].method, "GET");
+    assert_eq!(sent[0].path, "/instance/v1/zones/fr-par-1/servers");
+    assert_eq!(sent[0].query, format!("project={PROJECT}&per_page=1"));
+    assert_eq!(sent[0].auth_token.as_deref(), Some(SECRET));
+}
+
+#[tokio::test]
+async fn bad_key_and_foreign_project_are_auth_errors() {
+    let (client, _) = start(vec![
+        canned(
+            401,
+            json!({"type": "denied_authentication", "method": "api_key",
+                   "reason": "not_found", "message": "authentication is denied"}),
+        ),
+        canned(
+            403,
+            json!({"type": "permissions_denied", "message": "insufficient permissions",
+                   "details": [{"resource": "instance_server", "action": "read"}]}),
+        ),
+    ])
+    .await;
+    let err = client.validate_token().await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Auth);
+    assert_eq!(err.status, Some(401));
+    assert_eq!(err.code, "denied_authentication");
+    assert!(!err.is_retryable());
+
+    let err = client.validate_token().await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Auth);
+    assert_eq!(err.status, Some(403));
+    assert_eq!(err.code, "permissions_denied");
+    assert!(err.message.contains("instance_server"), "{}", err.message);
+}
+
+// ---- Create ----
+
+#[tokio::test]
+async fn create_posts_then_sets_user_data_then_powers_on() {
+    let (client, recorded) = start(vec![
+        canned(201, json!({"server": server_json("stopped")})),
+        canned(204, Value::Null),
+        canned(202, task("server_poweron")),
+    ])
+    .await;
+    let server = client.create_server(&create_request()).await.unwrap();
+    assert_eq!(server.id, SERVER_ID);
+    assert_eq!(server.state, "starting");
+    assert_eq!(server.public_ip.as_deref(), Some("51.15.1.2"));
+    assert_eq!(server.tags, ["sam", "sam-node=01J0"]);
+    assert_eq!(server.zone, "fr-par-1");
+
+    let sent = log(&recorded);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].path.as_str()),
+        ("POST", "/instance/v1/zones/fr-par-1/servers")
+    );
+    assert_eq!(sent[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        sent[0].json(),
+        json!({
+            "name": "sam-node-1",
+            "commercial_type": "DEV1-S",
+            "image": "ubuntu_noble",
+            "project": PROJECT,
+            "tags": ["sam", "sam-node=01J0"],
+            "dynamic_ip_required": true,
+        })
+    );
+    assert_eq!(sent[1].method, "PATCH");
+    assert_eq!(
+        sent[1].path,
+        format!("/instance/v1/zones/fr-par-1/servers/{SERVER_ID}/user_data/cloud-init")
+    );
+    assert_eq!(sent[1].content_type.as_deref(), Some("text/plain"));
+    assert_eq!(sent[1].body, "#cloud-config\nruncmd: [[true]]\n");
+    assert_eq!(sent[2].method, "POST");
+    assert_eq!(
+        sent[2].path,
+        format!("/instance/v1/zones/fr-par-1/servers/{SERVER_ID}/action")
+    );
+    assert_eq!(sent[2].json(), json!({"action": "poweron"}));
+    assert!(sent.iter().all(|r| r.auth_token.as_deref() == Some(SECRET)));
+}
+
+#[tokio::test]
+async fn failed_power_on_deletes_the_stopped_server_and_its_volume() {
+    let (client, recorded) = start(vec![
+        canned(201, json!({"server": server_json("stopped")})),
+        canned(204, Value::Null),
+        canned(409, scw_error("out_of_stock", "no more DEV1-S in fr-par-1")),
+        canned(204, Value::Null),
+        canned(204, Value::Null),
+    ])
+    .await;
+    let err = client.create_server(&create_request()).await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Capacity);
+    assert_eq!(err.code, "out_of_stock");
+    assert!(err.is_retryable());
+    assert!(err.message.contains(SERVER_ID), "{}", err.message);
+    assert!(err.message.contains("no more DEV1-S"), "{}", err.message);
+
+    let sent = log(&recorded);
+    let cleanup: Vec<(&str, &str)> = sent[3..]
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        cleanup,
+        [
+            (
+                "DELETE",
+                format!("/instance/v1/zones/fr-par-1/servers/{SERVER_ID}").as_str()
+            ),
+            (
+                "DELETE",
+                format!("/instance/v1/zones/fr-par-1/volumes/{VOLUME_ID}").as_str()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_before_any_request() {
+    let (client, recorded) = start(Vec::new()).await;
+    let mut req = create_request();
+    req.tags.push("a,b".into());
+    let err = client.create_server(&req).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (ProviderErrorKind::InvalidConfig, "invalid_tag")
+    );
+
+    let mut req = create_request();
+    req.zone = "fr-par-1/../../x".into();
+    let err = client.create_server(&req).await.unwrap_err();
+    assert_eq!(err.code, "invalid_zone");
+
+    for id in ["42", "../servers", ""] {
+        let err = client.get_server("fr-par-1", id).await.unwrap_err();
+        assert_eq!(err.code, "invalid_server_id", "{id}");
+        let err = client.delete_server("fr-par-1", id).await.unwrap_err();
+        assert_eq!(err.code, "invalid_server_id", "{id}");
+    }
+    assert!(log(&recorded).is_empty());
+}
+
+// ---- Get and list ----
+
+#[tokio::test]
+async fn get_maps_404_to_none() {
+    let (client, recorded) = start(vec![
+        canned(200, json!({"server": server_json("running")})),
+        canned(
+            404,
+            json!({"type": "not_found", "resource": "instance_server",
+                   "resource_id": SERVER_ID, "message": "resource is not found"}),
+        ),
+    ])
+    .await;
+    let server = client
+        .get_server("fr-par-1", SERVER_ID)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(server.state, "running");
+    assert_eq!(server.commercial_type, "DEV1-S");
+    assert_eq!(server.project, PROJECT);
+    assert!(
+        client
+            .get_server("fr-par-1", SERVER_ID)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        log(&recorded)[0].path,
+        format!("/instance/v1/zones/fr-par-1/servers/{SERVER_ID}")
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_project_and_tags_and_follows_pages() {
+    let page = |n: usize| -> Vec<Value> { (0..n).map(|_| server_json("running")).collect() };
+    let (client, recorded) = start(vec![
+        with_header(
+            canned(200, json!({ "servers": page(100) })),
+            "x-total-count",
+            "150",
+        ),
+        with_header(
+            canned(200, json!({ "servers": page(50) })),
+            "x-total-count",
+            "150",
+        ),
+    ])
+    .await;
+    let tags = vec!["sam".to_owned(), "sam-node=01J0".to_owned()];
+    let servers = client.list_servers("nl-ams-1", &tags).await.unwrap();
+    assert_eq!(servers.len(), 150);
+    let sent = log(&recorded);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].path, "/instance/v1/zones/nl-ams-1/servers");
+    assert_eq!(
+        sent[0].query,
+        format!("project={PROJECT}&tags=sam,sam-node%3D01J0&page=1&per_page=100")
+    );
+    assert!(sent[1].query.ends_with("&page=2&per_page=100"));
+}
+
+#[tokio::test]
+async fn list_stops_at_the_announced_total() {
+    let servers: Vec<Value> = (0..100).map(|_| server_json("running")).collect();
+    let (client, recorded) = start(vec![with_header(
+        canned(200, json!({ "servers": servers })),
+        "x-total-count",
+        "100",
+    )])
+    .await;
+    assert_eq!(
+        client.list_servers("fr-par-2", &[]).await.unwrap().len(),
+        100
+    );
+    let sent = log(&recorded);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].query,
+        format!("project={PROJECT}&page=1&per_page=100")
+    );
+}
+
+// ---- Delete ----
+
+#[tokio::test]
+async fn deleting_a_running_server_terminates_it() {
+    let (client, recorded) = start(vec![
+        canned(200, json!({"server": server_json("running")})),
+        canned(202, task("server_terminate")),
+    ])
+    .await;
+    assert_eq!(
+        client.delete_server("fr-par-1", SERVER_ID).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let sent = log(&recorded);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].method, "POST");
+    assert!(sent[1].path.ends_with("/action"));
+    assert_eq!(sent[1].json(), json!({"action": "terminate"}));
+}
+
+#[tokio::test]
+async fn deleting_a_stopped_server_deletes_it_and_its_volumes() {
+    let (client, recorded) = start(vec![
+        canned(200, json!({"server": server_json("stopped")})),
+        canned(204, Value::Null),
+        // The volume went away on its own meanwhile: still a success.
+        canned(404, scw_error("not_found", "resource is not found")),
+    ])
+    .await;
+    assert_eq!(
+        client.delete_server("fr-par-1", SERVER_ID).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let sent: Vec<(String, String)> = log(&recorded)
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(sent[1].0, "DELETE");
+    assert!(sent[1].1.ends_with(&format!("/servers/{SERVER_ID}")));
+    assert_eq!(sent[2].0, "DELETE");
+    assert!(sent[2].1.ends_with(&format!("/volumes/{VOLUME_ID}")));
+}
+
+#[tokio::test]
+async fn delete_is_idempotent_and_waits_out_transitions() {
+    let (client, recorded) = start(vec![
+        canned(404, scw_error("not_found", "resource is not found")),
+        canned(200, json!({"server": server_json("starting")})),
+        // Gone between the lookup and the action.
+        canned(200, json!({"server": server_json("running")})),
+        canned(404, scw_error("not_found", "resource is not found")),
+    ])
+    .await;
+    assert_eq!(
+        client.delete_server("fr-par-1", SERVER_ID).await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+    let err = client
+        .delete_server("fr-par-1", SERVER_ID)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Transient);
+    assert_eq!(err.code, "server_busy");
+    assert!(err.is_retryable());
+    assert_eq!(
+        client.delete_server("fr-par-1", SERVER_ID).await.unwrap(),
+        DeleteOutcome::AlreadyGone
+    );
+    assert_eq!(log(&recorded).len(), 4);
+}
+
+// ---- Error classification ----
+
+#[tokio::test]
+async fn rate_limit_carries_retry_after() {
+    let (client, _) = start(vec![with_header(
+        canned(429, scw_error("too_many_requests", "rate limit exceeded")),
+        "retry-after",
+        "17",
+    )])
+    .await;
+    let err = client.get_server("fr-par-1", SERVER_ID).await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::RateLimited);
+    assert_eq!(err.status, Some(429));
+    assert_eq!(err.retry_after_secs, Some(17));
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn scaleway_error_types_are_classified() {
+    let (client, _) = start(vec![
+        canned(
+            403,
+            json!({"type": "quotas_exceeded", "message": "quota(s) exceeded for this resource",
+                   "details": [{"resource": "instances_dev1_s", "quota": 2, "current": 2}]}),
+        ),
+        canned(
+            400,
+            json!({"type": "invalid_arguments", "message": "invalid argument(s)",
+                   "details": [{"argument_name": "commercial_type", "reason": "constraint",
+                                "help_message": "unknown commercial type NOPE"}]}),
+        ),
+        canned(
+            409,
+            scw_error("transient_state", "resource is in a transient state"),
+        ),
+        // A proxy's HTML error page, no Scaleway body, no Retry-After.
+        Canned {
+            status: 502,
+            headers: Vec::new(),
+            body: "<html>bad gateway</html>".into(),
+        },
+        with_header(canned(503, Value::Null), "retry-after", "5"),
+    ])
+    .await;
+    let create = create_request();
+
+    let err = client.create_server(&create).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (ProviderErrorKind::Quota, "quotas_exceeded")
+    );
+    assert!(
+        err.message.contains("instances_dev1_s: 2 of 2 used"),
+        "{}",
+        err.message
+    );
+    assert!(!err.is_retryable());
+
+    let err = client.create_server(&create).await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::InvalidConfig);
+    assert!(
+        err.message
+            .contains("commercial_type: unknown commercial type NOPE")
+    );
+
+    let err = client.create_server(&create).await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Transient);
+
+    let err = client.create_server(&create).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (ProviderErrorKind::Transient, "http_502")
+    );
+    assert!(err.message.contains("bad gateway"));
+    assert_eq!(err.retry_after_secs, None);
+
+    let err = client.create_server(&create).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (ProviderErrorKind::Transient, "http_503")
+    );
+    assert_eq!(err.retry_after_secs, Some(5));
+}
+
+#[tokio::test]
+async fn transport_failure_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = ScalewayClient::new(
+        ReqwestHttp(reqwest::Client::new()),
+        format!("http://{addr}"),
+        SECRET,
+        PROJECT,
+    );
+    let err = client.validate_token().await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.code.as_str()),
+        (ProviderErrorKind::Transient, "transport")
+    );
+    assert_eq!(err.status, None);
+}
+
+// ---- The secret never leaks ----
+
+#[tokio::test]
+async fn secret_is_not_shown_in_debug_or_errors() {
+    let (client, _) = start(vec![
+        canned(
+            401,
+            // A hostile or buggy proxy echoing the credential back.
+            scw_error(
+                "denied_authentication",
+                &format!("X-Auth-Token {SECRET} is unknown"),
+            ),
+        ),
+        canned(
+            401,
+            json!({"type": SECRET, "message": format!("{}{SECRET}", "x".repeat(495))}),
+        ),
+    ])
+    .await;
+    let shown = format!("{client:?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(shown.contains(PROJECT), "{shown}");
+
+    let err = client.validate_token().await.unwrap_err();
+    for text in [format!("{err}"), format!("{err:?}")] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+    // Echoed as the type, and straddling the message clip.
+    let err = client.validate_token().await.unwrap_err();
+    assert!(!err.code.contains(&SECRET[..8]), "{}", err.code);
+    assert!(!err.message.contains(&SECRET[..5]), "{}", err.message);
+
+    let req = HttpRequest {
+        method: Method::Patch,
+        url: "http://x/instance/v1".into(),
+        headers: vec![("X-Auth-Token".into(), SECRET.into())],
+        body: None,
+    };
+    assert!(!format!("{req:?}").contains(SECRET));
+}
