@@ -276,7 +276,6 @@ impl ScratchWorker {
         remove_sections: &[&str],
         vars: &[(&str, &str)],
     ) -> Result<Self> {
-        use std::os::unix::process::CommandExt;
         let dir = p.state_dir.join(format!("scratch-{name}"));
         std::fs::create_dir_all(&dir)?;
         let port = free_port()?;
@@ -294,29 +293,40 @@ impl ScratchWorker {
         let config_path = dir.join("wrangler.toml");
         std::fs::write(&config_path, toml::to_string(&config)?)?;
         std::fs::copy(p.state_dir.join(".dev.vars"), dir.join(".dev.vars"))?;
-        let wrangler = |args: &[&str]| {
-            let mut cmd = Command::new(std::env::var("SAM_E2E_NODE").unwrap_or_default());
-            cmd.arg(std::env::var("SAM_E2E_WRANGLER_JS").unwrap_or_default())
-                .args(args)
-                .arg("--config")
-                .arg(&config_path)
-                .arg("--persist-to")
-                .arg(dir.join("state"))
-                .env("CI", "true")
-                .env("WRANGLER_SEND_METRICS", "false")
-                .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-                .stdin(Stdio::null());
-            cmd
-        };
-        let migrated = wrangler(&["d1", "migrations", "apply", "DB", "--local"])
+        let migrated = Self::wrangler(&dir, &["d1", "migrations", "apply", "DB", "--local"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()?;
         if !migrated.success() && !remove_sections.contains(&"d1_databases") {
             bail!("migrating the scratch worker's D1 failed");
         }
-        let log = std::fs::File::create(dir.join("wrangler.log"))?;
-        let child = wrangler(&["dev"])
+        let child = Self::spawn(&dir, port)?;
+        Ok(Self { port, child, dir })
+    }
+
+    /// `wrangler <args>` against this scratch worker's config and state.
+    fn wrangler(dir: &std::path::Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(std::env::var("SAM_E2E_NODE").unwrap_or_default());
+        cmd.arg(std::env::var("SAM_E2E_WRANGLER_JS").unwrap_or_default())
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("wrangler.toml"))
+            .arg("--persist-to")
+            .arg(dir.join("state"))
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Result<Child> {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("wrangler.log"))?;
+        Self::wrangler(dir, &["dev"])
             .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port()?.to_string()])
             .args([
@@ -328,8 +338,61 @@ impl ScratchWorker {
             .stderr(log)
             .process_group(0)
             .spawn()
-            .context("start the scratch worker (SAM_E2E_NODE / SAM_E2E_WRANGLER_JS)")?;
-        Ok(Self { port, child, dir })
+            .context("start the scratch worker (SAM_E2E_NODE / SAM_E2E_WRANGLER_JS)")
+    }
+
+    fn kill(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // The whole group: wrangler leaves workerd running otherwise.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+        // Never wait on a child the group kill did not reach.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The value of a secret as this worker was last started with.
+    pub fn secret(&self, name: &str) -> Option<String> {
+        let vars = std::fs::read_to_string(self.dir.join(".dev.vars")).ok()?;
+        vars.lines().find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix('=')?;
+            Some(value.trim_matches(|c| c == '"' || c == '\'').to_owned())
+        })
+    }
+
+    /// Stops the worker and starts it again on the same port and state
+    /// with `secrets` replaced, as deploying new secrets does; waits until
+    /// it answers.
+    pub async fn restart_with_secrets(&mut self, secrets: &[(&str, &str)]) -> Result<()> {
+        use std::fmt::Write as _;
+        self.kill();
+        let path = self.dir.join(".dev.vars");
+        let mut text = String::new();
+        for line in std::fs::read_to_string(&path)?.lines() {
+            let replaced = secrets
+                .iter()
+                .any(|(name, _)| line.starts_with(&format!("{name}=")));
+            if !replaced {
+                let _ = writeln!(text, "{line}");
+            }
+        }
+        for (name, value) in secrets {
+            let _ = writeln!(text, "{name}=\"{value}\"");
+        }
+        std::fs::write(&path, text)?;
+        self.child = Self::spawn(&self.dir, self.port)?;
+        self.signed_in_anonymous_ready().await
+    }
+
+    /// Every SQLite file of this worker's local D1 state.
+    pub fn d1_files(&self) -> Vec<PathBuf> {
+        sqlite_files(&self.dir.join("state/v3/d1"))
+    }
+
+    pub fn app(&self, path: &str) -> String {
+        format!("http://app.localhost:{}{path}", self.port)
     }
 
     pub fn client(&self) -> reqwest::Client {
@@ -393,17 +456,53 @@ impl ScratchWorker {
 
 impl Drop for ScratchWorker {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // The whole group: wrangler leaves workerd running otherwise.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-        }
-        // Never wait on a child the group kill did not reach.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Every SQLite file (and WAL) under `dir`.
+pub fn sqlite_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "sqlite" || e == "sqlite-wal")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
+/// Runs a one-column text query against every local SQLite database in
+/// `files` that has the tables it names (read-only, beside the running
+/// platform); returns the values of all of them.
+pub fn query_text_column(files: &[PathBuf], sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "sqlite"))
+    {
+        let Ok(db) =
+            rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            continue;
+        };
+        let Ok(mut stmt) = db.prepare(sql) else {
+            continue;
+        };
+        if let Ok(rows) = stmt.query_map([], |row| row.get::<_, String>(0)) {
+            out.extend(rows.flatten());
+        }
+    }
+    out
 }
 
 /// A free TCP port on 127.0.0.1.

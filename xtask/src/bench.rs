@@ -45,6 +45,7 @@ pub fn run() -> Result<()> {
             profile: "release",
             boot_delay_ms: BOOT_DELAY_MS,
             vars,
+            record_responses: None,
         },
     )?;
     let client = client(platform.port)?;

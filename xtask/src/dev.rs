@@ -18,6 +18,7 @@ pub fn run_dev(port: u16) -> Result<()> {
         profile: "debug",
         boot_delay_ms: 2000,
         vars: BTreeMap::new(),
+        record_responses: None,
     };
     let platform = Platform::start(&tools, &opts)?;
     println!();
@@ -63,6 +64,8 @@ pub fn build_all(tools: &setup::Tools, release: bool) -> Result<()> {
         "sam-devcloud",
         "-p",
         "sam-devgithub",
+        "-p",
+        "sam-recorder",
     ])
     .current_dir(&tools.root);
     if release {

@@ -29,6 +29,9 @@ pub struct Options {
     pub boot_delay_ms: u64,
     /// Extra `[vars]` for the Worker (e.g. a short heartbeat interval in tests).
     pub vars: BTreeMap<String, String>,
+    /// Put the recording proxy (`e2e/recorder`) in front of the Worker and
+    /// append every exchange to this file (tests only).
+    pub record_responses: Option<PathBuf>,
 }
 
 /// A running local platform; dropping it stops every process it started.
@@ -40,7 +43,10 @@ pub struct Platform {
     pub hetzner_token: String,
     /// `(secret key, project id)` the local Scaleway stand-in accepts.
     pub scaleway: (String, String),
+    /// Where the recording proxy writes, when there is one.
+    pub record: Option<PathBuf>,
     // Field order matters: wrangler stops before the stand-ins (and the VMs).
+    recorder: Option<Service>,
     wrangler: Service,
     devgithub: Service,
     devcloud: Service,
@@ -74,12 +80,22 @@ impl Platform {
                 "SAM_E2E_STATE_DIR".into(),
                 self.state_dir.display().to_string(),
             ),
+            (
+                "SAM_E2E_RECORD".into(),
+                self.record
+                    .as_ref()
+                    .map(|r| r.display().to_string())
+                    .unwrap_or_default(),
+            ),
         ]
     }
 
-    /// Whether both services are still running.
+    /// Whether every service is still running.
     pub fn alive(&mut self) -> bool {
-        !self.wrangler.exited() && !self.devcloud.exited() && !self.devgithub.exited()
+        !self.wrangler.exited()
+            && !self.devcloud.exited()
+            && !self.devgithub.exited()
+            && !self.recorder.as_mut().is_some_and(Service::exited)
     }
 
     pub fn stop(self) {
@@ -207,22 +223,46 @@ impl Platform {
                 .stdout(std::process::Stdio::null()),
         )?;
 
-        // 4. The Worker.
+        // 4. The Worker, behind the recording proxy when asked: the proxy
+        // takes the public port, wrangler a private one.
+        let worker_port = if opts.record_responses.is_some() {
+            free_port()?
+        } else {
+            port
+        };
         let mut cmd = tools.wrangler();
         cmd.args(["dev", "--config"])
             .arg(&config)
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--ip", "127.0.0.1", "--port", &worker_port.to_string()])
             .args(["--inspector-port", &free_port()?.to_string()])
             .arg("--persist-to")
             .arg(&persist)
             .args([
                 "--show-interactive-dev-session=false",
+                // `info` keeps the Worker's own console output and one line
+                // per request: the logs an operator reads (and that the
+                // secrets_never_leak test searches).
                 "--log-level",
-                "warn",
+                "info",
             ])
             .env("CI", "true");
         let wrangler = Service::spawn("wrangler", cmd, &logs.join("wrangler.log"))?;
+        let recorder = match &opts.record_responses {
+            Some(record) => {
+                let mut cmd = Command::new(target.join("recorder"));
+                cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--upstream"])
+                    .arg(format!("http://127.0.0.1:{worker_port}"))
+                    .arg("--record")
+                    .arg(record)
+                    .arg("--state-dir")
+                    .arg(state_dir.join("recorder"));
+                Some(start_stand_in("recorder", cmd, &logs)?.0)
+            }
+            None => None,
+        };
         let mut platform = Self {
+            record: opts.record_responses.clone(),
+            recorder,
             port,
             devcloud_url,
             devgithub_url,
@@ -236,7 +276,8 @@ impl Platform {
         let log = logs.join("wrangler.log");
         wait_for("the API to answer /health", Duration::from_secs(90), || {
             // Stop waiting at once if wrangler or devcloud died.
-            !platform.alive() || health_status(port).is_some()
+            // Ask wrangler itself: the recording proxy answers 502 until then.
+            !platform.alive() || health_status(worker_port).is_some()
         })
         .with_context(|| format!("see {}", log.display()))?;
         if !platform.alive() {

@@ -143,7 +143,12 @@ const REQUIRED_E2E: &[&str] = &[
     "j15_node_create_boot_register_delete",
     "j23_pat_token_login",
     "authz_cross_user_matrix",
+    "vault_rotation_keeps_sessions_and_credentials",
+    LEAK_TEST,
 ];
+
+/// Runs after every other end-to-end test: it searches what they left behind.
+const LEAK_TEST: &str = "secrets_never_leak";
 
 pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
     let mut tally = Tally::default();
@@ -266,6 +271,7 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
         profile: "debug",
         boot_delay_ms: 300,
         vars,
+        record_responses: Some(state.join("responses.jsonl")),
     };
     let platform = match Platform::start(tools, &opts) {
         Ok(p) => p,
@@ -280,29 +286,45 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
         platform.api_url(),
         state.display()
     );
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(&tools.root)
-        .args([
-            "test",
-            "--no-fail-fast",
-            "-p",
-            "sam-e2e",
-            "--",
-            "--test-threads=3",
-        ])
-        .envs(platform.env())
-        .env("SAM_E2E_VM_AGENT_PORT", vm_agent_port.to_string())
-        .env(
-            "SAM_E2E_ARTIFACTS",
-            crate::platform::target_dir(&tools.root).join("e2e-artifacts"),
-        )
-        .env("SAM_E2E_NODE", &tools.node)
-        .env("SAM_E2E_WRANGLER_JS", &tools.wrangler_js);
-    if let Some(f) = filter {
-        cmd.arg(f);
-    }
+    let e2e_cmd = || {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(&tools.root)
+            .args([
+                "test",
+                "--no-fail-fast",
+                "-p",
+                "sam-e2e",
+                "--",
+                "--test-threads=3",
+            ])
+            .envs(platform.env())
+            .env("SAM_E2E_VM_AGENT_PORT", vm_agent_port.to_string())
+            .env(
+                "SAM_E2E_ARTIFACTS",
+                crate::platform::target_dir(&tools.root).join("e2e-artifacts"),
+            )
+            .env("SAM_E2E_NODE", &tools.node)
+            .env("SAM_E2E_WRANGLER_JS", &tools.wrangler_js);
+        cmd
+    };
     let before = tally.failed.len();
-    let ran = tally.cargo_test("end-to-end tests", &mut cmd, Duration::from_secs(20 * 60));
+    // Every flow first; then, alone, the test that searches everything the
+    // flows left behind (logs, recorded responses) for secrets.
+    let mut flows = e2e_cmd();
+    if let Some(f) = filter {
+        flows.arg(f);
+    }
+    flows.args(["--skip", LEAK_TEST]);
+    let mut ran = tally.cargo_test("end-to-end tests", &mut flows, Duration::from_secs(20 * 60));
+    if filter.is_none_or(|f| format!("leaks::{LEAK_TEST}").contains(f)) {
+        let mut leaks = e2e_cmd();
+        leaks.arg(LEAK_TEST);
+        ran.extend(tally.cargo_test(
+            "secret leak search",
+            &mut leaks,
+            Duration::from_secs(5 * 60),
+        ));
+    }
     // A filter that matches nothing, or a required journey that vanished,
     // must not pass silently.
     if ran.is_empty() {

@@ -111,7 +111,14 @@ pub struct EffectiveAgentCredential {
     pub masked: Option<String>,
 }
 
-fn aad(user_id: &str, project_id: Option<&str>, agent: &str, kind: &str) -> Vec<u8> {
+/// Associated data binding an agent credential's envelope to its row
+/// (public for tools that audit the vault, such as the leak test).
+pub fn agent_credential_aad(
+    user_id: &str,
+    project_id: Option<&str>,
+    agent: &str,
+    kind: &str,
+) -> Vec<u8> {
     format!(
         "agent-credential:{user_id}:{}:{agent}:{kind}",
         project_id.unwrap_or("-")
@@ -168,7 +175,7 @@ pub async fn store_agent_credential(
         secret_envelope: sam_vault::encrypt(
             keys,
             new.secret.as_bytes(),
-            &aad(new.user_id, new.project_id, agent, kind),
+            &agent_credential_aad(new.user_id, new.project_id, agent, kind),
             nonce,
         ),
         masked: sam_vault::mask(new.secret),
@@ -250,7 +257,7 @@ pub async fn resolve_agent_credential(
             let secret = sam_vault::decrypt(
                 keys,
                 &c.secret_envelope,
-                &aad(&c.user_id, c.project_id.as_deref(), &c.agent, &c.kind),
+                &agent_credential_aad(&c.user_id, c.project_id.as_deref(), &c.agent, &c.kind),
             )
             .map_err(ControlError::Vault)?;
             (c.kind, secret)
@@ -333,7 +340,7 @@ pub async fn rotate_agent_credentials(
             let sealed = sam_vault::reencrypt(
                 keys,
                 &c.secret_envelope,
-                &aad(&c.user_id, c.project_id.as_deref(), &c.agent, &c.kind),
+                &agent_credential_aad(&c.user_id, c.project_id.as_deref(), &c.agent, &c.kind),
                 nonce(),
             )
             .map_err(ControlError::Vault)?;

@@ -68,8 +68,9 @@ fn masked(provider: &str, secret: &str) -> String {
     sam_vault::mask(secret)
 }
 
-/// Associated data binding an envelope to its row.
-fn aad(user_id: &str, provider: &str) -> Vec<u8> {
+/// Associated data binding a cloud credential's envelope to its row
+/// (public for tools that audit the vault, such as the leak test).
+pub fn cloud_credential_aad(user_id: &str, provider: &str) -> Vec<u8> {
     format!("cloud-credential:{user_id}:{provider}").into_bytes()
 }
 
@@ -111,7 +112,7 @@ pub async fn store_cloud_credential(
         secret_envelope: sam_vault::encrypt(
             keys,
             secret.as_bytes(),
-            &aad(user_id, provider),
+            &cloud_credential_aad(user_id, provider),
             nonce,
         ),
         masked: masked(provider, secret),
@@ -138,8 +139,12 @@ pub async fn cloud_secret(
         .get(user_id, provider)
         .await?
         .ok_or_else(|| ControlError::CloudCredentialsMissing(provider.to_owned()))?;
-    sam_vault::decrypt(keys, &stored.secret_envelope, &aad(user_id, provider))
-        .map_err(ControlError::Vault)
+    sam_vault::decrypt(
+        keys,
+        &stored.secret_envelope,
+        &cloud_credential_aad(user_id, provider),
+    )
+    .map_err(ControlError::Vault)
 }
 
 /// Re-seals every stored credential under the active key (after a key
@@ -164,7 +169,7 @@ pub async fn rotate_cloud_credentials(
             let sealed = sam_vault::reencrypt(
                 keys,
                 &c.secret_envelope,
-                &aad(&c.user_id, &c.provider),
+                &cloud_credential_aad(&c.user_id, &c.provider),
                 nonce(),
             )
             .map_err(ControlError::Vault)?;
