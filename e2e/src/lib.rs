@@ -196,14 +196,6 @@ pub async fn github_sign_in(
     app_base: &str,
     login: &str,
 ) -> Result<String> {
-    let location = |resp: &reqwest::Response| -> Result<String> {
-        Ok(resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .context("expected a redirect")?
-            .to_str()?
-            .to_owned())
-    };
     let start = client.get(format!("{app_base}/auth/github")).send().await?;
     if start.status() != reqwest::StatusCode::FOUND
         && start.status() != reqwest::StatusCode::SEE_OTHER
@@ -505,6 +497,16 @@ pub fn query_text_column(files: &[PathBuf], sql: &str) -> Vec<String> {
     out
 }
 
+/// Where a redirect points.
+pub fn location(resp: &reqwest::Response) -> Result<String> {
+    Ok(resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .context("expected a redirect")?
+        .to_str()?
+        .to_owned())
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -558,14 +560,6 @@ pub async fn install_github_app(
     client: &reqwest::Client,
     login: &str,
 ) -> Result<String> {
-    let location = |resp: &reqwest::Response| -> Result<String> {
-        Ok(resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .context("expected a redirect")?
-            .to_str()?
-            .to_owned())
-    };
     let start = client.get(p.app("/github/install")).send().await?;
     if !start.status().is_redirection() {
         bail!("install did not redirect to GitHub: {}", start.status());

@@ -12,6 +12,7 @@ use sam_vault::{CredentialKeys, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ControlError;
+use crate::reseal::{SealedRow, reseal_all};
 
 /// What lists show: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -327,30 +328,27 @@ pub async fn rotate_agent_credentials(
     mut nonce: impl FnMut() -> [u8; 12],
 ) -> Result<usize, ControlError> {
     let repo = AgentCredentialRepository::new(db);
-    let mut moved = 0;
-    let mut after = String::new();
-    loop {
-        let page = repo.page_after(&after, 100).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.clone();
-        for c in &page {
-            if !sam_vault::needs_rotation(keys, &c.secret_envelope).map_err(ControlError::Vault)? {
-                continue;
-            }
-            let sealed = sam_vault::reencrypt(
-                keys,
-                &c.secret_envelope,
-                &agent_credential_aad(&c.user_id, c.project_id.as_deref(), &c.agent, &c.kind),
-                nonce(),
-            )
-            .map_err(ControlError::Vault)?;
-            if repo
-                .replace_envelope(&c.id, &c.secret_envelope, &sealed)
+    reseal_all(
+        keys,
+        &mut nonce,
+        async |after: &str| {
+            Ok(repo
+                .page_after(after, 100)
                 .await?
-            {
-                moved += 1;
-            }
-        }
-    }
-    Ok(moved)
+                .into_iter()
+                .map(|c| SealedRow {
+                    aad: agent_credential_aad(
+                        &c.user_id,
+                        c.project_id.as_deref(),
+                        &c.agent,
+                        &c.kind,
+                    ),
+                    id: c.id,
+                    envelope: c.secret_envelope,
+                })
+                .collect())
+        },
+        async |id: &str, old: &str, new: &str| repo.replace_envelope(id, old, new).await,
+    )
+    .await
 }

@@ -6,6 +6,7 @@ use sam_vault::{CredentialKeys, Secret};
 use serde::Serialize;
 
 use crate::error::ControlError;
+use crate::reseal::{SealedRow, reseal_all};
 
 /// Providers a user can bring a credential for.
 pub const CLOUD_PROVIDERS: &[&str] = &["hetzner", "scaleway"];
@@ -156,30 +157,22 @@ pub async fn rotate_cloud_credentials(
     mut nonce: impl FnMut() -> [u8; 12],
 ) -> Result<usize, ControlError> {
     let repo = CredentialRepository::new(db);
-    let mut moved = 0;
-    let mut after = String::new();
-    loop {
-        let page = repo.page_after(&after, 100).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.clone();
-        for c in &page {
-            if !sam_vault::needs_rotation(keys, &c.secret_envelope).map_err(ControlError::Vault)? {
-                continue;
-            }
-            let sealed = sam_vault::reencrypt(
-                keys,
-                &c.secret_envelope,
-                &cloud_credential_aad(&c.user_id, &c.provider),
-                nonce(),
-            )
-            .map_err(ControlError::Vault)?;
-            if repo
-                .replace_envelope(&c.id, &c.secret_envelope, &sealed)
+    reseal_all(
+        keys,
+        &mut nonce,
+        async |after: &str| {
+            Ok(repo
+                .page_after(after, 100)
                 .await?
-            {
-                moved += 1;
-            }
-        }
-    }
-    Ok(moved)
+                .into_iter()
+                .map(|c| SealedRow {
+                    aad: cloud_credential_aad(&c.user_id, &c.provider),
+                    id: c.id,
+                    envelope: c.secret_envelope,
+                })
+                .collect())
+        },
+        async |id: &str, old: &str, new: &str| repo.replace_envelope(id, old, new).await,
+    )
+    .await
 }

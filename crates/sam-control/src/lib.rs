@@ -13,6 +13,7 @@ pub mod identity;
 mod nodes;
 mod ports;
 pub mod projects;
+mod reseal;
 
 pub use error::ControlError;
 pub use nodes::{

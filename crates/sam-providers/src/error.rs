@@ -7,6 +7,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
+use crate::http::{HttpClient, HttpRequest, HttpResponse, Method};
+
+/// Provider text echoed into errors is clipped (a proxy may answer with a whole HTML page).
+const MAX_MESSAGE_CHARS: usize = 500;
+
 /// What kind of failure a provider call ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProviderErrorKind {
@@ -103,6 +110,133 @@ impl ProviderError {
             retry_after_secs: None,
         }
     }
+}
+
+/// Clips provider text and removes `secret` should it ever be echoed (some
+/// proxies reflect request headers in error pages).
+pub(crate) fn scrub(text: &str, secret: &str) -> String {
+    // Redact before clipping: a secret cut in half by the clip would no
+    // longer match, and its first half would survive.
+    let redacted = if secret.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(secret, "[redacted]")
+    };
+    redacted.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
+/// Sends one request to a JSON API: `auth` is the credential header, `body`
+/// the payload with its media type. A request that never got a response is
+/// a transient error, with `secret` scrubbed from the transport's message.
+pub(crate) async fn send_json_api<H: HttpClient>(
+    http: &H,
+    method: Method,
+    url: String,
+    auth: (&str, String),
+    body: Option<(&str, Vec<u8>)>,
+    secret: &str,
+) -> Result<HttpResponse, ProviderError> {
+    let (auth_name, auth_value) = auth;
+    let mut headers = vec![
+        (auth_name.to_owned(), auth_value),
+        ("Accept".to_owned(), "application/json".to_owned()),
+    ];
+    let body = body.map(|(content_type, bytes)| {
+        headers.push(("Content-Type".to_owned(), content_type.to_owned()));
+        bytes
+    });
+    let req = HttpRequest {
+        method,
+        url,
+        headers,
+        body,
+    };
+    http.send(req).await.map_err(|e| {
+        ProviderError::new(
+            ProviderErrorKind::Transient,
+            None,
+            "transport",
+            scrub(&e.message, secret),
+        )
+    })
+}
+
+/// Passes 2xx through and turns anything else into the error `error_from`
+/// builds (the provider's own reading of its error body).
+pub(crate) fn expect_success(
+    resp: HttpResponse,
+    error_from: impl FnOnce(&HttpResponse) -> ProviderError,
+) -> Result<HttpResponse, ProviderError> {
+    if (200..300).contains(&resp.status) {
+        return Ok(resp);
+    }
+    Err(error_from(&resp))
+}
+
+/// Builds the error for a non-2xx `resp`.
+///
+/// `parsed` is the provider's `(code, message)` when its error body could
+/// be read; otherwise the code is `http_{status}` and the message the raw
+/// body. `classify` maps status and code to a kind. `Retry-After` is
+/// honoured on 429 and 503 only; an empty message becomes `HTTP {status}`;
+/// `secret` is scrubbed from code and message.
+pub(crate) fn response_error(
+    resp: &HttpResponse,
+    parsed: Option<(String, String)>,
+    classify: fn(u16, &str) -> ProviderErrorKind,
+    secret: &str,
+) -> ProviderError {
+    let (code, message) = parsed.unwrap_or_else(|| {
+        (
+            format!("http_{}", resp.status),
+            String::from_utf8_lossy(&resp.body).trim().to_owned(),
+        )
+    });
+    let retry_after_secs = if matches!(resp.status, 429 | 503) {
+        resp.header("retry-after").and_then(parse_retry_after)
+    } else {
+        None
+    };
+    let message = if message.is_empty() {
+        format!("HTTP {}", resp.status)
+    } else {
+        message
+    };
+    ProviderError {
+        kind: classify(resp.status, &code),
+        status: Some(resp.status),
+        code: scrub(&code, secret),
+        message: scrub(&message, secret),
+        retry_after_secs,
+    }
+}
+
+/// Encodes a request body as JSON; a body that cannot be encoded is an
+/// `invalid_request` error.
+pub(crate) fn json_body(body: &impl Serialize) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(body).map_err(|e| {
+        ProviderError::new(
+            ProviderErrorKind::InvalidConfig,
+            None,
+            "invalid_request",
+            e.to_string(),
+        )
+    })
+}
+
+/// Decodes a JSON response body; a body of the wrong shape is an
+/// `invalid_response` error.
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(
+    resp: &HttpResponse,
+) -> Result<T, ProviderError> {
+    serde_json::from_slice(&resp.body).map_err(|e| {
+        ProviderError::new(
+            ProviderErrorKind::Unknown,
+            Some(resp.status),
+            "invalid_response",
+            format!("unexpected response body: {e}"),
+        )
+    })
 }
 
 /// Maps an HTTP status plus Hetzner's error code to a kind.

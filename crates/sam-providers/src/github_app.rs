@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::error::parse_retry_after;
 use crate::github::{GithubError, clip};
 use crate::http::{HttpClient, HttpRequest, HttpResponse, Method};
 
@@ -486,9 +487,7 @@ fn classify(path: &str, resp: &HttpResponse) -> GithubError {
         .ok()
         .and_then(|r| r.message)
         .unwrap_or_default();
-    let retry_after_secs = resp
-        .header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let retry_after_secs = resp.header("retry-after").and_then(parse_retry_after);
     let reset_at = resp
         .header("x-ratelimit-reset")
         .and_then(|v| v.trim().parse::<i64>().ok());

@@ -10,15 +10,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ProviderError, ProviderErrorKind, classify, parse_retry_after};
-use crate::http::{HttpClient, HttpRequest, HttpResponse, Method};
+use crate::error::{
+    ProviderError, ProviderErrorKind, classify, expect_success, json_body, parse_json,
+    response_error, send_json_api,
+};
+use crate::http::{HttpClient, HttpResponse, Method, percent_encode, trim_base_url};
 
 /// Page size for list calls; 50 is Hetzner's maximum.
 const PER_PAGE: u32 = 50;
 /// Upper bound on pages followed, so a misbehaving `next_page` cannot loop us forever.
 const MAX_PAGES: u32 = 1_000;
-/// Provider text echoed into errors is clipped (a proxy may answer with a whole HTML page).
-const MAX_MESSAGE_CHARS: usize = 500;
 
 /// Input for `POST /servers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,13 +105,9 @@ impl<H: HttpClient> HetznerClient<H> {
     /// `base_url` is the API root including the version, e.g.
     /// `https://api.hetzner.cloud/v1`; a trailing slash is tolerated.
     pub fn new(http: H, base_url: impl Into<String>, token: impl Into<String>) -> Self {
-        let mut base_url = base_url.into();
-        while base_url.ends_with('/') {
-            base_url.pop();
-        }
         Self {
             http,
-            base_url,
+            base_url: trim_base_url(base_url.into()),
             token: token.into(),
         }
     }
@@ -131,14 +128,7 @@ impl<H: HttpClient> HetznerClient<H> {
             labels: &req.labels,
             start_after_create: true,
         };
-        let body = serde_json::to_vec(&body).map_err(|e| {
-            ProviderError::new(
-                ProviderErrorKind::InvalidConfig,
-                None,
-                "invalid_request",
-                e.to_string(),
-            )
-        })?;
+        let body = json_body(&body)?;
         let resp = self.send(Method::Post, "/servers", Some(body)).await?;
         let resp = self.expect_success(resp)?;
         let parsed: ServerEnvelope = parse_json(&resp)?;
@@ -258,77 +248,25 @@ impl<H: HttpClient> HetznerClient<H> {
         path_and_query: &str,
         body: Option<Vec<u8>>,
     ) -> Result<HttpResponse, ProviderError> {
-        let mut headers = vec![
-            ("Authorization".to_owned(), format!("Bearer {}", self.token)),
-            ("Accept".to_owned(), "application/json".to_owned()),
-        ];
-        if body.is_some() {
-            headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
-        }
-        let req = HttpRequest {
+        send_json_api(
+            &self.http,
             method,
-            url: format!("{}{path_and_query}", self.base_url),
-            headers,
-            body,
-        };
-        self.http.send(req).await.map_err(|e| {
-            ProviderError::new(
-                ProviderErrorKind::Transient,
-                None,
-                "transport",
-                self.scrub(&e.message),
-            )
-        })
+            format!("{}{path_and_query}", self.base_url),
+            ("Authorization", format!("Bearer {}", self.token)),
+            body.map(|bytes| ("application/json", bytes)),
+            &self.token,
+        )
+        .await
     }
 
     /// Passes 2xx through and turns anything else into a classified error.
     fn expect_success(&self, resp: HttpResponse) -> Result<HttpResponse, ProviderError> {
-        if (200..300).contains(&resp.status) {
-            return Ok(resp);
-        }
-        Err(self.error_from(&resp))
-    }
-
-    fn error_from(&self, resp: &HttpResponse) -> ProviderError {
-        let envelope = serde_json::from_slice::<ErrorEnvelope>(&resp.body).ok();
-        let (code, message) = match envelope {
-            Some(ErrorEnvelope { error }) => (error.code, error.message),
-            None => (
-                format!("http_{}", resp.status),
-                String::from_utf8_lossy(&resp.body).trim().to_owned(),
-            ),
-        };
-        let kind = classify(resp.status, &code);
-        let retry_after_secs = if matches!(resp.status, 429 | 503) {
-            resp.header("retry-after").and_then(parse_retry_after)
-        } else {
-            None
-        };
-        let message = if message.is_empty() {
-            format!("HTTP {}", resp.status)
-        } else {
-            message
-        };
-        ProviderError {
-            kind,
-            status: Some(resp.status),
-            code: self.scrub(&code),
-            message: self.scrub(&message),
-            retry_after_secs,
-        }
-    }
-
-    /// Clips provider text and removes the token should it ever be echoed
-    /// (some proxies reflect request headers in error pages).
-    fn scrub(&self, text: &str) -> String {
-        // Redact before clipping: a token cut in half by the clip would no
-        // longer match, and its first half would survive.
-        let redacted = if self.token.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(&self.token, "[redacted]")
-        };
-        redacted.chars().take(MAX_MESSAGE_CHARS).collect()
+        expect_success(resp, |resp| {
+            let parsed = serde_json::from_slice::<ErrorEnvelope>(&resp.body)
+                .ok()
+                .map(|ErrorEnvelope { error }| (error.code, error.message));
+            response_error(resp, parsed, classify, &self.token)
+        })
     }
 }
 
@@ -348,34 +286,6 @@ fn check_id(id: &str) -> Result<&str, ProviderError> {
             ),
         ))
     }
-}
-
-fn parse_json<T: for<'de> Deserialize<'de>>(resp: &HttpResponse) -> Result<T, ProviderError> {
-    serde_json::from_slice(&resp.body).map_err(|e| {
-        ProviderError::new(
-            ProviderErrorKind::Unknown,
-            Some(resp.status),
-            "invalid_response",
-            format!("unexpected response body: {e}"),
-        )
-    })
-}
-
-/// Query-component encoding: everything but RFC 3986 unreserved characters
-/// is escaped, so `=` and `,` in a label selector reach Hetzner intact.
-fn percent_encode(raw: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
 }
 
 // ---- Wire shapes (private: callers only see the types above) ----
@@ -587,15 +497,6 @@ impl Paged for LocationsPage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn selector_encoding_escapes_separators() {
-        assert_eq!(
-            percent_encode("sam/node=a b,x=y"),
-            "sam%2Fnode%3Da%20b%2Cx%3Dy"
-        );
-        assert_eq!(percent_encode("plain-._~09"), "plain-._~09");
-    }
 
     #[test]
     fn ids_must_be_numeric() {

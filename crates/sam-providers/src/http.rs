@@ -128,6 +128,31 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
+/// An API root without trailing slashes, so paths can be appended as `/...`.
+pub(crate) fn trim_base_url(mut base_url: String) -> String {
+    while base_url.ends_with('/') {
+        base_url.pop();
+    }
+    base_url
+}
+
+/// Query-component encoding: everything but RFC 3986 unreserved characters
+/// is escaped, so `=` and `,` in a label selector reach the provider intact.
+pub(crate) fn percent_encode(raw: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+    out
+}
+
 fn is_sensitive_header(name: &str) -> bool {
     [
         "authorization",
@@ -142,6 +167,15 @@ fn is_sensitive_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_encoding_escapes_separators() {
+        assert_eq!(
+            percent_encode("sam/node=a b,x=y"),
+            "sam%2Fnode%3Da%20b%2Cx%3Dy"
+        );
+        assert_eq!(percent_encode("plain-._~09"), "plain-._~09");
+    }
 
     #[test]
     fn request_debug_redacts_authorization() {

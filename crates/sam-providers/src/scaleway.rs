@@ -23,9 +23,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ProviderError, ProviderErrorKind, classify, parse_retry_after};
+use crate::error::{
+    ProviderError, ProviderErrorKind, classify, expect_success, json_body, parse_json,
+    response_error, scrub, send_json_api,
+};
 use crate::hetzner::DeleteOutcome;
-use crate::http::{HttpClient, HttpRequest, HttpResponse, Method};
+use crate::http::{HttpClient, HttpResponse, Method, percent_encode, trim_base_url};
 
 /// Scaleway's public API root (every product lives under it, the Instance
 /// API at `/instance/v1`).
@@ -38,8 +41,6 @@ const DEFAULT_ZONE: &str = "fr-par-1";
 const PER_PAGE: usize = 100;
 /// Upper bound on pages followed, so a provider that never runs out cannot loop us forever.
 const MAX_PAGES: u32 = 1_000;
-/// Provider text echoed into errors is clipped (a proxy may answer with a whole HTML page).
-const MAX_MESSAGE_CHARS: usize = 500;
 /// The user-data key cloud-init reads on Scaleway images.
 const CLOUD_INIT_KEY: &str = "cloud-init";
 
@@ -109,13 +110,9 @@ impl<H: HttpClient> ScalewayClient<H> {
         secret_key: impl Into<String>,
         project_id: impl Into<String>,
     ) -> Self {
-        let mut base_url = base_url.into();
-        while base_url.ends_with('/') {
-            base_url.pop();
-        }
         Self {
             http,
-            base_url,
+            base_url: trim_base_url(base_url.into()),
             secret_key: secret_key.into(),
             project_id: project_id.into(),
         }
@@ -167,14 +164,7 @@ impl<H: HttpClient> ScalewayClient<H> {
             tags: &req.tags,
             dynamic_ip_required: true,
         };
-        let body = serde_json::to_vec(&body).map_err(|e| {
-            ProviderError::new(
-                ProviderErrorKind::InvalidConfig,
-                None,
-                "invalid_request",
-                e.to_string(),
-            )
-        })?;
+        let body = json_body(&body)?;
         let resp = self
             .send(
                 Method::Post,
@@ -191,10 +181,13 @@ impl<H: HttpClient> ScalewayClient<H> {
             // Best effort: the error the caller sees is the one that matters.
             let _ = self.delete_stopped(zone, &server).await;
             return Err(ProviderError {
-                message: self.scrub(&format!(
-                    "server {id} was created but could not be started (deleted again): {}",
-                    err.message
-                )),
+                message: scrub(
+                    &format!(
+                        "server {id} was created but could not be started (deleted again): {}",
+                        err.message
+                    ),
+                    &self.secret_key,
+                ),
                 ..err
             });
         }
@@ -344,10 +337,13 @@ impl<H: HttpClient> ScalewayClient<H> {
             let resp = self.send(Method::Delete, &path, None).await?;
             if resp.status != 404 {
                 self.expect_success(resp).map_err(|e| ProviderError {
-                    message: self.scrub(&format!(
-                        "server {id} was deleted but its volume {volume_id} was not: {}",
-                        e.message
-                    )),
+                    message: scrub(
+                        &format!(
+                            "server {id} was deleted but its volume {volume_id} was not: {}",
+                            e.message
+                        ),
+                        &self.secret_key,
+                    ),
                     ..e
                 })?;
             }
@@ -398,87 +394,32 @@ impl<H: HttpClient> ScalewayClient<H> {
         path_and_query: &str,
         body: Option<Body>,
     ) -> Result<HttpResponse, ProviderError> {
-        let mut headers = vec![
-            ("X-Auth-Token".to_owned(), self.secret_key.clone()),
-            ("Accept".to_owned(), "application/json".to_owned()),
-        ];
-        let body = body.map(|b| {
-            headers.push(("Content-Type".to_owned(), b.content_type.to_owned()));
-            b.bytes
-        });
-        let req = HttpRequest {
+        send_json_api(
+            &self.http,
             method,
-            url: format!("{}{path_and_query}", self.base_url),
-            headers,
-            body,
-        };
-        self.http.send(req).await.map_err(|e| {
-            ProviderError::new(
-                ProviderErrorKind::Transient,
-                None,
-                "transport",
-                self.scrub(&e.message),
-            )
-        })
+            format!("{}{path_and_query}", self.base_url),
+            ("X-Auth-Token", self.secret_key.clone()),
+            body.map(|b| (b.content_type, b.bytes)),
+            &self.secret_key,
+        )
+        .await
     }
 
     /// Passes 2xx through and turns anything else into a classified error.
     fn expect_success(&self, resp: HttpResponse) -> Result<HttpResponse, ProviderError> {
-        if (200..300).contains(&resp.status) {
-            return Ok(resp);
-        }
-        Err(self.error_from(&resp))
-    }
-
-    fn error_from(&self, resp: &HttpResponse) -> ProviderError {
-        let body = serde_json::from_slice::<WireError>(&resp.body)
-            .ok()
-            .filter(|e| e.error_type.is_some() || e.message.is_some());
-        let (code, message) = match body {
-            Some(err) => {
-                let message = err.describe();
-                (
-                    err.error_type
-                        .unwrap_or_else(|| format!("http_{}", resp.status)),
-                    message,
-                )
-            }
-            None => (
-                format!("http_{}", resp.status),
-                String::from_utf8_lossy(&resp.body).trim().to_owned(),
-            ),
-        };
-        let kind = classify_scaleway(resp.status, &code);
-        let retry_after_secs = if matches!(resp.status, 429 | 503) {
-            resp.header("retry-after").and_then(parse_retry_after)
-        } else {
-            None
-        };
-        let message = if message.is_empty() {
-            format!("HTTP {}", resp.status)
-        } else {
-            message
-        };
-        ProviderError {
-            kind,
-            status: Some(resp.status),
-            code: self.scrub(&code),
-            message: self.scrub(&message),
-            retry_after_secs,
-        }
-    }
-
-    /// Clips provider text and removes the secret key should it ever be
-    /// echoed (some proxies reflect request headers in error pages).
-    fn scrub(&self, text: &str) -> String {
-        // Redact before clipping: a key cut in half by the clip would no
-        // longer match, and its first half would survive.
-        let redacted = if self.secret_key.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(&self.secret_key, "[redacted]")
-        };
-        redacted.chars().take(MAX_MESSAGE_CHARS).collect()
+        expect_success(resp, |resp| {
+            let parsed = serde_json::from_slice::<WireError>(&resp.body)
+                .ok()
+                .filter(|e| e.error_type.is_some() || e.message.is_some())
+                .map(|err| {
+                    let message = err.describe();
+                    let code = err
+                        .error_type
+                        .unwrap_or_else(|| format!("http_{}", resp.status));
+                    (code, message)
+                });
+            response_error(resp, parsed, classify_scaleway, &self.secret_key)
+        })
     }
 }
 
@@ -616,34 +557,6 @@ fn check_tags(tags: &[String]) -> Result<(), ProviderError> {
 
 fn clip(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
-}
-
-fn parse_json<T: for<'de> Deserialize<'de>>(resp: &HttpResponse) -> Result<T, ProviderError> {
-    serde_json::from_slice(&resp.body).map_err(|e| {
-        ProviderError::new(
-            ProviderErrorKind::Unknown,
-            Some(resp.status),
-            "invalid_response",
-            format!("unexpected response body: {e}"),
-        )
-    })
-}
-
-/// Query-component encoding: everything but RFC 3986 unreserved characters
-/// is escaped.
-fn percent_encode(raw: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
 }
 
 /// A request body with its media type.

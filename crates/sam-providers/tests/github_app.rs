@@ -8,20 +8,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use common::{Canned, Recorded, ReqwestHttp, canned, closed_port_url, start};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sam_providers::github::GithubError;
 use sam_providers::github_app::{Account, Branch, Installation};
-use sam_providers::{
-    GithubApp, GithubAppKey, HttpClient, HttpRequest, HttpResponse, InstallationClient, Method,
-    TransportError,
-};
+use sam_providers::{GithubApp, GithubAppKey, InstallationClient};
 use serde_json::{Value, json};
 
 const PKCS1: &str = include_str!("fixtures/github_app_test_key.pkcs1.pem");
@@ -166,138 +159,10 @@ fn debug_output_hides_secrets() {
     assert!(shown.contains("2026-01-01T01:00:00Z"), "{shown}");
 }
 
-// ---- The HTTP port, implemented with reqwest ----
-
-struct ReqwestHttp(reqwest::Client);
-
-impl HttpClient for ReqwestHttp {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let method = match req.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-        };
-        let mut builder = self.0.request(method, &req.url);
-        for (name, value) in &req.headers {
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = req.body {
-            builder = builder.body(body);
-        }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?
-            .to_vec();
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
-    }
-}
-
-// ---- The canned-response server ----
-
-struct Canned {
-    status: u16,
-    headers: Vec<(&'static str, &'static str)>,
-    body: Value,
-}
-
-fn canned(status: u16, body: Value) -> Canned {
-    Canned {
-        status,
-        headers: Vec::new(),
-        body,
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    query: String,
-    headers: HeaderMap,
-}
-
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn bearer(&self) -> &str {
-        self.header("authorization")
-            .unwrap()
-            .strip_prefix("Bearer ")
-            .unwrap()
-    }
-}
-
-#[derive(Clone, Default)]
-struct Script {
-    responses: Arc<Mutex<VecDeque<Canned>>>,
-    recorded: Arc<Mutex<Vec<Recorded>>>,
-}
-
-async fn replay(
-    State(script): State<Script>,
-    method: axum::http::Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    script.recorded.lock().unwrap().push(Recorded {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        query: uri.query().unwrap_or_default().to_owned(),
-        headers,
-    });
-    let Some(next) = script.responses.lock().unwrap().pop_front() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "script exhausted").into_response();
-    };
-    let mut resp = (
-        StatusCode::from_u16(next.status).unwrap(),
-        [("content-type", "application/json; charset=utf-8")],
-        next.body.to_string(),
-    )
-        .into_response();
-    for (name, value) in next.headers {
-        resp.headers_mut().insert(name, value.parse().unwrap());
-    }
-    resp
-}
-
-/// Starts a server answering with `responses` in order; returns its base
-/// URL and the log of requests it received.
-async fn start(responses: Vec<Canned>) -> (String, Arc<Mutex<Vec<Recorded>>>) {
-    let script = Script::default();
-    script.responses.lock().unwrap().extend(responses);
-    let app = Router::new().fallback(replay).with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/"), script.recorded)
-}
+// ---- Helpers (the HTTP port and canned server are in `common`) ----
 
 fn http() -> ReqwestHttp {
-    ReqwestHttp(reqwest::Client::new())
+    ReqwestHttp::new()
 }
 
 fn app(api_url: &str) -> GithubApp {
@@ -716,16 +581,16 @@ async fn rate_limits_are_classified_and_other_403s_are_not() {
         Canned {
             status: 403,
             headers: vec![
-                ("x-ratelimit-limit", "5000"),
-                ("x-ratelimit-remaining", "0"),
-                ("x-ratelimit-reset", "1767229200"),
+                ("x-ratelimit-limit", "5000".into()),
+                ("x-ratelimit-remaining", "0".into()),
+                ("x-ratelimit-reset", "1767229200".into()),
             ],
-            body: github_error("API rate limit exceeded for installation ID 4242."),
+            body: github_error("API rate limit exceeded for installation ID 4242.").to_string(),
         },
         Canned {
             status: 429,
-            headers: vec![("retry-after", "60")],
-            body: github_error("You have exceeded a secondary rate limit."),
+            headers: vec![("retry-after", "60".into())],
+            body: github_error("You have exceeded a secondary rate limit.").to_string(),
         },
         canned(403, github_error("Resource not accessible by integration")),
     ])
@@ -777,10 +642,7 @@ async fn unreadable_bodies_and_other_statuses_are_unexpected() {
 
 #[tokio::test]
 async fn unreachable_github_is_a_transport_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let err = app(&format!("http://{addr}"))
+    let err = app(&closed_port_url())
         .installation(&http(), 1, NOW)
         .await
         .unwrap_err();

@@ -5,148 +5,25 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
+use common::{Canned, Log, ReqwestHttp, canned, closed_port_url, with_header};
 use sam_providers::{
-    CreateServer, DeleteOutcome, HetznerClient, HttpClient, HttpRequest, HttpResponse, Method,
-    ProviderError, ProviderErrorKind, TransportError,
+    CreateServer, DeleteOutcome, HetznerClient, HttpRequest, Method, ProviderError,
+    ProviderErrorKind,
 };
 use serde_json::{Value, json};
 
 const TOKEN: &str = "hc-test-token-9f8e7d";
 
-// ---- The HTTP port, implemented with reqwest ----
-
-struct ReqwestHttp(reqwest::Client);
-
-impl HttpClient for ReqwestHttp {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let method = match req.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-        };
-        let mut builder = self.0.request(method, &req.url);
-        for (name, value) in &req.headers {
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = req.body {
-            builder = builder.body(body);
-        }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?
-            .to_vec();
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
-    }
-}
-
-// ---- The canned-response server ----
-
-struct Canned {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Value,
-}
-
-fn canned(status: u16, body: Value) -> Canned {
-    Canned {
-        status,
-        headers: Vec::new(),
-        body,
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    query: String,
-    authorization: Option<String>,
-    content_type: Option<String>,
-    body: Option<Value>,
-}
-
-#[derive(Clone, Default)]
-struct Script {
-    responses: Arc<Mutex<VecDeque<Canned>>>,
-    recorded: Arc<Mutex<Vec<Recorded>>>,
-}
-
-async fn replay(
-    State(script): State<Script>,
-    method: axum::http::Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
-    script.recorded.lock().unwrap().push(Recorded {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        query: uri.query().unwrap_or_default().to_owned(),
-        authorization: header("authorization"),
-        content_type: header("content-type"),
-        body: serde_json::from_slice(&body).ok(),
-    });
-    let Some(next) = script.responses.lock().unwrap().pop_front() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "script exhausted").into_response();
-    };
-    let mut resp = (
-        StatusCode::from_u16(next.status).unwrap(),
-        [("content-type", "application/json")],
-        next.body.to_string(),
-    )
-        .into_response();
-    for (name, value) in next.headers {
-        resp.headers_mut().insert(name, value.parse().unwrap());
-    }
-    resp
-}
-
 /// Starts a server that answers with `responses` in order; returns a client
 /// pointed at it and the log of requests it received.
-async fn start(responses: Vec<Canned>) -> (HetznerClient<ReqwestHttp>, Arc<Mutex<Vec<Recorded>>>) {
-    let script = Script::default();
-    script.responses.lock().unwrap().extend(responses);
-    let app = Router::new().fallback(replay).with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = HetznerClient::new(
-        ReqwestHttp(reqwest::Client::new()),
-        format!("http://{addr}/v1/"),
-        TOKEN,
-    );
-    (client, script.recorded)
+async fn start(responses: Vec<Canned>) -> (HetznerClient<ReqwestHttp>, Log) {
+    let (base, recorded) = common::start(responses).await;
+    let client = HetznerClient::new(ReqwestHttp::new(), format!("{base}v1/"), TOKEN);
+    (client, recorded)
 }
 
 fn hetzner_server(id: u64, name: &str, status: &str, ip: Option<&str>) -> Value {
@@ -217,12 +94,9 @@ async fn create_sends_hetzner_shaped_body_with_bearer_token() {
     let req = &recorded[0];
     assert_eq!(req.method, "POST");
     assert_eq!(req.path, "/v1/servers");
-    assert_eq!(
-        req.authorization.as_deref(),
-        Some(&*format!("Bearer {TOKEN}"))
-    );
-    assert_eq!(req.content_type.as_deref(), Some("application/json"));
-    let body = req.body.as_ref().unwrap();
+    assert_eq!(req.bearer(), TOKEN);
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    let body = req.json();
     assert_eq!(body["name"], "sam-node-1");
     assert_eq!(body["server_type"], "cx23");
     assert_eq!(body["location"], "fsn1");
@@ -467,14 +341,17 @@ async fn errors_are_classified_from_status_and_code() {
 
 #[tokio::test]
 async fn rate_limit_carries_retry_after() {
-    let err = create_error(Canned {
-        status: 429,
-        headers: vec![("retry-after", "17".to_owned())],
-        body: hetzner_error(
-            "rate_limit_exceeded",
-            "limit of 3600 requests per hour reached",
+    let err = create_error(with_header(
+        canned(
+            429,
+            hetzner_error(
+                "rate_limit_exceeded",
+                "limit of 3600 requests per hour reached",
+            ),
         ),
-    })
+        "retry-after",
+        "17",
+    ))
     .await;
     assert_eq!(err.kind, ProviderErrorKind::RateLimited);
     assert_eq!(err.retry_after_secs, Some(17));
@@ -483,11 +360,11 @@ async fn rate_limit_carries_retry_after() {
 
 #[tokio::test]
 async fn unavailable_without_hetzner_body_is_transient_with_retry_after() {
-    let err = create_error(Canned {
-        status: 503,
-        headers: vec![("retry-after", "5".to_owned())],
-        body: json!("upstream overloaded"),
-    })
+    let err = create_error(with_header(
+        canned(503, json!("upstream overloaded")),
+        "retry-after",
+        "5",
+    ))
     .await;
     assert_eq!(err.kind, ProviderErrorKind::Transient);
     assert_eq!(err.code, "http_503");
@@ -497,13 +374,10 @@ async fn unavailable_without_hetzner_body_is_transient_with_retry_after() {
 
 #[tokio::test]
 async fn transport_failure_is_transient() {
-    // Bind then drop: nothing listens on the port any more.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // Nothing listens on the port.
     let client = HetznerClient::new(
-        ReqwestHttp(reqwest::Client::new()),
-        format!("http://{addr}/v1"),
+        ReqwestHttp::new(),
+        format!("{}/v1", closed_port_url()),
         TOKEN,
     );
     let err = client.get_server("1").await.unwrap_err();

@@ -7,17 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use common::{Canned, Log, ReqwestHttp, canned, closed_port_url, log, with_header};
 use sam_providers::{
-    DeleteOutcome, HttpClient, HttpRequest, HttpResponse, Method, ProviderErrorKind,
-    ScalewayClient, ScalewayCreateServer, TransportError,
+    DeleteOutcome, HttpRequest, Method, ProviderErrorKind, ScalewayClient, ScalewayCreateServer,
 };
 use serde_json::{Value, json};
 
@@ -26,154 +20,12 @@ const PROJECT: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const SERVER_ID: &str = "11111111-2222-4333-8444-555555555555";
 const VOLUME_ID: &str = "11111111-2222-4333-8444-666666666666";
 
-// ---- The HTTP port, implemented with reqwest ----
-
-struct ReqwestHttp(reqwest::Client);
-
-impl HttpClient for ReqwestHttp {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let method = match req.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-        };
-        let mut builder = self.0.request(method, &req.url);
-        for (name, value) in &req.headers {
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = req.body {
-            builder = builder.body(body);
-        }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?
-            .to_vec();
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
-    }
-}
-
-// ---- The canned-response server ----
-
-struct Canned {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-// By value so call sites can pass `json!(...)` literals directly.
-#[allow(clippy::needless_pass_by_value)]
-fn canned(status: u16, body: Value) -> Canned {
-    Canned {
-        status,
-        headers: Vec::new(),
-        body: if body.is_null() {
-            String::new()
-        } else {
-            body.to_string()
-        },
-    }
-}
-
-fn with_header(mut c: Canned, name: &'static str, value: &str) -> Canned {
-    c.headers.push((name, value.to_owned()));
-    c
-}
-
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    query: String,
-    auth_token: Option<String>,
-    content_type: Option<String>,
-    body: String,
-}
-
-impl Recorded {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-#[derive(Clone, Default)]
-struct Script {
-    responses: Arc<Mutex<VecDeque<Canned>>>,
-    recorded: Arc<Mutex<Vec<Recorded>>>,
-}
-
-async fn replay(
-    State(script): State<Script>,
-    method: axum::http::Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
-    script.recorded.lock().unwrap().push(Recorded {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        query: uri.query().unwrap_or_default().to_owned(),
-        auth_token: header("x-auth-token"),
-        content_type: header("content-type"),
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    });
-    let Some(next) = script.responses.lock().unwrap().pop_front() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "script exhausted").into_response();
-    };
-    let mut resp = (
-        StatusCode::from_u16(next.status).unwrap(),
-        [("content-type", "application/json")],
-        next.body,
-    )
-        .into_response();
-    for (name, value) in next.headers {
-        resp.headers_mut().insert(name, value.parse().unwrap());
-    }
-    resp
-}
-
-type Log = Arc<Mutex<Vec<Recorded>>>;
-
+/// Starts a server that answers with `responses` in order; returns a client
+/// pointed at it and the log of requests it received.
 async fn start(responses: Vec<Canned>) -> (ScalewayClient<ReqwestHttp>, Log) {
-    let script = Script::default();
-    script.responses.lock().unwrap().extend(responses);
-    let app = Router::new().fallback(replay).with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = ScalewayClient::new(
-        ReqwestHttp(reqwest::Client::new()),
-        format!("http://{addr}/"),
-        SECRET,
-        PROJECT,
-    );
-    (client, script.recorded)
-}
-
-fn log(recorded: &Log) -> Vec<Recorded> {
-    recorded.lock().unwrap().clone()
+    let (base, recorded) = common::start(responses).await;
+    let client = ScalewayClient::new(ReqwestHttp::new(), base, SECRET, PROJECT);
+    (client, recorded)
 }
 
 fn server_json(state: &str) -> Value {
@@ -223,7 +75,7 @@ async fn validate_token_is_a_project_scoped_read() {
     assert_eq!(sent[0].method, "GET");
     assert_eq!(sent[0].path, "/instance/v1/zones/fr-par-1/servers");
     assert_eq!(sent[0].query, format!("project={PROJECT}&per_page=1"));
-    assert_eq!(sent[0].auth_token.as_deref(), Some(SECRET));
+    assert_eq!(sent[0].header("x-auth-token"), Some(SECRET));
 }
 
 #[tokio::test]
@@ -277,7 +129,7 @@ async fn create_posts_then_sets_user_data_then_powers_on() {
         (sent[0].method.as_str(), sent[0].path.as_str()),
         ("POST", "/instance/v1/zones/fr-par-1/servers")
     );
-    assert_eq!(sent[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(sent[0].header("content-type"), Some("application/json"));
     assert_eq!(
         sent[0].json(),
         json!({
@@ -294,7 +146,7 @@ async fn create_posts_then_sets_user_data_then_powers_on() {
         sent[1].path,
         format!("/instance/v1/zones/fr-par-1/servers/{SERVER_ID}/user_data/cloud-init")
     );
-    assert_eq!(sent[1].content_type.as_deref(), Some("text/plain"));
+    assert_eq!(sent[1].header("content-type"), Some("text/plain"));
     assert_eq!(sent[1].body, "#cloud-config\nruncmd: [[true]]\n");
     assert_eq!(sent[2].method, "POST");
     assert_eq!(
@@ -302,7 +154,10 @@ async fn create_posts_then_sets_user_data_then_powers_on() {
         format!("/instance/v1/zones/fr-par-1/servers/{SERVER_ID}/action")
     );
     assert_eq!(sent[2].json(), json!({"action": "poweron"}));
-    assert!(sent.iter().all(|r| r.auth_token.as_deref() == Some(SECRET)));
+    assert!(
+        sent.iter()
+            .all(|r| r.header("x-auth-token") == Some(SECRET))
+    );
 }
 
 #[tokio::test]
@@ -608,15 +463,7 @@ async fn scaleway_error_types_are_classified() {
 
 #[tokio::test]
 async fn transport_failure_is_transient() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    let client = ScalewayClient::new(
-        ReqwestHttp(reqwest::Client::new()),
-        format!("http://{addr}"),
-        SECRET,
-        PROJECT,
-    );
+    let client = ScalewayClient::new(ReqwestHttp::new(), closed_port_url(), SECRET, PROJECT);
     let err = client.validate_token().await.unwrap_err();
     assert_eq!(
         (err.kind, err.code.as_str()),

@@ -7,38 +7,21 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{agent_user_data, alive, file_server, read_pid, wait_until};
+use common::{agent_user_data, alive, devcloud_exit_status, file_server, read_pid, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-/// Starts the binary and returns it with the base URL it announced.
+/// Starts the binary and returns it with the base URL it announced, after
+/// checking that URL against the port file.
 async fn spawn_devcloud(state_dir: &std::path::Path) -> (tokio::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devcloud"))
-        .args(["--listen", "127.0.0.1:0", "--token", "t1", "--token", "t2"])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args(["--boot-delay-ms", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("announcement in time")
-        .unwrap()
-        .expect("a line");
-    let base = line
-        .strip_prefix("devcloud listening on ")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-        .to_owned();
+    let (child, base) = common::spawn_devcloud(
+        state_dir,
+        &["--token", "t1", "--token", "t2", "--boot-delay-ms", "10"],
+    )
+    .await;
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     assert_eq!(base, format!("http://127.0.0.1:{port}"));
     assert_eq!(
@@ -138,13 +121,6 @@ async fn restart_after_a_crash_kills_leftover_agents() {
 #[tokio::test]
 async fn refuses_to_start_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_devcloud"))
-        .arg("--state-dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .unwrap();
+    let status = devcloud_exit_status(dir.path(), &[]).await;
     assert!(!status.success());
 }

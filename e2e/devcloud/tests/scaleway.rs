@@ -13,134 +13,90 @@
 
 mod common;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{TOKEN, agent_user_data, alive, decode, file_server, read_pid, serve, wait_until};
-use reqwest::StatusCode;
-use sam_devcloud::{Config, DevCloud, ScalewayCredential};
+use common::{
+    ReqwestHttp, TOKEN, TestCloud, agent_user_data, alive, decode, devcloud_exit_status,
+    file_server, read_pid, send_json, spawn_devcloud, wait_until,
+};
+use reqwest::{Method, StatusCode};
+use sam_devcloud::{Config, ScalewayCredential};
 use sam_providers::{
-    DeleteOutcome, HttpClient, HttpRequest, HttpResponse, Method, ProviderErrorKind,
-    ScalewayClient, ScalewayCreateServer, ScalewayServer, TransportError,
+    DeleteOutcome, ProviderErrorKind, ScalewayClient, ScalewayCreateServer, ScalewayServer,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SECRET: &str = "6c0f9a57-2d3e-4b8a-9f1c-0e7d5a4b3c21";
 const PROJECT: &str = "b1e2d3c4-a5f6-4789-8abc-def012345678";
 const OTHER_PROJECT: &str = "00000000-1111-4222-8333-444444444444";
 const WRONG_SECRET: &str = "ffffffff-ffff-4fff-bfff-ffffffffffff";
 
-// ---- The HTTP port, implemented with reqwest ----
-
-struct ReqwestHttp(reqwest::Client);
-
-impl HttpClient for ReqwestHttp {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let method = match req.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-        };
-        let mut builder = self.0.request(method, &req.url);
-        for (name, value) in &req.headers {
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = req.body {
-            builder = builder.body(body);
-        }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?
-            .to_vec();
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
-    }
-}
-
 // ---- Harness ----
 
-struct Cloud {
-    devcloud: DevCloud,
-    base: String,
-    http: reqwest::Client,
-    state_dir: PathBuf,
-    server: tokio::task::JoinHandle<()>,
+/// An in-process devcloud (its Hetzner-side calls come from [`TestCloud`])
+/// plus the Scaleway-side calls these tests make.
+struct Cloud(TestCloud);
+
+impl Deref for Cloud {
+    type Target = TestCloud;
+
+    fn deref(&self) -> &TestCloud {
+        &self.0
+    }
 }
 
 impl Cloud {
+    /// Boots quickly; `scaleway` says whether the Scaleway key is configured.
     async fn start(state_dir: &Path, scaleway: bool) -> Self {
-        let devcloud = DevCloud::start(Config {
-            state_dir: state_dir.to_path_buf(),
-            tokens: vec![TOKEN.into()],
-            boot_delay: Duration::from_millis(10),
-            scaleway: scaleway.then(|| ScalewayCredential {
-                secret_key: SECRET.into(),
-                project_id: PROJECT.into(),
-            }),
-        })
-        .await
-        .unwrap();
-        let (port, server) = serve(devcloud.router()).await;
-        Cloud {
-            devcloud,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            state_dir: state_dir.to_path_buf(),
-            server,
-        }
+        Self::start_with(state_dir, scaleway, Duration::from_millis(10)).await
+    }
+
+    async fn start_with(state_dir: &Path, scaleway: bool, boot_delay: Duration) -> Self {
+        Cloud(
+            TestCloud::start_with(Config {
+                state_dir: state_dir.to_path_buf(),
+                tokens: vec![TOKEN.into()],
+                boot_delay,
+                scaleway: scaleway.then(|| ScalewayCredential {
+                    secret_key: SECRET.into(),
+                    project_id: PROJECT.into(),
+                }),
+            })
+            .await,
+        )
     }
 
     async fn stop(self) {
-        self.devcloud.shutdown().await;
-        self.server.abort();
+        self.0.stop().await;
     }
 
-    fn client_with(&self, secret: &str, project: &str) -> ScalewayClient<ReqwestHttp> {
-        ScalewayClient::new(ReqwestHttp(self.http.clone()), &self.base, secret, project)
+    fn scaleway_with(&self, secret: &str, project: &str) -> ScalewayClient<ReqwestHttp> {
+        ScalewayClient::new(
+            ReqwestHttp(self.client.clone()),
+            &self.base,
+            secret,
+            project,
+        )
     }
 
-    fn client(&self) -> ScalewayClient<ReqwestHttp> {
-        self.client_with(SECRET, PROJECT)
+    /// SAM's Scaleway client with the right key and project.
+    fn scaleway(&self) -> ScalewayClient<ReqwestHttp> {
+        self.scaleway_with(SECRET, PROJECT)
     }
 
-    /// A raw Scaleway call with the right key.
-    async fn call(
+    /// A raw Instance API call with the right key.
+    async fn instance(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}/instance/v1{path}", self.base))
+        let request = self
+            .request(method, &format!("/instance/v1{path}"))
             .header("x-auth-token", SECRET);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
+        let response = send_json(request, body).await;
         let status = response.status();
         let text = response.text().await.unwrap();
         let body = if text.is_empty() {
@@ -151,8 +107,20 @@ impl Cloud {
         (status, body)
     }
 
+    async fn instance_get(&self, path: &str) -> (StatusCode, Value) {
+        self.instance(Method::GET, path, None).await
+    }
+
+    async fn instance_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.instance(Method::POST, path, Some(body)).await
+    }
+
+    async fn instance_delete(&self, path: &str) -> (StatusCode, Value) {
+        self.instance(Method::DELETE, path, None).await
+    }
+
     async fn wait_state(&self, zone: &str, id: &str, want: &str) -> ScalewayServer {
-        let client = self.client();
+        let client = self.scaleway();
         wait_until(
             Duration::from_secs(20),
             &format!("server {id} {want}"),
@@ -164,14 +132,20 @@ impl Cloud {
         .await
     }
 
-    /// The machine directory: devcloud's UUIDs end in the internal id.
+    /// The machine's root directory.
     fn root(&self, uuid: &str) -> PathBuf {
-        let id = u64::from_str_radix(&uuid[24..], 16).unwrap();
-        self.state_dir
-            .join("servers")
-            .join(id.to_string())
-            .join("root")
+        self.server_dir(internal_id(uuid)).join("root")
     }
+}
+
+/// devcloud's internal server id: its Scaleway UUIDs end in it.
+fn internal_id(uuid: &str) -> u64 {
+    u64::from_str_radix(&uuid[24..], 16).unwrap()
+}
+
+/// devcloud's root volume UUID for a server UUID (same internal id).
+fn volume_of(server: &str) -> String {
+    format!("5ca1e002{}", &server[8..])
 }
 
 fn create_request(name: &str, tags: &[&str], user_data: &str) -> ScalewayCreateServer {
@@ -180,13 +154,43 @@ fn create_request(name: &str, tags: &[&str], user_data: &str) -> ScalewayCreateS
         commercial_type: "DEV1-S".into(),
         zone: "fr-par-2".into(),
         image: "ubuntu_noble".into(),
-        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        tags: owned(tags),
         user_data: user_data.into(),
     }
 }
 
-fn tags(list: &[&str]) -> Vec<String> {
+fn owned(list: &[&str]) -> Vec<String> {
     list.iter().map(|t| (*t).to_owned()).collect()
+}
+
+/// Creates a server through SAM's client; it starts booting at once.
+async fn create(
+    client: &ScalewayClient<ReqwestHttp>,
+    name: &str,
+    tags: &[&str],
+    user_data: &str,
+) -> ScalewayServer {
+    client
+        .create_server(&create_request(name, tags, user_data))
+        .await
+        .unwrap()
+}
+
+/// The servers in `zone` that carry every one of `tags`.
+async fn list(
+    client: &ScalewayClient<ReqwestHttp>,
+    zone: &str,
+    tags: &[&str],
+) -> Vec<ScalewayServer> {
+    client.list_servers(zone, &owned(tags)).await.unwrap()
+}
+
+async fn is_gone(client: &ScalewayClient<ReqwestHttp>, zone: &str, id: &str) -> bool {
+    client.get_server(zone, id).await.unwrap().is_none()
+}
+
+async fn delete(client: &ScalewayClient<ReqwestHttp>, zone: &str, id: &str) -> DeleteOutcome {
+    client.delete_server(zone, id).await.unwrap()
 }
 
 async fn agent_pid(root: &Path) -> i32 {
@@ -204,10 +208,10 @@ async fn validate_accepts_the_key_and_refuses_bad_key_or_foreign_project() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(dir.path(), true).await;
 
-    cloud.client().validate_token().await.unwrap();
+    cloud.scaleway().validate_token().await.unwrap();
 
     let err = cloud
-        .client_with(WRONG_SECRET, PROJECT)
+        .scaleway_with(WRONG_SECRET, PROJECT)
         .validate_token()
         .await
         .unwrap_err();
@@ -216,7 +220,7 @@ async fn validate_accepts_the_key_and_refuses_bad_key_or_foreign_project() {
     assert_eq!(err.code, "denied_authentication");
 
     let err = cloud
-        .client_with(SECRET, OTHER_PROJECT)
+        .scaleway_with(SECRET, OTHER_PROJECT)
         .validate_token()
         .await
         .unwrap_err();
@@ -226,27 +230,14 @@ async fn validate_accepts_the_key_and_refuses_bad_key_or_foreign_project() {
 
     // Neither the Hetzner token opens Scaleway routes, nor the Scaleway key
     // Hetzner's.
-    let url = format!("{}/instance/v1/zones/fr-par-1/servers", cloud.base);
-    let (status, body) = decode(
-        cloud
-            .http
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = cloud.get("/instance/v1/zones/fr-par-1/servers").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["type"], "denied_authentication");
     let hetzner = cloud
-        .http
-        .get(format!("{}/v1/servers", cloud.base))
-        .header("x-auth-token", SECRET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(decode(hetzner).await.1["error"]["code"], "unauthorized");
+        .request(Method::GET, "/v1/servers")
+        .header("x-auth-token", SECRET);
+    let (_, body) = decode(send_json(hetzner, None).await).await;
+    assert_eq!(body["error"]["code"], "unauthorized");
     cloud.stop().await;
 }
 
@@ -254,17 +245,13 @@ async fn validate_accepts_the_key_and_refuses_bad_key_or_foreign_project() {
 async fn without_a_configured_key_every_scaleway_route_is_401() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(dir.path(), false).await;
-    let err = cloud.client().validate_token().await.unwrap_err();
+    let err = cloud.scaleway().validate_token().await.unwrap_err();
     assert_eq!((err.kind, err.status), (ProviderErrorKind::Auth, Some(401)));
     for path in ["/zones/fr-par-1/servers", "/nothing/here"] {
-        let response = cloud
-            .http
-            .get(format!("{}/instance/v1{path}", cloud.base))
-            .header("x-auth-token", "")
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = decode(response).await;
+        let request = cloud
+            .request(Method::GET, &format!("/instance/v1{path}"))
+            .header("x-auth-token", "");
+        let (status, body) = decode(send_json(request, None).await).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(body["type"], "denied_authentication");
     }
@@ -278,17 +265,10 @@ async fn create_boots_the_agent_then_list_and_delete_idempotently() {
     let (files_port, _files) = file_server().await;
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(dir.path(), true).await;
-    let client = cloud.client();
+    let client = cloud.scaleway();
     let user_data = agent_user_data(&format!("http://127.0.0.1:{files_port}/agent"));
 
-    let created = client
-        .create_server(&create_request(
-            "sam-node-1",
-            &["sam", "sam-node=01J0"],
-            &user_data,
-        ))
-        .await
-        .unwrap();
+    let created = create(&client, "sam-node-1", &["sam", "sam-node=01J0"], &user_data).await;
     assert_eq!(created.state, "starting");
     assert_eq!(created.zone, "fr-par-2");
     assert_eq!(created.commercial_type, "DEV1-S");
@@ -301,11 +281,7 @@ async fn create_boots_the_agent_then_list_and_delete_idempotently() {
 
     // The user data reached the metadata store, and the machine boots it.
     let (status, stored) = cloud
-        .call(
-            reqwest::Method::GET,
-            &format!("/zones/fr-par-2/servers/{}/user_data", created.id),
-            None,
-        )
+        .instance_get(&format!("/zones/fr-par-2/servers/{}/user_data", created.id))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stored, json!({"user_data": ["cloud-init"]}));
@@ -317,86 +293,44 @@ async fn create_boots_the_agent_then_list_and_delete_idempotently() {
     assert!(env.contains(&format!("SAM_BIND_HOST={ip}")), "{env}");
 
     // Listing: by every tag, by one, by a tag nobody has, in another zone.
-    let found = client
-        .list_servers("fr-par-2", &tags(&["sam-node=01J0", "sam"]))
-        .await
-        .unwrap();
+    let found = list(&client, "fr-par-2", &["sam-node=01J0", "sam"]).await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].id, created.id);
     assert_eq!(found[0].state, "running");
-    assert_eq!(
-        client
-            .list_servers("fr-par-2", &tags(&["sam"]))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(list(&client, "fr-par-2", &["sam"]).await.len(), 1);
     assert!(
-        client
-            .list_servers("fr-par-2", &tags(&["sam-node=other"]))
+        list(&client, "fr-par-2", &["sam-node=other"])
             .await
-            .unwrap()
             .is_empty()
     );
-    assert!(
-        client
-            .list_servers("fr-par-1", &[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(list(&client, "fr-par-1", &[]).await.is_empty());
     // Zones are separate namespaces.
-    assert!(
-        client
-            .get_server("fr-par-1", &created.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(is_gone(&client, "fr-par-1", &created.id).await);
 
     // Running → terminate: gone at once, the agent shortly after.
     assert_eq!(
-        client.delete_server("fr-par-2", &created.id).await.unwrap(),
+        delete(&client, "fr-par-2", &created.id).await,
         DeleteOutcome::Deleted
     );
-    assert!(
-        client
-            .get_server("fr-par-2", &created.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(is_gone(&client, "fr-par-2", &created.id).await);
     wait_until(Duration::from_secs(10), "agent to exit", || async {
         (!alive(pid)).then_some(())
     })
     .await;
     assert_eq!(
-        client.delete_server("fr-par-2", &created.id).await.unwrap(),
+        delete(&client, "fr-par-2", &created.id).await,
         DeleteOutcome::AlreadyGone
     );
-    assert!(
-        client
-            .list_servers("fr-par-2", &[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(list(&client, "fr-par-2", &[]).await.is_empty());
     // The root volume went with the server.
     let (status, _) = cloud
-        .call(
-            reqwest::Method::GET,
-            &format!("/zones/fr-par-2/volumes/{}", volume_of(&created.id)),
-            None,
-        )
+        .instance_get(&format!(
+            "/zones/fr-par-2/volumes/{}",
+            volume_of(&created.id)
+        ))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     cloud.stop().await;
-}
-
-/// devcloud's root volume UUID for a server UUID (same internal id).
-fn volume_of(server: &str) -> String {
-    format!("5ca1e002{}", &server[8..])
 }
 
 #[tokio::test]
@@ -405,16 +339,15 @@ async fn a_stopped_server_is_deleted_with_its_volume() {
     let cloud = Cloud::start(dir.path(), true).await;
     // Created but never powered on, as when `create_server` fails halfway.
     let (status, body) = cloud
-        .call(
-            reqwest::Method::POST,
+        .instance_post(
             "/zones/nl-ams-1/servers",
-            Some(json!({
+            json!({
                 "name": "half-made",
                 "commercial_type": "GP1-XS",
                 "image": "ubuntu_noble",
                 "project": PROJECT,
                 "tags": ["sam-node=01J1"],
-            })),
+            }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -428,10 +361,9 @@ async fn a_stopped_server_is_deleted_with_its_volume() {
     // The raw API's own rules: terminate needs a running server, a volume
     // in use cannot be deleted.
     let (status, body) = cloud
-        .call(
-            reqwest::Method::POST,
+        .instance_post(
             &format!("/zones/nl-ams-1/servers/{id}/action"),
-            Some(json!({"action": "terminate"})),
+            json!({"action": "terminate"}),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -440,19 +372,12 @@ async fn a_stopped_server_is_deleted_with_its_volume() {
         json!({"type": "invalid_request_error", "message": "server should be running"})
     );
     let (status, _) = cloud
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/zones/nl-ams-1/volumes/{volume}"),
-            None,
-        )
+        .instance_delete(&format!("/zones/nl-ams-1/volumes/{volume}"))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let client = cloud.client();
-    let found = client
-        .list_servers("nl-ams-1", &tags(&["sam-node=01J1"]))
-        .await
-        .unwrap();
+    let client = cloud.scaleway();
+    let found = list(&client, "nl-ams-1", &["sam-node=01J1"]).await;
     assert_eq!(found.len(), 1);
     assert_eq!(
         found[0]
@@ -462,19 +387,15 @@ async fn a_stopped_server_is_deleted_with_its_volume() {
         Some(true)
     );
     assert_eq!(
-        client.delete_server("nl-ams-1", &id).await.unwrap(),
+        delete(&client, "nl-ams-1", &id).await,
         DeleteOutcome::Deleted
     );
     let (status, body) = cloud
-        .call(
-            reqwest::Method::GET,
-            &format!("/zones/nl-ams-1/volumes/{volume}"),
-            None,
-        )
+        .instance_get(&format!("/zones/nl-ams-1/volumes/{volume}"))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "volume leaked: {body}");
     assert_eq!(
-        client.delete_server("nl-ams-1", &id).await.unwrap(),
+        delete(&client, "nl-ams-1", &id).await,
         DeleteOutcome::AlreadyGone
     );
     cloud.stop().await;
@@ -485,10 +406,9 @@ async fn delete_leaves_the_volume_when_called_raw() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(dir.path(), true).await;
     let (_, body) = cloud
-        .call(
-            reqwest::Method::POST,
+        .instance_post(
             "/zones/pl-waw-1/servers",
-            Some(json!({"name": "raw", "commercial_type": "DEV1-M", "image": "debian_bookworm"})),
+            json!({"name": "raw", "commercial_type": "DEV1-M", "image": "debian_bookworm"}),
         )
         .await;
     let id = body["server"]["id"].as_str().unwrap().to_owned();
@@ -497,29 +417,17 @@ async fn delete_leaves_the_volume_when_called_raw() {
         .unwrap()
         .to_owned();
     let (status, body) = cloud
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/zones/pl-waw-1/servers/{id}"),
-            None,
-        )
+        .instance_delete(&format!("/zones/pl-waw-1/servers/{id}"))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, body) = cloud
-        .call(
-            reqwest::Method::GET,
-            &format!("/zones/pl-waw-1/volumes/{volume}"),
-            None,
-        )
+        .instance_get(&format!("/zones/pl-waw-1/volumes/{volume}"))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["volume"]["state"], "available");
     assert_eq!(body["volume"]["server"], Value::Null);
     let (status, _) = cloud
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/zones/pl-waw-1/volumes/{volume}"),
-            None,
-        )
+        .instance_delete(&format!("/zones/pl-waw-1/volumes/{volume}"))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     cloud.stop().await;
@@ -531,65 +439,38 @@ async fn delete_leaves_the_volume_when_called_raw() {
 async fn servers_between_states_are_transient_and_running_ones_refuse_delete() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(dir.path(), true).await;
-    let client = cloud.client();
-    let created = client
-        .create_server(&create_request("power", &["p"], "#cloud-config\n"))
-        .await
-        .unwrap();
+    let client = cloud.scaleway();
+    let created = create(&client, "power", &["p"], "#cloud-config\n").await;
     let id = created.id;
     cloud.wait_state("fr-par-2", &id, "running").await;
 
     // Raw DELETE on a running server: Scaleway's precondition error.
     let (status, body) = cloud
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/zones/fr-par-2/servers/{id}"),
-            None,
-        )
+        .instance_delete(&format!("/zones/fr-par-2/servers/{id}"))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["message"], "server should be stopped");
 
     // Power off, then delete through the client (stopped path).
     let (status, body) = cloud
-        .call(
-            reqwest::Method::POST,
+        .instance_post(
             &format!("/zones/fr-par-2/servers/{id}/action"),
-            Some(json!({"action": "poweroff"})),
+            json!({"action": "poweroff"}),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["task"]["description"], "server_poweroff");
     cloud.wait_state("fr-par-2", &id, "stopped").await;
     assert_eq!(
-        client.delete_server("fr-par-2", &id).await.unwrap(),
+        delete(&client, "fr-par-2", &id).await,
         DeleteOutcome::Deleted
     );
 
     // A server that is starting cannot be deleted yet: retryable.
     let slow_dir = tempfile::tempdir().unwrap();
-    let slow = DevCloud::start(Config {
-        state_dir: slow_dir.path().to_path_buf(),
-        tokens: vec![TOKEN.into()],
-        boot_delay: Duration::from_secs(30),
-        scaleway: Some(ScalewayCredential {
-            secret_key: SECRET.into(),
-            project_id: PROJECT.into(),
-        }),
-    })
-    .await
-    .unwrap();
-    let (port, task) = serve(slow.router()).await;
-    let slow_client = ScalewayClient::new(
-        ReqwestHttp(reqwest::Client::new()),
-        format!("http://127.0.0.1:{port}"),
-        SECRET,
-        PROJECT,
-    );
-    let starting = slow_client
-        .create_server(&create_request("slow", &[], ""))
-        .await
-        .unwrap();
+    let slow = Cloud::start_with(slow_dir.path(), true, Duration::from_secs(30)).await;
+    let slow_client = slow.scaleway();
+    let starting = create(&slow_client, "slow", &[], "").await;
     let err = slow_client
         .delete_server("fr-par-2", &starting.id)
         .await
@@ -599,8 +480,7 @@ async fn servers_between_states_are_transient_and_running_ones_refuse_delete() {
         (ProviderErrorKind::Transient, "server_busy")
     );
     assert!(err.is_retryable());
-    slow.shutdown().await;
-    task.abort();
+    slow.stop().await;
     cloud.stop().await;
 }
 
@@ -608,7 +488,7 @@ async fn servers_between_states_are_transient_and_running_ones_refuse_delete() {
 async fn errors_come_in_scaleway_shape_and_classify() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(dir.path(), true).await;
-    let client = cloud.client();
+    let client = cloud.scaleway();
 
     let mut bad = create_request("bad", &[], "");
     bad.commercial_type = "NOPE-XL".into();
@@ -636,7 +516,7 @@ async fn errors_come_in_scaleway_shape_and_classify() {
     let err = client.create_server(&bad).await.unwrap_err();
     assert!(err.message.contains("image"), "{}", err.message);
 
-    let foreign = cloud.client_with(SECRET, OTHER_PROJECT);
+    let foreign = cloud.scaleway_with(SECRET, OTHER_PROJECT);
     let err = foreign
         .create_server(&create_request("x", &[], ""))
         .await
@@ -644,35 +524,21 @@ async fn errors_come_in_scaleway_shape_and_classify() {
     assert_eq!((err.kind, err.status), (ProviderErrorKind::Auth, Some(403)));
 
     // Nothing was created by any of those.
-    assert!(
-        client
-            .list_servers("fr-par-2", &[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(list(&client, "fr-par-2", &[]).await.is_empty());
 
-    let (status, body) = cloud
-        .call(reqwest::Method::GET, "/zones/fr-par-1/nothing", None)
-        .await;
+    let (status, body) = cloud.instance_get("/zones/fr-par-1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["type"], "not_found");
     let (status, body) = cloud
-        .call(
-            reqwest::Method::PATCH,
+        .instance(
+            Method::PATCH,
             "/zones/fr-par-1/servers/5ca1e001-0000-4000-8000-000000000001/user_data/cloud-init",
             Some(json!({"not": "text"})),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["type"], "invalid_arguments");
-    let (status, body) = cloud
-        .call(
-            reqwest::Method::GET,
-            "/zones/fr-par-1/products/servers",
-            None,
-        )
-        .await;
+    let (status, body) = cloud.instance_get("/zones/fr-par-1/products/servers").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["servers"]["DEV1-S"]["ncpus"], 2);
     cloud.stop().await;
@@ -684,52 +550,34 @@ async fn errors_come_in_scaleway_shape_and_classify() {
 async fn hetzner_and_scaleway_servers_do_not_see_each_other_and_survive_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(dir.path(), true).await;
-    let client = cloud.client();
-    let scw = client
-        .create_server(&create_request("same-name", &["keep"], "#cloud-config\n"))
-        .await
-        .unwrap();
-    let hetzner = cloud
-        .http
-        .post(format!("{}/v1/servers", cloud.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({
-            "name": "same-name",
-            "server_type": "cx23",
-            "image": "ubuntu-24.04",
-            "location": "fsn1",
-        }))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = decode(hetzner).await;
+    let client = cloud.scaleway();
+    let scw = create(&client, "same-name", &["keep"], "#cloud-config\n").await;
+    let (status, body) = cloud
+        .post(
+            "/v1/servers",
+            json!({
+                "name": "same-name",
+                "server_type": "cx23",
+                "image": "ubuntu-24.04",
+                "location": "fsn1",
+            }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let hetzner_id = body["server"]["id"].as_u64().unwrap();
 
-    let listed = cloud
-        .http
-        .get(format!("{}/v1/servers", cloud.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let ids: Vec<u64> = decode(listed).await.1["servers"]
+    let ids: Vec<u64> = cloud.get("/v1/servers").await.1["servers"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, [hetzner_id]);
-    let scw_internal = u64::from_str_radix(&scw.id[24..], 16).unwrap();
-    let hidden = cloud
-        .http
-        .get(format!("{}/v1/servers/{scw_internal}", cloud.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
-    let listed = client.list_servers("fr-par-2", &[]).await.unwrap();
+    let (status, _) = cloud
+        .get(&format!("/v1/servers/{}", internal_id(&scw.id)))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let listed = list(&client, "fr-par-2", &[]).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, scw.id);
 
@@ -737,8 +585,8 @@ async fn hetzner_and_scaleway_servers_do_not_see_each_other_and_survive_restarts
     cloud.stop().await;
 
     let cloud = Cloud::start(dir.path(), true).await;
-    let again = cloud
-        .client()
+    let client = cloud.scaleway();
+    let again = client
         .get_server("fr-par-2", &scw.id)
         .await
         .unwrap()
@@ -747,11 +595,7 @@ async fn hetzner_and_scaleway_servers_do_not_see_each_other_and_survive_restarts
     assert_eq!(again.public_ip, scw.public_ip);
     cloud.wait_state("fr-par-2", &scw.id, "running").await;
     assert_eq!(
-        cloud
-            .client()
-            .delete_server("fr-par-2", &scw.id)
-            .await
-            .unwrap(),
+        delete(&client, "fr-par-2", &scw.id).await,
         DeleteOutcome::Deleted
     );
     cloud.stop().await;
@@ -762,38 +606,20 @@ async fn hetzner_and_scaleway_servers_do_not_see_each_other_and_survive_restarts
 #[tokio::test]
 async fn cli_flags_configure_the_scaleway_credential() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_devcloud"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
+    let (mut child, base) = spawn_devcloud(
+        dir.path(),
+        &[
             "--token",
             "t1",
             "--boot-delay-ms",
             "10",
-        ])
-        .args([
             "--scaleway-secret-key",
             SECRET,
             "--scaleway-project-id",
             PROJECT,
-        ])
-        .arg("--state-dir")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("announcement in time")
-        .unwrap()
-        .expect("a line");
-    let base = line
-        .strip_prefix("devcloud listening on ")
-        .unwrap()
-        .to_owned();
+        ],
+    )
+    .await;
     let client = |secret: &str| {
         ScalewayClient::new(ReqwestHttp(reqwest::Client::new()), &base, secret, PROJECT)
     };
@@ -803,14 +629,10 @@ async fn cli_flags_configure_the_scaleway_credential() {
     child.kill().await.unwrap();
 
     // One flag without the other is a usage error.
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_devcloud"))
-        .args(["--token", "t1", "--scaleway-secret-key", SECRET])
-        .arg("--state-dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .unwrap();
+    let status = devcloud_exit_status(
+        dir.path(),
+        &["--token", "t1", "--scaleway-secret-key", SECRET],
+    )
+    .await;
     assert_eq!(status.code(), Some(2));
 }

@@ -6,6 +6,7 @@
 
 mod agent_keys;
 mod authz;
+mod browser;
 mod credentials;
 mod health;
 mod identity;

@@ -1,102 +1,13 @@
 //! The nodes page in a real headless Chromium (Debian's chromium +
 //! chromedriver), at phone and desktop widths.
 
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use sam_e2e::{Platform, eventually};
 use serde_json::json;
 
-/// chromedriver and the Chromium it starts, as one process group that is
-/// killed on drop, so a failing test leaves no browser behind.
-struct Chromedriver(Child);
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.id()) {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .status();
-        }
-        // In case the group kill could not be delivered, never wait on a live child.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn browser(p: &Platform) -> (Client, Chromedriver, tempdir::Dir) {
-    // reqwest and fantoccini pull in different rustls back ends; pick one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let port = sam_e2e::free_port().unwrap();
-    let driver = Chromedriver(
-        Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver (Debian package chromium-driver) must be installed; run cargo xtask setup --test"),
-    );
-    let profile = tempdir::Dir::new(&p.state_dir.join(format!("chromium-{port}")));
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.0.display()),
-                "--window-size=1280,900",
-            ]
-        }
-    });
-    let caps = caps.as_object().unwrap().clone();
-    let client = eventually(
-        "chromedriver to accept a session",
-        Duration::from_secs(30),
-        || {
-            let caps = caps.clone();
-            async move {
-                Ok(ClientBuilder::rustls()?
-                    .capabilities(caps)
-                    .connect(&format!("http://127.0.0.1:{port}"))
-                    .await
-                    .ok())
-            }
-        },
-    )
-    .await
-    .unwrap();
-    (client, driver, profile)
-}
-
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(path: &std::path::Path) -> Self {
-            std::fs::create_dir_all(path).unwrap();
-            Self(path.to_owned())
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-async fn fits_without_horizontal_scroll(c: &Client) -> bool {
-    c.execute(
-        "return document.documentElement.scrollWidth <= window.innerWidth;",
-        vec![],
-    )
-    .await
-    .unwrap()
-    .as_bool()
-    .unwrap()
-}
+use crate::browser::{artifacts, browser, check_widths};
 
 #[tokio::test]
 async fn ui_nodes_page_in_chromium() {
@@ -177,21 +88,7 @@ async fn ui_nodes_page_in_chromium() {
     assert!(row_text.contains("ui-node"), "{row_text}");
 
     // Desktop and phone widths both fit; screenshots are kept for a person to look at.
-    let artifacts = std::path::PathBuf::from(
-        std::env::var("SAM_E2E_ARTIFACTS")
-            .unwrap_or_else(|_| p.state_dir.join("logs").display().to_string()),
-    );
-    std::fs::create_dir_all(&artifacts).unwrap();
-    for (width, height) in [(1280u32, 900u32), (375, 812)] {
-        c.set_window_size(width, height).await.unwrap();
-        c.refresh().await.unwrap();
-        assert!(
-            fits_without_horizontal_scroll(&c).await,
-            "page overflows at {width}px"
-        );
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(artifacts.join(format!("ui-nodes-{width}.png")), png).unwrap();
-    }
+    check_widths(&c, &artifacts(&p), "nodes").await;
 
     // Clean up the node so no server outlives the test.
     let resp = api

@@ -8,6 +8,7 @@ mod auth;
 mod catalog;
 mod error;
 mod pagination;
+mod power;
 mod query;
 mod scaleway;
 mod servers;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::pagination::Page;
+use super::power::{self, Power};
 use super::query::Query;
 use super::wire;
 use crate::catalog;
@@ -449,14 +450,6 @@ pub(crate) async fn delete(
     Ok(Json(json!({ "action": wire::action(&action) })))
 }
 
-/// What a power action does, decided under the store lock.
-enum Power {
-    Nothing,
-    Halt,
-    Boot,
-    Reboot,
-}
-
 pub(crate) async fn power_action(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
@@ -524,34 +517,7 @@ pub(crate) async fn power_action(
                 }
             })
         })?;
-    let fleet = state.fleet.clone();
-    let store = state.store.clone();
-    match effect {
-        Power::Nothing => {}
-        Power::Boot => fleet.boot(id, BootKind::PowerOn),
-        Power::Halt => {
-            tokio::spawn(async move {
-                fleet.halt(id).await;
-                fleet.console_line(id, "powered off");
-                store.update(|w| {
-                    if w.servers
-                        .get(&id)
-                        .is_some_and(|s| s.status == ServerStatus::Stopping)
-                    {
-                        w.set_status(id, ServerStatus::Off);
-                    }
-                    w.reach(id, Milestone::Off);
-                });
-            });
-        }
-        Power::Reboot => {
-            tokio::spawn(async move {
-                fleet.halt(id).await;
-                fleet.console_line(id, "rebooting");
-                fleet.boot(id, BootKind::PowerOn);
-            });
-        }
-    }
+    power::apply(&state, id, effect);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "action": wire::action(&action) })),

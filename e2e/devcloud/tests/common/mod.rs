@@ -1,20 +1,26 @@
 //! Shared test harness: an in-process devcloud on 127.0.0.1:0, an
-//! authenticated client, a tiny file server standing in for the control
-//! plane's download endpoint, and polling helpers.
+//! authenticated client, the `devcloud` binary as a child process, SAM's
+//! HTTP port implemented with reqwest (for `sam_providers` clients), a tiny
+//! file server standing in for the control plane's download endpoint, and
+//! polling helpers.
 
 #![allow(dead_code)] // each test crate uses a different subset
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use reqwest::{Method, Response};
+use reqwest::{Method, RequestBuilder, Response};
 use sam_devcloud::{Config, DevCloud};
+use sam_providers::{HttpClient, HttpRequest, HttpResponse, TransportError};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
 pub const TOKEN: &str = "test-token";
 
@@ -38,20 +44,24 @@ pub async fn serve(router: Router) -> (u16, tokio::task::JoinHandle<()>) {
 
 impl TestCloud {
     pub async fn start(state_dir: &Path, boot_delay_ms: u64) -> Self {
-        let devcloud = DevCloud::start(Config {
+        Self::start_with(Config {
             state_dir: state_dir.to_path_buf(),
             tokens: vec![TOKEN.into(), "second-token".into()],
             boot_delay: Duration::from_millis(boot_delay_ms),
             scaleway: None,
         })
         .await
-        .unwrap();
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let state_dir = config.state_dir.clone();
+        let devcloud = DevCloud::start(config).await.unwrap();
         let (port, server) = serve(devcloud.router()).await;
         TestCloud {
             devcloud,
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
-            state_dir: state_dir.to_path_buf(),
+            state_dir,
             server,
         }
     }
@@ -68,14 +78,13 @@ impl TestCloud {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        decode(request.send().await.unwrap()).await
+        let request = self.request(method, path).bearer_auth(TOKEN);
+        decode(send_json(request, body).await).await
+    }
+
+    /// A request to `path` under the base URL, without credentials.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -130,6 +139,105 @@ impl TestCloud {
     pub fn console(&self, id: u64) -> String {
         std::fs::read_to_string(self.server_dir(id).join("console.log")).unwrap_or_default()
     }
+}
+
+/// Starts the `devcloud` binary on an ephemeral loopback port with `args`
+/// and `--state-dir`; returns it with the base URL it announced.
+pub async fn spawn_devcloud(state_dir: &Path, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devcloud"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("announcement in time")
+        .unwrap()
+        .expect("a line");
+    let base = line
+        .strip_prefix("devcloud listening on ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_owned();
+    (child, base)
+}
+
+/// Runs the `devcloud` binary with `args` and `--state-dir` to its exit
+/// (for flag combinations it must refuse).
+pub async fn devcloud_exit_status(state_dir: &Path, args: &[&str]) -> ExitStatus {
+    Command::new(env!("CARGO_BIN_EXE_devcloud"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .unwrap()
+}
+
+/// SAM's HTTP port implemented with reqwest, so `sam_providers` clients
+/// can talk to devcloud over real HTTP.
+pub struct ReqwestHttp(pub reqwest::Client);
+
+impl HttpClient for ReqwestHttp {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let method = match req.method {
+            sam_providers::Method::Get => Method::GET,
+            sam_providers::Method::Post => Method::POST,
+            sam_providers::Method::Delete => Method::DELETE,
+            sam_providers::Method::Put => Method::PUT,
+            sam_providers::Method::Patch => Method::PATCH,
+        };
+        let mut builder = self.0.request(method, &req.url);
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = req.body {
+            builder = builder.body(body);
+        }
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| TransportError::new(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| TransportError::new(e.to_string()))?
+            .to_vec();
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Sends `request`, with `body` as JSON if there is one.
+pub async fn send_json(request: RequestBuilder, body: Option<Value>) -> Response {
+    match body {
+        Some(body) => request.json(&body),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
 }
 
 pub async fn decode(response: Response) -> (StatusCode, Value) {

@@ -18,14 +18,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::super::AppState;
+use super::super::power::{self, Power};
 use super::super::query::Query;
 use super::auth::check_project;
 use super::catalog;
 use super::error::ScwError;
 use super::wire::{self, IdKind};
 use crate::clock::now_rfc3339;
-use crate::state::{Milestone, ScalewayMeta, ScalewayVolume, ServerRecord, ServerStatus, World};
-use crate::vm::BootKind;
+use crate::state::{ScalewayMeta, ScalewayVolume, ServerRecord, ServerStatus, World};
 
 const DEFAULT_PER_PAGE: usize = 50;
 const MAX_PER_PAGE: usize = 100;
@@ -281,14 +281,6 @@ struct ServerAction {
     action: Option<String>,
 }
 
-/// What an action does to the machine, decided under the store lock.
-enum Effect {
-    Boot,
-    Halt,
-    Reboot,
-    Terminate,
-}
-
 pub(crate) async fn action(
     State(state): State<AppState>,
     Path((zone, uuid)): Path<(String, String)>,
@@ -312,14 +304,14 @@ pub(crate) async fn action(
             | ("reboot" | "terminate", ServerStatus::Initializing | ServerStatus::Starting) => {
                 return Err(transient());
             }
-            ("poweron", ServerStatus::Off) => (Some(ServerStatus::Starting), Effect::Boot),
+            ("poweron", ServerStatus::Off) => (Some(ServerStatus::Starting), Power::Boot),
             ("poweron", _) => return Err(should_be("stopped")),
             ("poweroff" | "reboot" | "terminate", ServerStatus::Off) => {
                 return Err(should_be("running"));
             }
-            ("poweroff", _) => (Some(ServerStatus::Stopping), Effect::Halt),
-            ("reboot", _) => (Some(ServerStatus::Starting), Effect::Reboot),
-            ("terminate", _) => (None, Effect::Terminate),
+            ("poweroff", _) => (Some(ServerStatus::Stopping), Power::Halt),
+            ("reboot", _) => (Some(ServerStatus::Starting), Power::Reboot),
+            ("terminate", _) => (None, Power::Terminate),
             (other, _) => {
                 return Err(ScwError::invalid_argument(
                     "action",
@@ -349,39 +341,7 @@ pub(crate) async fn action(
         Ok((id, task, effect))
     })?;
 
-    let fleet = state.fleet.clone();
-    let store = state.store.clone();
-    match effect {
-        Effect::Boot => fleet.boot(id, BootKind::PowerOn),
-        Effect::Halt => {
-            tokio::spawn(async move {
-                fleet.halt(id).await;
-                fleet.console_line(id, "powered off");
-                store.update(|w| {
-                    if w.servers
-                        .get(&id)
-                        .is_some_and(|s| s.status == ServerStatus::Stopping)
-                    {
-                        w.set_status(id, ServerStatus::Off);
-                    }
-                    w.reach(id, Milestone::Off);
-                });
-            });
-        }
-        Effect::Reboot => {
-            tokio::spawn(async move {
-                fleet.halt(id).await;
-                fleet.console_line(id, "rebooting");
-                fleet.boot(id, BootKind::PowerOn);
-            });
-        }
-        Effect::Terminate => {
-            tokio::spawn(async move {
-                fleet.halt(id).await;
-                fleet.console_line(id, "server terminated");
-            });
-        }
-    }
+    power::apply(&state, id, effect);
     Ok((
         StatusCode::ACCEPTED,
         Json(wire::task(task, &action, &uuid, zone)),
