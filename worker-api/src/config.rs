@@ -25,6 +25,10 @@ pub struct Config {
     /// `https://api.scaleway.com` in production.
     pub scaleway_api_url: String,
     pub nodes: NodeSettings,
+    /// Grace period before an unowned labelled server is destroyed.
+    pub orphan_grace_ms: i64,
+    /// No node lives longer than this.
+    pub node_max_lifetime_ms: i64,
     /// GitHub sign-in; `None` until `GITHUB_CLIENT_ID` and its secret are set.
     pub github: Option<sam_providers::github::GithubOAuthApp>,
     /// New accounts wait for an admin (`REQUIRE_APPROVAL=true`).
@@ -92,6 +96,8 @@ impl Config {
                 .unwrap_or_else(|| "https://api.hetzner.cloud/v1".to_owned()),
             scaleway_api_url: var(env, "SCALEWAY_API_URL")
                 .unwrap_or_else(|| sam_providers::SCALEWAY_API_BASE.to_owned()),
+            orphan_grace_ms: number::<i64>(env, "ORPHAN_GRACE_SECS", 600)? * 1000,
+            node_max_lifetime_ms: number::<i64>(env, "NODE_MAX_LIFETIME_SECS", 24 * 3600)? * 1000,
             nodes: NodeSettings {
                 control_plane_url: api_origin.clone(),
                 heartbeat_interval_secs: number(env, "NODE_HEARTBEAT_INTERVAL_SECS", 60)?,
@@ -105,6 +111,17 @@ impl Config {
                 max_nodes_per_user: number(env, "MAX_NODES_PER_USER", 10)?,
                 heartbeat_stale_ms: number::<i64>(env, "NODE_HEARTBEAT_STALE_SECS", 180)? * 1000,
                 image: var(env, "NODE_IMAGE").unwrap_or_else(|| "ubuntu-24.04".to_owned()),
+                // Distinct per deployment by default (the API origin), so
+                // two deployments sharing a cloud account never sweep each
+                // other's servers.
+                deployment: sam_control::label_value(&var(env, "DEPLOYMENT_ID").unwrap_or_else(
+                    || {
+                        api_origin
+                            .split_once("://")
+                            .map_or(api_origin.as_str(), |(_, host)| host)
+                            .to_owned()
+                    },
+                )),
             },
             github_app: match (var(env, "GITHUB_APP_ID"), var(env, "GITHUB_APP_SLUG")) {
                 (Some(id), Some(slug)) => Some(GithubAppConfig {
@@ -140,6 +157,16 @@ impl Config {
             app_origin: app_origin_value,
             api_origin,
         })
+    }
+
+    /// What the cron sweep needs.
+    pub fn sweep_settings(&self) -> sam_control::sweep::SweepSettings {
+        sam_control::sweep::SweepSettings {
+            deployment: self.nodes.deployment.clone(),
+            boot_timeout_ms: self.nodes.boot_timeout_ms,
+            orphan_grace_ms: self.orphan_grace_ms,
+            max_lifetime_ms: self.node_max_lifetime_ms,
+        }
     }
 
     /// The JWT signing key (secret `JWT_SIGNING_KEY`).

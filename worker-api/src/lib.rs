@@ -16,10 +16,11 @@ mod error;
 mod github_app;
 mod routes;
 mod session;
+mod sweep;
 
 pub use sam_durable_objects::NodeLifecycle;
 
-use worker::{Context, Env, Request, Response, event};
+use worker::{Context, Env, Request, Response, ScheduleContext, ScheduledEvent, event};
 
 #[event(start)]
 fn start() {
@@ -29,4 +30,16 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     Ok(routes::handle(req, env).await)
+}
+
+/// The cron trigger: the orphan, boot-deadline and lifetime sweep.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    match sweep::run(&env).await {
+        Ok(report) => worker::console_log!(
+            "sweep: {}",
+            serde_json::to_string(&report).unwrap_or_default()
+        ),
+        Err(e) => worker::console_error!("sweep failed: {} {}", e.code, e.message),
+    }
 }

@@ -234,6 +234,8 @@ impl Platform {
         cmd.args(["dev", "--config"])
             .arg(&config)
             .args(["--ip", "127.0.0.1", "--port", &worker_port.to_string()])
+            // `/__scheduled` runs the cron sweep on demand (tests, and by hand).
+            .arg("--test-scheduled")
             .args(["--inspector-port", &free_port()?.to_string()])
             .arg("--persist-to")
             .arg(&persist)

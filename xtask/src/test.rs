@@ -264,6 +264,8 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
         ("NODE_BOOT_TIMEOUT_SECS".to_owned(), "120".to_owned()),
         ("VM_AGENT_PORT".to_owned(), vm_agent_port.to_string()),
         ("MAX_NODES_PER_USER".to_owned(), "25".to_owned()),
+        // The sweep test creates stray servers and sweeps at once.
+        ("ORPHAN_GRACE_SECS".to_owned(), "0".to_owned()),
     ]);
     let opts = Options {
         port: None,

@@ -14,9 +14,11 @@ mod nodes;
 mod ports;
 pub mod projects;
 mod reseal;
+pub mod sweep;
 
 pub use error::ControlError;
 pub use nodes::{
-    NodeSettings, create_node, delete_node, list_nodes, node_view, record_heartbeat, record_ready,
+    NodeSettings, create_node, delete_node, deployment_selector, label_value, list_nodes,
+    node_view, record_heartbeat, record_ready,
 };
 pub use ports::{BootLog, ServerProvider};

@@ -26,6 +26,9 @@ use crate::ports::{BootLog, ServerProvider};
 /// are looked up by node, or reconciled against D1.
 pub const LABEL_MANAGED: &str = "sam-managed";
 pub const LABEL_NODE: &str = "sam-node";
+/// Which SAM deployment created the server: two deployments sharing a cloud
+/// account (staging and production) must never sweep each other's servers.
+pub const LABEL_DEPLOYMENT: &str = "sam-deployment";
 
 /// Deployment settings the node use cases need (read once from Worker config).
 #[derive(Debug, Clone)]
@@ -40,13 +43,53 @@ pub struct NodeSettings {
     pub heartbeat_stale_ms: i64,
     /// Provider image for new servers.
     pub image: String,
+    /// This deployment's label value (see [`LABEL_DEPLOYMENT`]).
+    pub deployment: String,
 }
 
-fn node_labels(node_id: &str) -> BTreeMap<String, String> {
+/// The labels a node's server is created with.
+fn node_labels(settings: &NodeSettings, node_id: &str) -> BTreeMap<String, String> {
+    let mut labels = node_selector(node_id);
+    labels.insert(LABEL_DEPLOYMENT.to_owned(), settings.deployment.clone());
+    labels
+}
+
+/// Finds a node's servers (node ids are unique across deployments).
+fn node_selector(node_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
         (LABEL_NODE.to_owned(), node_id.to_owned()),
     ])
+}
+
+/// Finds every server this deployment created.
+pub fn deployment_selector(deployment: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_DEPLOYMENT.to_owned(), deployment.to_owned()),
+    ])
+}
+
+/// A label value from free text: Hetzner allows 63 characters of
+/// `[a-z0-9A-Z._-]`, starting and ending alphanumerically.
+pub fn label_value(raw: &str) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if trimmed.is_empty() {
+        "sam".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
 }
 
 /// A node callback token for `node_id`, issued at `now`.
@@ -154,7 +197,7 @@ pub async fn create_node(
             location: spec.location.clone(),
             image: settings.image.clone(),
             user_data,
-            labels: node_labels(&record.id),
+            labels: node_labels(settings, &record.id),
         })
         .await;
     let server = match created {
@@ -336,7 +379,7 @@ pub async fn delete_node(
     let server_ids = match nodes.get(node_id).await?.and_then(|n| n.provider_server_id) {
         Some(id) => vec![id],
         None => provider
-            .find_servers(&node_labels(node_id))
+            .find_servers(&node_selector(node_id))
             .await
             .map_err(|error| ControlError::ProviderDelete {
                 node_id: node_id.to_owned(),

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use futures::executor::block_on;
 use sam_auth::{Audience, SigningKey, Verifier};
+use sam_control::sweep::{
+    SweepReport, SweepSettings, destroy_orphans, expire_old_nodes, fail_overdue_boots,
+};
 use sam_control::{
     BootLog, ControlError, NodeSettings, ServerProvider, create_node, delete_node,
     record_heartbeat, record_ready,
@@ -137,7 +140,176 @@ fn settings() -> NodeSettings {
         max_nodes_per_user: 2,
         heartbeat_stale_ms: 180_000,
         image: "ubuntu-24.04".into(),
+        deployment: "test-deploy".into(),
     }
+}
+
+fn sweep_settings() -> SweepSettings {
+    SweepSettings {
+        deployment: "test-deploy".into(),
+        boot_timeout_ms: settings().boot_timeout_ms,
+        orphan_grace_ms: 60_000,
+        max_lifetime_ms: 24 * 3_600_000,
+    }
+}
+
+/// A server some earlier run left behind, labelled for `deployment` and `node`.
+fn stray_server(cloud: &FakeCloud<'_>, deployment: &str, node: &str) -> String {
+    let mut created = cloud.created.borrow_mut();
+    let template = created[0].clone();
+    created.push(CreateServer {
+        name: format!("stray-{node}"),
+        labels: BTreeMap::from([
+            ("sam-managed".to_owned(), "true".to_owned()),
+            ("sam-node".to_owned(), node.to_owned()),
+            ("sam-deployment".to_owned(), deployment.to_owned()),
+        ]),
+        ..template
+    });
+    server_id(created.len() - 1)
+}
+
+#[test]
+fn sweep_destroys_only_this_deployments_orphans() {
+    let (db, key) = setup();
+    let cloud = FakeCloud::default();
+    let log = RecordedBootLog::default();
+    block_on(async {
+        let live = create(&db, &cloud, &log, &key, NOW).await.unwrap();
+        let gone = create(&db, &cloud, &log, &key, NOW + 1).await.unwrap();
+        // A node deleted in D1 whose server delete never reached the provider.
+        let nodes = NodeRepository::new(&db);
+        assert!(
+            nodes
+                .transition(
+                    &gone.id,
+                    NodeStatus::Creating,
+                    NodeStatus::Deleting,
+                    NOW,
+                    None
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            nodes
+                .transition(
+                    &gone.id,
+                    NodeStatus::Deleting,
+                    NodeStatus::Deleted,
+                    NOW,
+                    None
+                )
+                .await
+                .unwrap()
+        );
+        let unknown = stray_server(&cloud, "test-deploy", "01UNKNOWNNODE000000000000");
+        let foreign = stray_server(&cloud, "staging", "01UNKNOWNNODE000000000000");
+
+        let mut report = SweepReport::default();
+        destroy_orphans(&db, &cloud, &sweep_settings(), NOW + 120_000, &mut report)
+            .await
+            .unwrap();
+        let deleted = cloud.deleted.borrow().clone();
+        assert!(
+            deleted.contains(&gone.provider_server_id.clone().unwrap()),
+            "{deleted:?}"
+        );
+        assert!(deleted.contains(&unknown), "{deleted:?}");
+        assert!(
+            !deleted.contains(&foreign),
+            "another deployment's server was touched"
+        );
+        assert!(!deleted.contains(&live.provider_server_id.clone().unwrap()));
+        assert_eq!(
+            (report.servers_seen, report.orphans_destroyed),
+            (3, 2),
+            "{report:?}"
+        );
+
+        // A second sweep finds nothing more to do.
+        let mut again = SweepReport::default();
+        destroy_orphans(&db, &cloud, &sweep_settings(), NOW + 180_000, &mut again)
+            .await
+            .unwrap();
+        assert_eq!(again.orphans_destroyed, 0);
+
+        // A provider that fails is reported, not fatal.
+        *cloud.fail_delete.borrow_mut() =
+            Some(provider_error(ProviderErrorKind::Transient, "unavailable"));
+        stray_server(&cloud, "test-deploy", "01UNKNOWNNODE000000000001");
+        let mut failing = SweepReport::default();
+        destroy_orphans(&db, &cloud, &sweep_settings(), NOW + 240_000, &mut failing)
+            .await
+            .unwrap();
+        assert_eq!(failing.failures.len(), 1, "{failing:?}");
+    });
+}
+
+#[test]
+fn sweep_fails_overdue_boots_and_expires_old_nodes() {
+    let (db, key) = setup();
+    let cloud = FakeCloud::default();
+    let log = RecordedBootLog::default();
+    block_on(async {
+        let node = create(&db, &cloud, &log, &key, NOW).await.unwrap();
+        let s = sweep_settings();
+        let mut early = SweepReport::default();
+        fail_overdue_boots(&db, &log, &s, NOW + s.boot_timeout_ms - 1, &mut early)
+            .await
+            .unwrap();
+        assert_eq!(early.boots_failed, 0);
+        let mut late = SweepReport::default();
+        fail_overdue_boots(&db, &log, &s, NOW + s.boot_timeout_ms + 1, &mut late)
+            .await
+            .unwrap();
+        assert_eq!(late.boots_failed, 1);
+        let stored = NodeRepository::new(&db)
+            .get(&node.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, "error");
+
+        // Past the maximum lifetime the node is deleted with its server.
+        let mut expiry = SweepReport::default();
+        expire_old_nodes(
+            &db,
+            &cloud,
+            &log,
+            "U1",
+            &s,
+            NOW + s.max_lifetime_ms - 1,
+            &mut expiry,
+        )
+        .await
+        .unwrap();
+        assert_eq!(expiry.nodes_expired, 0);
+        expire_old_nodes(
+            &db,
+            &cloud,
+            &log,
+            "U1",
+            &s,
+            NOW + s.max_lifetime_ms + 1,
+            &mut expiry,
+        )
+        .await
+        .unwrap();
+        assert_eq!(expiry.nodes_expired, 1);
+        let stored = NodeRepository::new(&db)
+            .get(&node.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, "deleted");
+        assert!(
+            cloud
+                .deleted
+                .borrow()
+                .contains(&node.provider_server_id.unwrap())
+        );
+    });
 }
 
 fn request() -> CreateNodeRequest {

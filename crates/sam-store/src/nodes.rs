@@ -120,6 +120,45 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
     }
 
     /// A node by id alone, for callbacks whose token already proves the node.
+    /// Nodes in `status` since before `cutoff` (sweeps), oldest first.
+    pub async fn list_in_status_since_before(
+        &self,
+        status: NodeStatus,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        query_as(
+            self.db,
+            &format!(
+                "SELECT {COLUMNS} FROM nodes WHERE status = ? AND status_changed_at < ? \
+                 ORDER BY status_changed_at LIMIT ?"
+            ),
+            &[
+                status.as_str().into(),
+                cutoff.into(),
+                i64::from(limit).into(),
+            ],
+        )
+        .await
+    }
+
+    /// Nodes created before `cutoff` that are not deleted yet (maximum lifetime).
+    pub async fn list_alive_created_before(
+        &self,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        query_as(
+            self.db,
+            &format!(
+                "SELECT {COLUMNS} FROM nodes WHERE status != 'deleted' AND created_at < ? \
+                 ORDER BY created_at LIMIT ?"
+            ),
+            &[cutoff.into(), i64::from(limit).into()],
+        )
+        .await
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
         self.one(
             &format!("SELECT {COLUMNS} FROM nodes WHERE id = ?"),

@@ -13,6 +13,7 @@ mod identity;
 mod leaks;
 mod nodes;
 mod projects;
+mod sweep;
 mod tokens;
 mod tokens_pat;
 mod ui;

@@ -1,0 +1,168 @@
+//! The periodic sweep: the second and third layers that keep VMs from
+//! outliving their purpose, independent of the per-node Durable Object
+//! alarm (the first layer).
+//!
+//! - Nodes still `creating` past their boot deadline move to `error`, in
+//!   case an alarm was lost.
+//! - Servers carrying this deployment's labels that no live node owns are
+//!   destroyed (after a grace period): a create whose answer was lost, a
+//!   delete that failed half-way, a node row gone.
+//! - Nodes older than the maximum lifetime are deleted.
+//!
+//! Any one layer alone still prevents an orphan: the sweep needs nothing
+//! from the alarm, and the lifetime limit needs nothing from either.
+
+use sam_domain::node::{BootPhase, NodeEvent, NodeStatus, transition};
+use sam_store::{NodeRepository, SqlDatabase};
+use serde::Serialize;
+
+use crate::error::ControlError;
+use crate::nodes::{LABEL_NODE, delete_node, deployment_selector};
+use crate::ports::{BootLog, ServerProvider};
+
+/// Nodes and servers handled per sweep, so one run stays bounded.
+const BATCH: u32 = 200;
+
+/// How the sweep judges age.
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    /// This deployment's label value.
+    pub deployment: String,
+    pub boot_timeout_ms: i64,
+    /// A labelled server younger than this is left alone even if no node
+    /// claims it yet.
+    pub orphan_grace_ms: i64,
+    /// No node lives longer than this.
+    pub max_lifetime_ms: i64,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub accounts_checked: u64,
+    pub servers_seen: u64,
+    pub orphans_destroyed: u64,
+    pub boots_failed: u64,
+    pub nodes_expired: u64,
+    /// Problems that did not stop the sweep (an account whose token fails,
+    /// a delete the provider refused); the next run retries.
+    pub failures: Vec<String>,
+}
+
+/// Layer 2 (D1 only): nodes still `creating` past their boot deadline.
+pub async fn fail_overdue_boots(
+    db: &impl SqlDatabase,
+    boot_log: &impl BootLog,
+    settings: &SweepSettings,
+    now: i64,
+    report: &mut SweepReport,
+) -> Result<(), ControlError> {
+    let nodes = NodeRepository::new(db);
+    let overdue = nodes
+        .list_in_status_since_before(NodeStatus::Creating, now - settings.boot_timeout_ms, BATCH)
+        .await?;
+    let to = transition(NodeStatus::Creating, &NodeEvent::BootDeadlinePassed)?;
+    let message = "the vm-agent did not register before the boot deadline (sweep)";
+    for node in overdue {
+        if nodes
+            .transition(&node.id, NodeStatus::Creating, to, now, Some(message))
+            .await?
+        {
+            report.boots_failed += 1;
+            let _ = boot_log
+                .record(&node.id, now, BootPhase::BootDeadlinePassed, Some(message))
+                .await;
+        }
+    }
+    Ok(())
+}
+
+/// Layer 2 (one cloud account): destroys this deployment's servers that no
+/// live node owns. Servers of other deployments are never touched.
+pub async fn destroy_orphans(
+    db: &impl SqlDatabase,
+    provider: &impl ServerProvider,
+    settings: &SweepSettings,
+    now: i64,
+    report: &mut SweepReport,
+) -> Result<(), ControlError> {
+    report.accounts_checked += 1;
+    let servers = match provider
+        .find_servers(&deployment_selector(&settings.deployment))
+        .await
+    {
+        Ok(servers) => servers,
+        Err(e) => {
+            report.failures.push(format!("listing servers: {e}"));
+            return Ok(());
+        }
+    };
+    let nodes = NodeRepository::new(db);
+    for server in servers {
+        report.servers_seen += 1;
+        let node = match server.labels.get(LABEL_NODE) {
+            Some(node_id) => nodes.get(node_id).await?,
+            None => None,
+        };
+        let owned = node.is_some_and(|n| n.status() != NodeStatus::Deleted);
+        // The node row is written before its server is requested, so a
+        // server without a live node is an orphan; the grace period only
+        // covers clocks and replication lag.
+        let old_enough = created_ms(&server.created)
+            .is_none_or(|created| now - created >= settings.orphan_grace_ms);
+        if owned || !old_enough {
+            continue;
+        }
+        match provider.delete_server(&server.id).await {
+            Ok(_) => report.orphans_destroyed += 1,
+            Err(e) => report
+                .failures
+                .push(format!("destroying orphan server {}: {e}", server.id)),
+        }
+    }
+    Ok(())
+}
+
+/// Layer 3 (one cloud account): deletes the account owner's nodes older
+/// than the maximum lifetime, whatever their state.
+pub async fn expire_old_nodes(
+    db: &impl SqlDatabase,
+    provider: &impl ServerProvider,
+    boot_log: &impl BootLog,
+    user_id: &str,
+    settings: &SweepSettings,
+    now: i64,
+    report: &mut SweepReport,
+) -> Result<(), ControlError> {
+    let expired = NodeRepository::new(db)
+        .list_alive_created_before(now - settings.max_lifetime_ms, BATCH)
+        .await?;
+    for node in expired.iter().filter(|n| n.user_id == user_id) {
+        match delete_node(db, provider, boot_log, user_id, &node.id, now).await {
+            Ok(_) => report.nodes_expired += 1,
+            Err(e) => report
+                .failures
+                .push(format!("expiring node {}: {e}", node.id)),
+        }
+    }
+    Ok(())
+}
+
+/// A provider timestamp (RFC 3339) in Unix milliseconds.
+fn created_ms(raw: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::created_ms;
+
+    #[test]
+    fn provider_times_parse() {
+        assert_eq!(created_ms("1970-01-01T00:00:01+00:00"), Some(1000));
+        assert_eq!(created_ms("2026-01-01T00:00:00Z"), Some(1_767_225_600_000));
+        assert_eq!(created_ms("yesterday"), None);
+    }
+}
