@@ -111,6 +111,24 @@ async fn post_json<T: serde::Serialize>(stub: &Stub, path: &str, body: &T) -> Re
     Ok(())
 }
 
+/// Retry waits on the Workers timer, jitter from `crypto.getRandomValues`.
+pub struct WorkerRetryRuntime;
+
+impl sam_control::RetryRuntime for WorkerRetryRuntime {
+    async fn pause(&self, ms: u64) {
+        if ms > 0 {
+            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+        }
+    }
+
+    fn jitter(&self) -> f64 {
+        // 53 random bits: every f64 in [0, 1) with that spacing.
+        #[allow(clippy::cast_precision_loss)]
+        let fraction = (random_u128() >> 75) as f64 / (1u64 << 53) as f64;
+        fraction
+    }
+}
+
 /// `BootLog` over the per-node Durable Object.
 pub struct DurableBootLog<'a> {
     pub env: &'a Env,

@@ -114,6 +114,10 @@ impl Config {
                 // Distinct per deployment by default (the API origin), so
                 // two deployments sharing a cloud account never sweep each
                 // other's servers.
+                create_retry: sam_control::retry::CreateRetryPolicy {
+                    max_attempts: number(env, "NODE_CREATE_MAX_ATTEMPTS", 4)?,
+                    budget_ms: number::<u64>(env, "NODE_CREATE_RETRY_BUDGET_SECS", 20)? * 1000,
+                },
                 deployment: sam_control::label_value(&var(env, "DEPLOYMENT_ID").unwrap_or_else(
                     || {
                         api_origin

@@ -14,6 +14,7 @@ mod nodes;
 mod ports;
 pub mod projects;
 mod reseal;
+pub mod retry;
 pub mod sweep;
 
 pub use error::ControlError;
@@ -21,4 +22,4 @@ pub use nodes::{
     NodeSettings, create_node, delete_node, deployment_selector, label_value, list_nodes,
     node_view, record_heartbeat, record_ready,
 };
-pub use ports::{BootLog, ServerProvider};
+pub use ports::{BootLog, RetryRuntime, ServerProvider};

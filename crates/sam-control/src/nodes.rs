@@ -10,17 +10,20 @@ use std::collections::BTreeMap;
 
 use sam_auth::{Audience, Grant, SigningKey, TokenClaims};
 use sam_cloud_init::NodeBootstrap;
-use sam_domain::catalog::{validate_node_name, validate_node_spec};
+use sam_domain::catalog::{
+    ProviderKind, locations as catalog_locations, validate_node_name, validate_node_spec,
+};
 use sam_domain::ids::NodeId;
 use sam_domain::node::{
     BootPhase, NodeEvent, NodeStatus, TransitionError, deadline, health, transition,
 };
-use sam_providers::CreateServer;
+use sam_providers::{CreateServer, ProviderError, Server};
 use sam_store::{NodeRecord, NodeRepository, ProviderServerUpdate, SqlDatabase};
 use sam_wire::{CreateNodeRequest, HeartbeatRequest, NodeMetrics, NodeView};
 
 use crate::error::ControlError;
-use crate::ports::{BootLog, ServerProvider};
+use crate::ports::{BootLog, RetryRuntime, ServerProvider};
+use crate::retry::{CreateRetryPolicy, RetryDecision, plan_retry};
 
 /// Labels on every server SAM creates: they prove ownership when servers
 /// are looked up by node, or reconciled against D1.
@@ -45,6 +48,8 @@ pub struct NodeSettings {
     pub image: String,
     /// This deployment's label value (see [`LABEL_DEPLOYMENT`]).
     pub deployment: String,
+    /// Retries of the provider's create call.
+    pub create_retry: CreateRetryPolicy,
 }
 
 /// The labels a node's server is created with.
@@ -114,6 +119,7 @@ fn callback_token(key: &SigningKey, settings: &NodeSettings, node_id: &str, now:
 pub async fn create_node(
     db: &impl SqlDatabase,
     provider: &impl ServerProvider,
+    runtime: &impl RetryRuntime,
     boot_log: &impl BootLog,
     key: &SigningKey,
     settings: &NodeSettings,
@@ -190,18 +196,27 @@ pub async fn create_node(
             return Err(e.into());
         }
     };
-    let created = provider
-        .create_server(&CreateServer {
-            name: hostname,
-            server_type: spec.server_type.name.to_owned(),
-            location: spec.location.clone(),
-            image: settings.image.clone(),
-            user_data,
-            labels: node_labels(settings, &record.id),
-        })
-        .await;
-    let server = match created {
-        Ok(server) => server,
+    let request = CreateServer {
+        name: hostname,
+        server_type: spec.server_type.name.to_owned(),
+        location: spec.location.clone(),
+        image: settings.image.clone(),
+        user_data,
+        labels: node_labels(settings, &record.id),
+    };
+    let created = create_with_retries(
+        provider,
+        runtime,
+        boot_log,
+        &settings.create_retry,
+        &record.id,
+        spec.provider,
+        request,
+        now,
+    )
+    .await;
+    let Placed { server, location } = match created {
+        Ok(placed) => placed,
         Err(error) => {
             fail_creation(&nodes, boot_log, &record.id, now, &error.to_string()).await?;
             return Err(ControlError::ProviderCreate {
@@ -213,6 +228,7 @@ pub async fn create_node(
     let update = ProviderServerUpdate {
         server_id: server.id.clone(),
         ip_address: server.ipv4.clone(),
+        location: location.clone(),
     };
     if !nodes.record_provider_server(&record.id, &update).await? {
         // The node was deleted (or timed out) while its server was being
@@ -237,7 +253,88 @@ pub async fn create_node(
         .await;
     record.provider_server_id = Some(server.id);
     record.ip_address = server.ipv4;
+    record.location = location;
     Ok(record)
+}
+
+/// A created server and the location it was created in.
+struct Placed {
+    server: Server,
+    location: String,
+}
+
+/// Calls the provider's create until it succeeds or [`plan_retry`] gives
+/// up: backing off on rate limits and transient errors, moving to the
+/// next location when one is out of capacity. Before every retry it looks
+/// for a server an earlier attempt may have created after all (a 5xx can
+/// come after the work was done) and adopts it, so retries never leave a
+/// second server behind.
+#[allow(clippy::too_many_arguments)]
+async fn create_with_retries(
+    provider: &impl ServerProvider,
+    runtime: &impl RetryRuntime,
+    boot_log: &impl BootLog,
+    policy: &CreateRetryPolicy,
+    node_id: &str,
+    provider_kind: ProviderKind,
+    mut request: CreateServer,
+    now: i64,
+) -> Result<Placed, ProviderError> {
+    // The chosen location first, then the provider's others.
+    let mut locations = vec![request.location.clone()];
+    locations.extend(
+        catalog_locations(provider_kind)
+            .iter()
+            .map(|l| (*l).to_owned())
+            .filter(|l| *l != request.location),
+    );
+    let (mut attempt, mut location, mut waited_ms) = (0u32, 0usize, 0u64);
+    loop {
+        if attempt > 0
+            && let Ok(found) = provider.find_servers(&node_selector(node_id)).await
+            && let Some(server) = found.into_iter().next()
+        {
+            let location = request.location.clone();
+            return Ok(Placed { server, location });
+        }
+        request.location.clone_from(&locations[location]);
+        let error = match provider.create_server(&request).await {
+            Ok(server) => {
+                return Ok(Placed {
+                    server,
+                    location: request.location,
+                });
+            }
+            Err(error) => error,
+        };
+        match plan_retry(
+            policy,
+            &error,
+            attempt,
+            location,
+            locations.len(),
+            waited_ms,
+            runtime.jitter(),
+        ) {
+            RetryDecision::GiveUp => return Err(error),
+            RetryDecision::Retry {
+                delay_ms,
+                location: next,
+            } => {
+                let detail = format!(
+                    "{} in {}; retrying in {} ms in {}",
+                    error.code, request.location, delay_ms, locations[next]
+                );
+                let _ = boot_log
+                    .record(node_id, now, BootPhase::ProviderRetrying, Some(&detail))
+                    .await;
+                runtime.pause(delay_ms).await;
+                waited_ms += delay_ms;
+                location = next;
+                attempt += 1;
+            }
+        }
+    }
 }
 
 async fn fail_creation<D: SqlDatabase>(

@@ -52,3 +52,12 @@ pub trait BootLog {
         detail: Option<&str>,
     ) -> Result<(), String>;
 }
+
+/// Waiting and randomness for retries: `setTimeout` and `crypto` in the
+/// Worker, no-ops or fixed values in tests.
+#[allow(async_fn_in_trait)]
+pub trait RetryRuntime {
+    async fn pause(&self, ms: u64);
+    /// A random number in `0..=1` for backoff jitter.
+    fn jitter(&self) -> f64;
+}

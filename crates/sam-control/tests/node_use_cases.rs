@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use futures::executor::block_on;
 use sam_auth::{Audience, SigningKey, Verifier};
+use sam_control::RetryRuntime;
+use sam_control::retry::CreateRetryPolicy;
 use sam_control::sweep::{
     SweepReport, SweepSettings, destroy_orphans, expire_old_nodes, fail_overdue_boots,
 };
@@ -30,6 +32,9 @@ struct FakeCloud<'a> {
     created: RefCell<Vec<CreateServer>>,
     deleted: RefCell<Vec<String>>,
     fail_create: Option<ProviderError>,
+    /// Failures for the next create calls, in order; `(error, true)` fails
+    /// after creating the server anyway (a 5xx after the work was done).
+    scripted_create_failures: RefCell<Vec<(ProviderError, bool)>>,
     fail_delete: RefCell<Option<ProviderError>>,
     /// While a server is being created, delete its node in this database
     /// (a user's DELETE racing the create).
@@ -44,6 +49,16 @@ impl ServerProvider for FakeCloud<'_> {
     async fn create_server(&self, req: &CreateServer) -> Result<Server, ProviderError> {
         if let Some(e) = &self.fail_create {
             return Err(e.clone());
+        }
+        let scripted = {
+            let mut failures = self.scripted_create_failures.borrow_mut();
+            (!failures.is_empty()).then(|| failures.remove(0))
+        };
+        if let Some((error, after_effect)) = scripted {
+            if after_effect {
+                self.created.borrow_mut().push(req.clone());
+            }
+            return Err(error);
         }
         if let Some(db) = self.delete_node_during_create {
             let nodes = NodeRepository::new(db);
@@ -141,7 +156,116 @@ fn settings() -> NodeSettings {
         heartbeat_stale_ms: 180_000,
         image: "ubuntu-24.04".into(),
         deployment: "test-deploy".into(),
+        create_retry: CreateRetryPolicy::default(),
     }
+}
+
+/// Records the pauses retries ask for instead of waiting.
+#[derive(Default)]
+struct NoWait(RefCell<Vec<u64>>);
+
+impl RetryRuntime for NoWait {
+    async fn pause(&self, ms: u64) {
+        self.0.borrow_mut().push(ms);
+    }
+
+    fn jitter(&self) -> f64 {
+        0.5
+    }
+}
+
+#[test]
+fn rate_limits_are_retried_honouring_retry_after() {
+    let (db, key) = setup();
+    let mut limited = provider_error(ProviderErrorKind::RateLimited, "rate_limit_exceeded");
+    limited.retry_after_secs = Some(2);
+    let cloud = FakeCloud {
+        scripted_create_failures: RefCell::new(vec![
+            (limited.clone(), false),
+            (
+                provider_error(ProviderErrorKind::Transient, "unavailable"),
+                false,
+            ),
+        ]),
+        ..FakeCloud::default()
+    };
+    let log = RecordedBootLog::default();
+    let pauses = NoWait::default();
+    block_on(async {
+        let node = create_node(
+            &db,
+            &cloud,
+            &pauses,
+            &log,
+            &key,
+            &settings(),
+            "U1",
+            &request(),
+            NOW,
+            7,
+        )
+        .await
+        .unwrap();
+        assert_eq!(node.status, "creating");
+        assert_eq!(cloud.created.borrow().len(), 1);
+        let waited = pauses.0.borrow().clone();
+        assert_eq!(waited.len(), 2);
+        assert!(waited[0] >= 2_000, "Retry-After is a floor: {waited:?}");
+        let retries = log
+            .0
+            .borrow()
+            .iter()
+            .filter(|(_, phase)| *phase == BootPhase::ProviderRetrying)
+            .count();
+        assert_eq!(retries, 2);
+    });
+}
+
+#[test]
+fn a_location_out_of_capacity_falls_back_to_the_next() {
+    let (db, key) = setup();
+    let cloud = FakeCloud {
+        scripted_create_failures: RefCell::new(vec![(
+            provider_error(ProviderErrorKind::Capacity, "resource_unavailable"),
+            false,
+        )]),
+        ..FakeCloud::default()
+    };
+    let log = RecordedBootLog::default();
+    block_on(async {
+        let node = create(&db, &cloud, &log, &key, NOW).await.unwrap();
+        let placed = cloud.created.borrow()[0].location.clone();
+        assert_ne!(placed, "fsn1");
+        assert_eq!(node.location, placed);
+        let stored = NodeRepository::new(&db)
+            .get(&node.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.location, placed);
+    });
+}
+
+#[test]
+fn a_create_that_failed_after_creating_is_adopted_not_repeated() {
+    let (db, key) = setup();
+    let cloud = FakeCloud {
+        scripted_create_failures: RefCell::new(vec![(
+            provider_error(ProviderErrorKind::Transient, "server_error"),
+            true,
+        )]),
+        ..FakeCloud::default()
+    };
+    let log = RecordedBootLog::default();
+    block_on(async {
+        let node = create(&db, &cloud, &log, &key, NOW).await.unwrap();
+        assert_eq!(
+            cloud.created.borrow().len(),
+            1,
+            "a second server was created"
+        );
+        assert_eq!(node.provider_server_id, Some(server_id(0)));
+    });
 }
 
 fn sweep_settings() -> SweepSettings {
@@ -339,7 +463,19 @@ async fn create(
     key: &SigningKey,
     now: i64,
 ) -> Result<sam_store::NodeRecord, ControlError> {
-    create_node(db, cloud, log, key, &settings(), "U1", &request(), now, 7).await
+    create_node(
+        db,
+        cloud,
+        &NoWait::default(),
+        log,
+        key,
+        &settings(),
+        "U1",
+        &request(),
+        now,
+        7,
+    )
+    .await
 }
 
 fn setup() -> (Sqlite, SigningKey) {

@@ -262,6 +262,9 @@ pub enum BootPhase {
     Requested,
     /// The provider accepted the server create call.
     ProviderCreated,
+    /// A create attempt failed in a way worth retrying (rate limit,
+    /// transient error, no capacity in that location); another follows.
+    ProviderRetrying,
     /// The provider refused; the node is in `error`.
     ProviderFailed,
     /// The vm-agent registered.
@@ -275,6 +278,9 @@ pub enum BootPhase {
 impl BootPhase {
     /// Whether the boot is over (no deadline applies any more).
     pub fn ends_boot(self) -> bool {
-        !matches!(self, BootPhase::Requested | BootPhase::ProviderCreated)
+        !matches!(
+            self,
+            BootPhase::Requested | BootPhase::ProviderRetrying | BootPhase::ProviderCreated
+        )
     }
 }

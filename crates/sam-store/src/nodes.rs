@@ -50,6 +50,8 @@ impl NodeRecord {
 pub struct ProviderServerUpdate {
     pub server_id: String,
     pub ip_address: Option<String>,
+    /// Where the server ended up (a capacity fallback may have moved it).
+    pub location: String,
 }
 
 /// Queries over `nodes`.
@@ -220,10 +222,12 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         let changed = self
             .db
             .execute(
-                "UPDATE nodes SET provider_server_id = ?, ip_address = ? WHERE id = ? AND status = 'creating'",
+                "UPDATE nodes SET provider_server_id = ?, ip_address = ?, location = ? \
+                 WHERE id = ? AND status = 'creating'",
                 &[
                     server.server_id.as_str().into(),
                     server.ip_address.clone().into(),
+                    server.location.as_str().into(),
                     id.into(),
                 ],
             )

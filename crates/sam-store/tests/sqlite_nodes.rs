@@ -59,7 +59,8 @@ fn node_lifecycle_round_trip_on_sqlite() {
                     "N1",
                     &ProviderServerUpdate {
                         server_id: "42".into(),
-                        ip_address: Some("127.1.0.2".into())
+                        ip_address: Some("127.1.0.2".into()),
+                        location: "fsn1".into(),
                     }
                 )
                 .await

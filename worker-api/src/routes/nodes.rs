@@ -10,7 +10,9 @@ use sam_store::NodeRepository;
 use sam_wire::{CreateNodeRequest, HeartbeatReply, HeartbeatRequest, NodeList, NodeReadyRequest};
 use worker::Response;
 
-use crate::bindings::{DurableBootLog, FetchHttp, d1, lifecycle_stub, now_ms, random_u128};
+use crate::bindings::{
+    DurableBootLog, FetchHttp, WorkerRetryRuntime, d1, lifecycle_stub, now_ms, random_u128,
+};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::routes::Ctx;
@@ -54,6 +56,7 @@ pub async fn create(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
     let node = create_node(
         &db,
         &provider,
+        &WorkerRetryRuntime,
         &boot_log,
         &key,
         &ctx.config.nodes,
