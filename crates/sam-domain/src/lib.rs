@@ -9,6 +9,7 @@ pub mod agents;
 pub mod catalog;
 pub mod hosts;
 pub mod ids;
+pub mod lifecycle;
 pub mod node;
 pub mod projects;
 pub mod tokens;
