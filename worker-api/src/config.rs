@@ -29,6 +29,8 @@ pub struct Config {
     pub orphan_grace_ms: i64,
     /// No node lives longer than this.
     pub node_max_lifetime_ms: i64,
+    /// How long a failed node stays visible before the sweep deletes it.
+    pub node_error_retention_ms: i64,
     /// GitHub sign-in; `None` until `GITHUB_CLIENT_ID` and its secret are set.
     pub github: Option<sam_providers::github::GithubOAuthApp>,
     /// New accounts wait for an admin (`REQUIRE_APPROVAL=true`).
@@ -98,6 +100,7 @@ impl Config {
                 .unwrap_or_else(|| sam_providers::SCALEWAY_API_BASE.to_owned()),
             orphan_grace_ms: number::<i64>(env, "ORPHAN_GRACE_SECS", 600)? * 1000,
             node_max_lifetime_ms: number::<i64>(env, "NODE_MAX_LIFETIME_SECS", 24 * 3600)? * 1000,
+            node_error_retention_ms: number::<i64>(env, "NODE_ERROR_RETENTION_SECS", 3600)? * 1000,
             nodes: NodeSettings {
                 control_plane_url: api_origin.clone(),
                 heartbeat_interval_secs: number(env, "NODE_HEARTBEAT_INTERVAL_SECS", 60)?,
@@ -170,6 +173,7 @@ impl Config {
             boot_timeout_ms: self.nodes.boot_timeout_ms,
             orphan_grace_ms: self.orphan_grace_ms,
             max_lifetime_ms: self.node_max_lifetime_ms,
+            error_retention_ms: self.node_error_retention_ms,
         }
     }
 

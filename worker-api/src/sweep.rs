@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use sam_control::sweep::{SweepReport, destroy_orphans, expire_old_nodes, fail_overdue_boots};
+use sam_control::sweep::{
+    SweepReport, clean_up_failed_nodes, destroy_orphans, expire_old_nodes, fail_overdue_boots,
+};
 use sam_providers::HetznerClient;
 use sam_store::CredentialRepository;
 use sha2::Digest as _;
@@ -60,6 +62,16 @@ pub async fn run(env: &Env) -> ApiResult<SweepReport> {
             if swept_accounts.insert(account) {
                 destroy_orphans(&db, &provider, &settings, now, &mut report).await?;
             }
+            clean_up_failed_nodes(
+                &db,
+                &provider,
+                &boot_log,
+                &credential.user_id,
+                &settings,
+                now,
+                &mut report,
+            )
+            .await?;
             expire_old_nodes(
                 &db,
                 &provider,

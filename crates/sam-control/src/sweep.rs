@@ -8,6 +8,9 @@
 //!   destroyed (after a grace period): a create whose answer was lost, a
 //!   delete that failed half-way, a node row gone.
 //! - Nodes older than the maximum lifetime are deleted.
+//! - Deletes that failed half-way (`deleting`) are finished, and nodes left
+//!   in `error` (whose server may still run and bill) are deleted once the
+//!   user has had `error_retention_ms` to see what went wrong.
 //!
 //! Any one layer alone still prevents an orphan: the sweep needs nothing
 //! from the alarm, and the lifetime limit needs nothing from either.
@@ -34,6 +37,8 @@ pub struct SweepSettings {
     pub orphan_grace_ms: i64,
     /// No node lives longer than this.
     pub max_lifetime_ms: i64,
+    /// How long a node in `error` stays visible before it is deleted.
+    pub error_retention_ms: i64,
 }
 
 /// What one sweep did.
@@ -44,6 +49,8 @@ pub struct SweepReport {
     pub orphans_destroyed: u64,
     pub boots_failed: u64,
     pub nodes_expired: u64,
+    /// Half-finished deletes completed, and failed nodes deleted.
+    pub nodes_cleaned_up: u64,
     /// Problems that did not stop the sweep (an account whose token fails,
     /// a delete the provider refused); the next run retries.
     pub failures: Vec<String>,
@@ -143,6 +150,42 @@ pub async fn expire_old_nodes(
             Err(e) => report
                 .failures
                 .push(format!("expiring node {}: {e}", node.id)),
+        }
+    }
+    Ok(())
+}
+
+/// Layer 2 (one cloud account): finishes the account owner's deletes that
+/// failed half-way and deletes their nodes left in `error` past the
+/// retention time, so neither keeps a server running.
+pub async fn clean_up_failed_nodes(
+    db: &impl SqlDatabase,
+    provider: &impl ServerProvider,
+    boot_log: &impl BootLog,
+    user_id: &str,
+    settings: &SweepSettings,
+    now: i64,
+    report: &mut SweepReport,
+) -> Result<(), ControlError> {
+    let nodes = NodeRepository::new(db);
+    let mut due = nodes
+        .list_in_status_since_before(NodeStatus::Deleting, now, BATCH)
+        .await?;
+    due.extend(
+        nodes
+            .list_in_status_since_before(
+                NodeStatus::Error,
+                now - settings.error_retention_ms,
+                BATCH,
+            )
+            .await?,
+    );
+    for node in due.iter().filter(|n| n.user_id == user_id) {
+        match delete_node(db, provider, boot_log, user_id, &node.id, now).await {
+            Ok(_) => report.nodes_cleaned_up += 1,
+            Err(e) => report
+                .failures
+                .push(format!("cleaning up node {}: {e}", node.id)),
         }
     }
     Ok(())

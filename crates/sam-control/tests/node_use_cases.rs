@@ -11,7 +11,8 @@ use sam_auth::{Audience, SigningKey, Verifier};
 use sam_control::RetryRuntime;
 use sam_control::retry::CreateRetryPolicy;
 use sam_control::sweep::{
-    SweepReport, SweepSettings, destroy_orphans, expire_old_nodes, fail_overdue_boots,
+    SweepReport, SweepSettings, clean_up_failed_nodes, destroy_orphans, expire_old_nodes,
+    fail_overdue_boots,
 };
 use sam_control::{
     BootLog, ControlError, NodeSettings, ServerProvider, create_node, delete_node,
@@ -274,6 +275,7 @@ fn sweep_settings() -> SweepSettings {
         boot_timeout_ms: settings().boot_timeout_ms,
         orphan_grace_ms: 60_000,
         max_lifetime_ms: 24 * 3_600_000,
+        error_retention_ms: 3_600_000,
     }
 }
 
@@ -395,6 +397,35 @@ fn sweep_fails_overdue_boots_and_expires_old_nodes() {
             .unwrap();
         assert_eq!(stored.status, "error");
 
+        // A failed node is kept for the user to see, then deleted with its server.
+        let mut kept = SweepReport::default();
+        clean_up_failed_nodes(
+            &db,
+            &cloud,
+            &log,
+            "U1",
+            &s,
+            NOW + s.boot_timeout_ms + 2,
+            &mut kept,
+        )
+        .await
+        .unwrap();
+        assert_eq!(kept.nodes_cleaned_up, 0);
+        let failed_later = NOW + s.boot_timeout_ms + 1 + s.error_retention_ms + 1;
+        let mut cleaned = SweepReport::default();
+        clean_up_failed_nodes(&db, &cloud, &log, "U1", &s, failed_later, &mut cleaned)
+            .await
+            .unwrap();
+        assert_eq!(cleaned.nodes_cleaned_up, 1, "{cleaned:?}");
+        let stored = NodeRepository::new(&db)
+            .get(&node.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, "deleted");
+        let born = NOW + 10;
+        let node = create(&db, &cloud, &log, &key, born).await.unwrap();
+
         // Past the maximum lifetime the node is deleted with its server.
         let mut expiry = SweepReport::default();
         expire_old_nodes(
@@ -403,7 +434,7 @@ fn sweep_fails_overdue_boots_and_expires_old_nodes() {
             &log,
             "U1",
             &s,
-            NOW + s.max_lifetime_ms - 1,
+            born + s.max_lifetime_ms - 1,
             &mut expiry,
         )
         .await
@@ -415,7 +446,7 @@ fn sweep_fails_overdue_boots_and_expires_old_nodes() {
             &log,
             "U1",
             &s,
-            NOW + s.max_lifetime_ms + 1,
+            born + s.max_lifetime_ms + 1,
             &mut expiry,
         )
         .await
