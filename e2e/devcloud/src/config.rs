@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::faults::FaultConfig;
+
 /// What a devcloud instance needs to know; the CLI builds it from flags.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -16,6 +18,8 @@ pub struct Config {
     /// The one Scaleway credential the `/instance/v1` API accepts; without
     /// it every Scaleway route answers 401 `denied_authentication`.
     pub scaleway: Option<ScalewayCredential>,
+    /// Fault rules in force from the start, and the seed of their dice.
+    pub faults: FaultConfig,
 }
 
 /// A Scaleway IAM secret key and the project it may use.

@@ -7,6 +7,7 @@ use axum::Router;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::faults::Faults;
 use crate::state::{Store, StoreError};
 use crate::vm::Fleet;
 
@@ -18,6 +19,8 @@ pub enum StartError {
     State(#[from] StoreError),
     #[error("building HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("invalid fault rule: {0}")]
+    Fault(String),
 }
 
 /// A running devcloud: persisted state, emulated machines and the API.
@@ -44,20 +47,24 @@ impl DevCloud {
             path: servers_dir.display().to_string(),
             source,
         })?;
+        let faults = Arc::new(Faults::new(&config.faults).map_err(StartError::Fault)?);
+        tracing::info!(seed = faults.seed(), "fault injection seed");
         let config = Arc::new(config);
         let store = Arc::new(Store::open(config.state_file())?);
-        let fleet = Fleet::new(Arc::clone(&store), Arc::clone(&config))?;
+        let fleet = Fleet::new(Arc::clone(&store), Arc::clone(&config), Arc::clone(&faults))?;
         fleet.recover().await;
         Ok(DevCloud {
             state: AppState {
                 store,
                 fleet,
                 config,
+                faults,
             },
         })
     }
 
-    /// The Hetzner-compatible API, ready to serve on any listener.
+    /// The Hetzner- and Scaleway-compatible APIs plus the `/_devcloud/`
+    /// admin API, ready to serve on any listener.
     pub fn router(&self) -> Router {
         api::router(self.state.clone())
     }

@@ -13,15 +13,24 @@
 //! The library exposes [`DevCloud`] (state, fleet of emulated machines and the
 //! axum router) so tests can drive it without a binary; `main.rs` only adds
 //! the CLI, the listening socket and signal handling.
+//!
+//! For chaos tests, [`FaultConfig`] and the `/_devcloud/...` admin API
+//! inject faults: 429/5xx answers (optionally after the request took
+//! effect), failing or slow first boots, servers that vanish, and agents
+//! that are killed or frozen.
 
 mod api;
 mod catalog;
 mod clock;
 mod config;
 mod devcloud;
+mod faults;
 mod labels;
 mod state;
 mod vm;
 
 pub use config::{Config, ScalewayCredential};
 pub use devcloud::{DevCloud, StartError};
+pub use faults::{
+    ApiFaultKind, ApiFaultSpec, ApiSelector, BootFaultKind, BootFaultSpec, FaultConfig,
+};

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sam_devcloud::{Config, DevCloud, ScalewayCredential};
+use sam_devcloud::{
+    ApiFaultSpec, BootFaultSpec, Config, DevCloud, FaultConfig, ScalewayCredential,
+};
 
 /// Local stand-in for the Hetzner Cloud API whose servers are local processes.
 #[derive(Debug, Parser)]
@@ -31,6 +33,29 @@ struct Args {
     /// The one Scaleway project that key may use.
     #[arg(long, requires = "scaleway_secret_key")]
     scaleway_project_id: Option<String>,
+    /// Seed of the fault rules' dice (default: from the clock, logged).
+    #[arg(long)]
+    fault_seed: Option<u64>,
+    /// An API fault rule in force from the start, as JSON (the body of
+    /// `POST /_devcloud/faults`); repeatable.
+    #[arg(long = "fault", value_name = "JSON", value_parser = parse_api_fault)]
+    faults: Vec<ApiFaultSpec>,
+    /// A boot fault rule in force from the start, as JSON (the body of
+    /// `POST /_devcloud/boot-faults`); repeatable.
+    #[arg(long = "boot-fault", value_name = "JSON", value_parser = parse_boot_fault)]
+    boot_faults: Vec<BootFaultSpec>,
+}
+
+fn parse_api_fault(raw: &str) -> Result<ApiFaultSpec, String> {
+    serde_json::from_str::<ApiFaultSpec>(raw)
+        .map_err(|e| e.to_string())?
+        .normalized()
+}
+
+fn parse_boot_fault(raw: &str) -> Result<BootFaultSpec, String> {
+    serde_json::from_str::<BootFaultSpec>(raw)
+        .map_err(|e| e.to_string())?
+        .normalized()
 }
 
 #[tokio::main]
@@ -48,6 +73,11 @@ async fn main() -> anyhow::Result<()> {
                 project_id,
             },
         ),
+        faults: FaultConfig {
+            seed: args.fault_seed,
+            api: args.faults,
+            boot: args.boot_faults,
+        },
     })
     .await
     .context("starting devcloud")?;

@@ -4,9 +4,7 @@
 //! process, the stopped-server delete path with its volume, error shapes,
 //! isolation from the Hetzner API, persistence, and the CLI flags.
 //!
-//! A 429 with `Retry-After` is covered against a canned server in
-//! `crates/sam-providers/tests/scaleway_client.rs` (devcloud injects no
-//! faults).
+//! Rate limits and 5xx answers are injected in `tests/faults.rs`.
 
 // Helpers outside #[test] fns panic on purpose: the panic is the report.
 #![allow(clippy::unwrap_used)]
@@ -22,7 +20,7 @@ use common::{
     file_server, read_pid, send_json, spawn_devcloud, wait_until,
 };
 use reqwest::{Method, StatusCode};
-use sam_devcloud::{Config, ScalewayCredential};
+use sam_devcloud::{Config, FaultConfig, ScalewayCredential};
 use sam_providers::{
     DeleteOutcome, ProviderErrorKind, ScalewayClient, ScalewayCreateServer, ScalewayServer,
 };
@@ -63,6 +61,7 @@ impl Cloud {
                     secret_key: SECRET.into(),
                     project_id: PROJECT.into(),
                 }),
+                faults: FaultConfig::default(),
             })
             .await,
         )

@@ -107,6 +107,33 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// An injected 5xx, with the code Hetzner uses for `status`.
+    pub(crate) fn injected_server_error(status: StatusCode, message: String) -> Self {
+        let code = match status.as_u16() {
+            503 => "unavailable",
+            504 => "timeout",
+            _ => "server_error",
+        };
+        ApiError {
+            status,
+            code,
+            message,
+            details: json!({}),
+        }
+    }
+
+    /// Hetzner's 429 (headers are the caller's).
+    pub(crate) fn rate_limit_exceeded(message: String) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limit_exceeded",
+            message,
+            details: json!({}),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({

@@ -1,12 +1,16 @@
 //! The HTTP surface: Hetzner Cloud API v1 routes, bearer auth, and the
 //! Hetzner error envelope for everything that goes wrong, including
 //! unknown routes; plus, under `/instance/v1`, the Scaleway Instance API
-//! subset with its own authentication and error shape ([`scaleway`]).
+//! subset with its own authentication and error shape ([`scaleway`]); and
+//! devcloud's unauthenticated admin API under `/_devcloud` ([`admin`]).
+//! Fault injection ([`faults`]) wraps both provider APIs.
 
 mod actions;
+mod admin;
 mod auth;
 mod catalog;
 mod error;
+mod faults;
 mod pagination;
 mod power;
 mod query;
@@ -22,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::config::Config;
+use crate::faults::Faults;
 use crate::state::Store;
 use crate::vm::Fleet;
 use error::ApiError;
@@ -31,6 +36,7 @@ pub(crate) struct AppState {
     pub store: Arc<Store>,
     pub fleet: Fleet,
     pub config: Arc<Config>,
+    pub faults: Arc<Faults>,
 }
 
 async fn no_route() -> Response {
@@ -65,5 +71,10 @@ pub(crate) fn router(state: AppState) -> Router {
         // Nested after the layer above: Scaleway routes never see the
         // Hetzner token check, only their own.
         .nest("/instance/v1", scaleway::router(state.clone()))
+        // Also after the token layer: the admin API takes no credentials.
+        .merge(admin::routes())
+        // Outermost: a faulted request never reaches authentication or a
+        // handler (unless the rule says `after_effect`).
+        .layer(from_fn_with_state(state.clone(), faults::inject))
         .with_state(state)
 }

@@ -20,6 +20,7 @@ use super::query::Query;
 use super::wire;
 use crate::catalog;
 use crate::clock::now_rfc3339;
+use crate::faults::Event;
 use crate::labels::{self, Selector};
 use crate::state::{ActionRecord, Milestone, ServerRecord, ServerStatus, World};
 use crate::vm::BootKind;
@@ -257,6 +258,7 @@ pub(crate) async fn create(
         return Err(ApiError::server_error(format!("creating server disk: {e}")));
     }
     state.fleet.boot(server.id, BootKind::Create { start });
+    state.faults.record(Event::ServerCreated);
     let next_actions: Vec<Value> = next.iter().map(wire::action).collect();
     Ok((
         StatusCode::CREATED,
@@ -441,6 +443,7 @@ pub(crate) async fn delete(
             Some(w.start_action("delete_server", id))
         })
         .ok_or_else(|| server_not_found(id))?;
+    state.faults.record(Event::ServerDeleted);
     let (fleet, store, action_id) = (state.fleet.clone(), state.store.clone(), action.id);
     tokio::spawn(async move {
         fleet.halt(id).await;

@@ -6,6 +6,10 @@
 //! starts the units that were enabled. Halting aborts a boot in progress
 //! and ends every process group; a generation number makes sure a boot
 //! that was cancelled can never register a process afterwards.
+//!
+//! Fault injection reaches in here too: a first boot may be slowed down or
+//! skip its user-data ([`crate::faults`]), and the admin API may SIGKILL,
+//! stop or continue a machine's services.
 
 mod cloud_config;
 mod commands;
@@ -24,9 +28,11 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use nix::sys::signal::Signal;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::faults::{Api, BootFault, Faults};
 use crate::state::{Milestone, ServerStatus, Store};
 use commands::{Guest, Services};
 use console::Console;
@@ -54,6 +60,7 @@ struct Machine {
 struct Inner {
     store: Arc<Store>,
     config: Arc<Config>,
+    faults: Arc<Faults>,
     http: Http,
     machines: Mutex<HashMap<u64, Machine>>,
     generations: AtomicU64,
@@ -86,11 +93,16 @@ impl Inner {
 }
 
 impl Fleet {
-    pub(crate) fn new(store: Arc<Store>, config: Arc<Config>) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        config: Arc<Config>,
+        faults: Arc<Faults>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Fleet {
             inner: Arc::new(Inner {
                 store,
                 config,
+                faults,
                 http: Http::new()?,
                 machines: Mutex::new(HashMap::new()),
                 generations: AtomicU64::new(0),
@@ -121,6 +133,16 @@ impl Fleet {
     /// Stops everything running for `id` and waits until it is gone.
     /// Status bookkeeping is the caller's.
     pub(crate) async fn halt(&self, id: u64) {
+        self.halt_with(id, false).await;
+    }
+
+    /// Like [`Fleet::halt`], but SIGKILLs the processes at once: the
+    /// machine is gone, not shut down.
+    pub(crate) async fn halt_hard(&self, id: u64) {
+        self.halt_with(id, true).await;
+    }
+
+    async fn halt_with(&self, id: u64, hard: bool) {
         let (generation, boot, services) = {
             let mut machines = self.inner.machines();
             let Some(machine) = machines.get_mut(&id) else {
@@ -139,7 +161,13 @@ impl Fleet {
         }
         let stops: Vec<_> = services
             .into_iter()
-            .map(|s| tokio::spawn(s.stop()))
+            .map(|s| {
+                if hard {
+                    tokio::spawn(s.kill())
+                } else {
+                    tokio::spawn(s.stop())
+                }
+            })
             .collect();
         for stop in stops {
             let _ = stop.await;
@@ -214,9 +242,20 @@ impl Fleet {
 
 /// The boot sequence of one machine.
 async fn boot(inner: Arc<Inner>, id: u64, generation: u64, kind: BootKind) {
-    tokio::time::sleep(inner.config.boot_delay).await;
+    let fault = first_boot_fault(&inner, id, kind);
+    let extra = match fault {
+        Some(BootFault::Slow(delay)) => delay,
+        _ => std::time::Duration::ZERO,
+    };
+    tokio::time::sleep(inner.config.boot_delay + extra).await;
     let console = inner.console(id);
     let store = &inner.store;
+    if !extra.is_zero() {
+        console.line(format!(
+            "fault injected: boot took {} ms longer",
+            extra.as_millis()
+        ));
+    }
 
     if kind == (BootKind::Create { start: false }) {
         store.update(|w| {
@@ -241,6 +280,19 @@ async fn boot(inner: Arc<Inner>, id: u64, generation: u64, kind: BootKind) {
     };
 
     console.line(format!("power on (address {})", record.ipv4));
+    if fault == Some(BootFault::Fail) && !record.cloud_init_done {
+        console.line("fault injected: the machine never ran its user-data");
+        store.update(|w| {
+            if let Some(server) = w.servers.get_mut(&id) {
+                server.cloud_init_done = true;
+                if server.status == ServerStatus::Starting {
+                    server.status = ServerStatus::Running;
+                }
+            }
+            w.reach(id, Milestone::Running);
+        });
+        return;
+    }
     let rootfs = inner.rootfs(id);
     let services = MachineServices {
         inner: Arc::clone(&inner),
@@ -280,6 +332,28 @@ async fn boot(inner: Arc<Inner>, id: u64, generation: u64, kind: BootKind) {
         }
         w.reach(id, Milestone::Running);
     });
+}
+
+/// The injected fault for a boot that will run user-data (the first one of
+/// the instance); none for later boots and for creating a server off.
+fn first_boot_fault(inner: &Inner, id: u64, kind: BootKind) -> Option<BootFault> {
+    if kind == (BootKind::Create { start: false }) {
+        return None;
+    }
+    let (done, api) = inner.store.read(|w| {
+        w.servers.get(&id).map(|s| {
+            let api = if s.scaleway.is_some() {
+                Api::Scaleway
+            } else {
+                Api::Hetzner
+            };
+            (s.cloud_init_done, api)
+        })
+    })?;
+    if done {
+        return None;
+    }
+    inner.faults.boot_fault(id, api)
 }
 
 async fn start_enabled<S: Services>(guest: &Guest<'_, S>, units: &[String]) -> Result<(), String> {
@@ -346,6 +420,43 @@ impl Services for MachineServices {
 }
 
 impl Fleet {
+    /// SIGKILLs the services running now on `id`, without restart; the
+    /// machine stays on. Returns the units killed. A boot still in progress
+    /// may start services later.
+    pub(crate) async fn kill_services(&self, id: u64) -> Vec<String> {
+        let services = {
+            let mut machines = self.inner.machines();
+            machines
+                .get_mut(&id)
+                .map(|m| std::mem::take(&mut m.services))
+                .unwrap_or_default()
+        };
+        let units: Vec<String> = services.iter().map(|s| s.unit.clone()).collect();
+        let kills: Vec<_> = services
+            .into_iter()
+            .map(|s| tokio::spawn(s.kill()))
+            .collect();
+        for kill in kills {
+            let _ = kill.await;
+        }
+        units
+    }
+
+    /// Sends `signal` to the process group of every service of `id`;
+    /// returns `(unit, pgid)` for each group signalled.
+    pub(crate) fn signal_services(&self, id: u64, signal: Signal) -> Vec<(String, i32)> {
+        let machines = self.inner.machines();
+        machines
+            .get(&id)
+            .map(|m| {
+                m.services
+                    .iter()
+                    .filter_map(|s| s.signal(signal).map(|pgid| (s.unit.clone(), pgid)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Writes a line to a server's console (API-side events like deletion).
     pub(crate) fn console_line(&self, id: u64, message: &str) {
         self.inner.console(id).line(message);

@@ -57,7 +57,7 @@ fn group_alive(pgid: i32) -> bool {
     })
 }
 
-fn signal_group(pgid: i32, signal: Signal) {
+pub(crate) fn signal_group(pgid: i32, signal: Signal) {
     if let Err(e) = killpg(Pid::from_raw(pgid), signal)
         && e != Errno::ESRCH
     {
@@ -73,6 +73,8 @@ pub(crate) async fn terminate(pgid: i32, mut leader: Option<&mut Child>) {
     }
     let deadline = Instant::now() + GRACE;
     signal_group(pgid, Signal::SIGTERM);
+    // A stopped (frozen) process only sees the SIGTERM once continued.
+    signal_group(pgid, Signal::SIGCONT);
     let mut leader_reaped = leader.is_none();
     if let Some(child) = leader.as_deref_mut() {
         leader_reaped = tokio::time::timeout(GRACE, child.wait()).await.is_ok();
@@ -85,6 +87,22 @@ pub(crate) async fn terminate(pgid: i32, mut leader: Option<&mut Child>) {
     }
     if !leader_reaped && let Some(child) = leader {
         let _ = child.wait().await;
+    }
+}
+
+/// SIGKILLs the group led by `pgid` at once, like a crash or a machine
+/// that lost power, and waits (at most the grace period) until it is gone.
+pub(crate) async fn kill(pgid: i32, leader: Option<&mut Child>) {
+    if pgid <= 1 {
+        return;
+    }
+    let deadline = Instant::now() + GRACE;
+    signal_group(pgid, Signal::SIGKILL);
+    if let Some(child) = leader {
+        let _ = tokio::time::timeout(GRACE, child.wait()).await;
+    }
+    while group_alive(pgid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

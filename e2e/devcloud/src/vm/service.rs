@@ -7,8 +7,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -35,19 +37,51 @@ pub(crate) struct Host {
     pub store: Arc<Store>,
 }
 
+/// How a running service is to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Run,
+    /// SIGTERM, SIGKILL after the grace period (systemd's `stop`).
+    Terminate,
+    /// SIGKILL at once (a crash, or a machine that vanished).
+    Kill,
+}
+
 /// A running service; dropping it without [`ServiceHandle::stop`] still
 /// ends the process group, but without waiting for it.
 pub(crate) struct ServiceHandle {
     pub unit: String,
-    stop: watch::Sender<bool>,
+    /// The current main process (and group leader); 0 between restarts.
+    pid: Arc<AtomicI32>,
+    stop: watch::Sender<Stop>,
     task: JoinHandle<()>,
 }
 
 impl ServiceHandle {
     /// Ends the process group and waits until it is gone.
     pub(crate) async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.end(Stop::Terminate).await;
+    }
+
+    /// SIGKILLs the process group, without restart, and waits until it is
+    /// gone.
+    pub(crate) async fn kill(self) {
+        self.end(Stop::Kill).await;
+    }
+
+    async fn end(self, how: Stop) {
+        let _ = self.stop.send(how);
         let _ = self.task.await;
+    }
+
+    /// Sends `signal` to the current process group; returns its id, `None`
+    /// while the service is between two runs.
+    pub(crate) fn signal(&self, signal: Signal) -> Option<i32> {
+        let pgid = self.pid.load(Ordering::Relaxed);
+        (pgid > 1).then(|| {
+            procgroup::signal_group(pgid, signal);
+            pgid
+        })
     }
 }
 
@@ -55,11 +89,25 @@ impl ServiceHandle {
 /// `systemctl start` that asked for it, then supervises it in the background.
 pub(crate) fn launch(spec: ServiceSpec, host: Host) -> Result<ServiceHandle, String> {
     let (child, record) = spawn(&spec, &host)?;
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(Stop::Run);
     let unit = spec.unit.clone();
     let guard = GroupGuard(Some(record.pid));
-    let task = tokio::spawn(supervise(child, record, guard, spec, host, stop_rx));
-    Ok(ServiceHandle { unit, stop, task })
+    let pid = Arc::new(AtomicI32::new(record.pid));
+    let task = tokio::spawn(supervise(
+        child,
+        record,
+        guard,
+        spec,
+        host,
+        stop_rx,
+        Arc::clone(&pid),
+    ));
+    Ok(ServiceHandle {
+        unit,
+        pid,
+        stop,
+        task,
+    })
 }
 
 fn spawn(spec: &ServiceSpec, host: &Host) -> Result<(Child, ProcessRecord), String> {
@@ -118,14 +166,16 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Resolves when a stop was requested or the handle is gone.
-async fn stop_requested(rx: &mut watch::Receiver<bool>) {
+/// Resolves with how to stop once a stop was requested or the handle is
+/// gone.
+async fn stop_requested(rx: &mut watch::Receiver<Stop>) -> Stop {
     loop {
-        if *rx.borrow_and_update() {
-            return;
+        let how = *rx.borrow_and_update();
+        if how != Stop::Run {
+            return how;
         }
         if rx.changed().await.is_err() {
-            return;
+            return Stop::Terminate;
         }
     }
 }
@@ -136,24 +186,39 @@ async fn supervise(
     mut guard: GroupGuard,
     spec: ServiceSpec,
     host: Host,
-    mut stop_rx: watch::Receiver<bool>,
+    mut stop_rx: watch::Receiver<Stop>,
+    current: Arc<AtomicI32>,
 ) {
     let mut starts: VecDeque<Instant> = VecDeque::from([Instant::now()]);
     loop {
         let exit = tokio::select! {
-            status = child.wait() => Some(status),
-            () = stop_requested(&mut stop_rx) => None,
+            status = child.wait() => Ok(status),
+            how = stop_requested(&mut stop_rx) => Err(how),
         };
-        let Some(status) = exit else {
-            procgroup::terminate(record.pid, Some(&mut child)).await;
-            guard.0 = None;
-            host.store.update(|w| w.forget_process(&record));
-            host.console.line(format!("{}: stopped", spec.unit));
-            return;
+        let status = match exit {
+            Ok(status) => status,
+            Err(how) => {
+                if how == Stop::Kill {
+                    procgroup::kill(record.pid, Some(&mut child)).await;
+                } else {
+                    procgroup::terminate(record.pid, Some(&mut child)).await;
+                }
+                guard.0 = None;
+                current.store(0, Ordering::Relaxed);
+                host.store.update(|w| w.forget_process(&record));
+                let ended = if how == Stop::Kill {
+                    "killed"
+                } else {
+                    "stopped"
+                };
+                host.console.line(format!("{}: {ended}", spec.unit));
+                return;
+            }
         };
         // Like systemd, end whatever the main process left in its group.
         procgroup::terminate(record.pid, None).await;
         guard.0 = None;
+        current.store(0, Ordering::Relaxed);
         host.store.update(|w| w.forget_process(&record));
         let Ok(status) = status else {
             return;
@@ -179,13 +244,14 @@ async fn supervise(
         }
         tokio::select! {
             () = tokio::time::sleep(spec.restart_sec) => {}
-            () = stop_requested(&mut stop_rx) => return,
+            _ = stop_requested(&mut stop_rx) => return,
         }
         match spawn(&spec, &host) {
             Ok((c, r)) => {
                 child = c;
                 record = r;
                 guard.0 = Some(record.pid);
+                current.store(record.pid, Ordering::Relaxed);
                 starts.push_back(Instant::now());
             }
             Err(e) => {

@@ -16,7 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use reqwest::{Method, RequestBuilder, Response};
-use sam_devcloud::{Config, DevCloud};
+use sam_devcloud::{Config, DevCloud, FaultConfig};
 use sam_providers::{HttpClient, HttpRequest, HttpResponse, TransportError};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -49,6 +49,7 @@ impl TestCloud {
             tokens: vec![TOKEN.into(), "second-token".into()],
             boot_delay: Duration::from_millis(boot_delay_ms),
             scaleway: None,
+            faults: FaultConfig::default(),
         })
         .await
     }

@@ -110,6 +110,29 @@ impl ScwError {
     }
 }
 
+impl ScwError {
+    /// Scaleway's 429 (headers are the caller's).
+    pub(crate) fn too_many_requests(message: &str) -> Self {
+        ScwError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            body: json!({ "type": "too_many_requests", "message": message }),
+        }
+    }
+
+    /// An injected 5xx.
+    pub(crate) fn injected_server_error(status: StatusCode, message: &str) -> Self {
+        let error_type = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "service_unavailable"
+        } else {
+            "internal_error"
+        };
+        ScwError {
+            status,
+            body: json!({ "type": error_type, "message": message }),
+        }
+    }
+}
+
 impl IntoResponse for ScwError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use error::ScwError;
+pub(super) use error::ScwError;
 
 async fn no_route() -> Response {
     ScwError::route_not_found().into_response()

@@ -25,6 +25,7 @@ use super::catalog;
 use super::error::ScwError;
 use super::wire::{self, IdKind};
 use crate::clock::now_rfc3339;
+use crate::faults::Event;
 use crate::state::{ScalewayMeta, ScalewayVolume, ServerRecord, ServerStatus, World};
 
 const DEFAULT_PER_PAGE: usize = 50;
@@ -240,6 +241,7 @@ pub(crate) async fn create(
         state.store.update(|w| w.servers.remove(&server));
         return Err(ScwError::internal(format!("creating server disk: {e}")));
     }
+    state.faults.record(Event::ServerCreated);
     let body = state
         .store
         .read(|w| render(w, server))
@@ -268,6 +270,7 @@ pub(crate) async fn delete(
         w.orphans.extend(server.processes);
         Ok(id)
     })?;
+    state.faults.record(Event::ServerDeleted);
     let fleet = state.fleet.clone();
     tokio::spawn(async move {
         fleet.halt(id).await;
@@ -341,6 +344,9 @@ pub(crate) async fn action(
         Ok((id, task, effect))
     })?;
 
+    if matches!(effect, Power::Terminate) {
+        state.faults.record(Event::ServerDeleted);
+    }
     power::apply(&state, id, effect);
     Ok((
         StatusCode::ACCEPTED,
