@@ -268,6 +268,22 @@ impl ScratchWorker {
         remove_sections: &[&str],
         vars: &[(&str, &str)],
     ) -> Result<Self> {
+        Self::launch(p, name, remove_sections, vars, false)
+    }
+
+    /// Like [`ScratchWorker::start`], with the vm-agent in its R2, so its
+    /// nodes can boot and register.
+    pub fn start_with_vm_agent(p: &Platform, name: &str, vars: &[(&str, &str)]) -> Result<Self> {
+        Self::launch(p, name, &[], vars, true)
+    }
+
+    fn launch(
+        p: &Platform,
+        name: &str,
+        remove_sections: &[&str],
+        vars: &[(&str, &str)],
+        with_vm_agent: bool,
+    ) -> Result<Self> {
         let dir = p.state_dir.join(format!("scratch-{name}"));
         std::fs::create_dir_all(&dir)?;
         let port = free_port()?;
@@ -291,6 +307,29 @@ impl ScratchWorker {
             .status()?;
         if !migrated.success() && !remove_sections.contains(&"d1_databases") {
             bail!("migrating the scratch worker's D1 failed");
+        }
+        // Its own R2 needs the vm-agent its nodes download.
+        if with_vm_agent {
+            let agent = std::env::var("SAM_E2E_VM_AGENT_BINARY")
+                .context("SAM_E2E_VM_AGENT_BINARY names the vm-agent build")?;
+            let put = Self::wrangler(
+                &dir,
+                &[
+                    "r2",
+                    "object",
+                    "put",
+                    "sam/vm-agent/x86_64/vm-agent",
+                    "--local",
+                    "--file",
+                    &agent,
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+            if !put.success() {
+                bail!("putting the vm-agent into the scratch worker's R2 failed");
+            }
         }
         let child = Self::spawn(&dir, port)?;
         Ok(Self { port, child, dir })
@@ -320,6 +359,8 @@ impl ScratchWorker {
             .open(dir.join("wrangler.log"))?;
         Self::wrangler(dir, &["dev"])
             .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            // `/__scheduled` runs the cron sweep on demand.
+            .arg("--test-scheduled")
             .args(["--inspector-port", &free_port()?.to_string()])
             .args([
                 "--show-interactive-dev-session=false",

@@ -111,13 +111,39 @@ async fn post_json<T: serde::Serialize>(stub: &Stub, path: &str, body: &T) -> Re
     Ok(())
 }
 
+/// Waits on a promise that `setTimeout` resolves. (`worker::Delay` 0.8.7
+/// wakes its task before marking itself done, so an executor that polls
+/// at once sees it pending forever and workerd cancels the request as hung.)
+async fn sleep_ms(ms: u64) {
+    use worker::js_sys::{Function, Promise, Reflect};
+    use worker::wasm_bindgen::{JsCast as _, JsValue};
+    let promise = Promise::new(&mut |resolve: Function, _reject: Function| {
+        let global = worker::js_sys::global();
+        let set_timeout = Reflect::get(&global, &JsValue::from_str("setTimeout"))
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok());
+        #[allow(clippy::cast_precision_loss)]
+        let delay = JsValue::from_f64(ms as f64);
+        match set_timeout {
+            Some(set_timeout) => {
+                let _ = set_timeout.call2(&global, &resolve, &delay);
+            }
+            // No timer at all: do not wait rather than hang.
+            None => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        }
+    });
+    let _ = worker::wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 /// Retry waits on the Workers timer, jitter from `crypto.getRandomValues`.
 pub struct WorkerRetryRuntime;
 
 impl sam_control::RetryRuntime for WorkerRetryRuntime {
     async fn pause(&self, ms: u64) {
         if ms > 0 {
-            worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+            sleep_ms(ms).await;
         }
     }
 

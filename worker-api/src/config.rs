@@ -171,6 +171,7 @@ impl Config {
         sam_control::sweep::SweepSettings {
             deployment: self.nodes.deployment.clone(),
             boot_timeout_ms: self.nodes.boot_timeout_ms,
+            heartbeat_stale_ms: self.nodes.heartbeat_stale_ms,
             orphan_grace_ms: self.orphan_grace_ms,
             max_lifetime_ms: self.node_max_lifetime_ms,
             error_retention_ms: self.node_error_retention_ms,

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use sam_control::sweep::{
     SweepReport, clean_up_failed_nodes, destroy_orphans, expire_old_nodes, fail_overdue_boots,
+    fail_silent_nodes,
 };
 use sam_providers::HetznerClient;
 use sam_store::CredentialRepository;
@@ -25,6 +26,7 @@ pub async fn run(env: &Env) -> ApiResult<SweepReport> {
     let now = now_ms();
     let mut report = SweepReport::default();
     fail_overdue_boots(&db, &boot_log, &settings, now, &mut report).await?;
+    fail_silent_nodes(&db, &settings, now, &mut report).await?;
 
     let credentials = CredentialRepository::new(&db);
     // Users may share one cloud account; list its servers once.

@@ -45,6 +45,8 @@ pub struct Platform {
     pub scaleway: (String, String),
     /// Where the recording proxy writes, when there is one.
     pub record: Option<PathBuf>,
+    /// The vm-agent binary the platform serves to its VMs.
+    pub vm_agent: PathBuf,
     // Field order matters: wrangler stops before the stand-ins (and the VMs).
     recorder: Option<Service>,
     wrangler: Service,
@@ -79,6 +81,10 @@ impl Platform {
             (
                 "SAM_E2E_STATE_DIR".into(),
                 self.state_dir.display().to_string(),
+            ),
+            (
+                "SAM_E2E_VM_AGENT_BINARY".into(),
+                self.vm_agent.display().to_string(),
             ),
             (
                 "SAM_E2E_RECORD".into(),
@@ -264,6 +270,7 @@ impl Platform {
         };
         let mut platform = Self {
             record: opts.record_responses.clone(),
+            vm_agent: target.join("vm-agent"),
             recorder,
             port,
             devcloud_url,

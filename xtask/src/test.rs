@@ -144,11 +144,19 @@ const REQUIRED_E2E: &[&str] = &[
     "j23_pat_token_login",
     "authz_cross_user_matrix",
     "vault_rotation_keeps_sessions_and_credentials",
+    CHAOS_TEST,
     LEAK_TEST,
 ];
 
 /// Runs after every other end-to-end test: it searches what they left behind.
 const LEAK_TEST: &str = "secrets_never_leak";
+const CHAOS_TEST: &str = "chaos_provider_faults_no_orphans";
+
+/// End-to-end tests run one at a time after the rest, in this order.
+const SOLO_TESTS: [(&str, &str); 2] = [
+    ("chaos under provider faults", CHAOS_TEST),
+    ("secret leak search", LEAK_TEST),
+];
 
 pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
     let mut tally = Tally::default();
@@ -316,16 +324,20 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
     if let Some(f) = filter {
         flows.arg(f);
     }
-    flows.args(["--skip", LEAK_TEST]);
+    for (_, test) in SOLO_TESTS {
+        flows.args(["--skip", test]);
+    }
     let mut ran = tally.cargo_test("end-to-end tests", &mut flows, Duration::from_secs(20 * 60));
-    if filter.is_none_or(|f| format!("leaks::{LEAK_TEST}").contains(f)) {
-        let mut leaks = e2e_cmd();
-        leaks.arg(LEAK_TEST);
-        ran.extend(tally.cargo_test(
-            "secret leak search",
-            &mut leaks,
-            Duration::from_secs(5 * 60),
-        ));
+    // Tests that must run alone: the chaos test's faults would break the
+    // others; the leak search looks at what all of them left behind.
+    for (label, test) in SOLO_TESTS {
+        if filter.is_some_and(|f| !test.contains(f)) {
+            continue;
+        }
+        let mut solo = e2e_cmd();
+        // The chaos test prints its counts; show them.
+        solo.args([test, "--show-output"]);
+        ran.extend(tally.cargo_test(label, &mut solo, Duration::from_secs(10 * 60)));
     }
     // A filter that matches nothing, or a required journey that vanished,
     // must not pass silently.

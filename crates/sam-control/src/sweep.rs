@@ -32,6 +32,8 @@ pub struct SweepSettings {
     /// This deployment's label value.
     pub deployment: String,
     pub boot_timeout_ms: i64,
+    /// A running node silent this long has lost its agent.
+    pub heartbeat_stale_ms: i64,
     /// A labelled server younger than this is left alone even if no node
     /// claims it yet.
     pub orphan_grace_ms: i64,
@@ -48,6 +50,8 @@ pub struct SweepReport {
     pub servers_seen: u64,
     pub orphans_destroyed: u64,
     pub boots_failed: u64,
+    /// Running nodes whose agent went silent.
+    pub nodes_silent: u64,
     pub nodes_expired: u64,
     /// Half-finished deletes completed, and failed nodes deleted.
     pub nodes_cleaned_up: u64,
@@ -79,6 +83,31 @@ pub async fn fail_overdue_boots(
             let _ = boot_log
                 .record(&node.id, now, BootPhase::BootDeadlinePassed, Some(message))
                 .await;
+        }
+    }
+    Ok(())
+}
+
+/// Layer 2 (D1 only): running nodes whose agent stopped heartbeating move
+/// to `error` (and are cleaned up like any failed node).
+pub async fn fail_silent_nodes(
+    db: &impl SqlDatabase,
+    settings: &SweepSettings,
+    now: i64,
+    report: &mut SweepReport,
+) -> Result<(), ControlError> {
+    let nodes = NodeRepository::new(db);
+    let silent = nodes
+        .list_running_silent_since(now - settings.heartbeat_stale_ms, BATCH)
+        .await?;
+    let to = transition(NodeStatus::Running, &NodeEvent::HeartbeatsStopped)?;
+    let message = "the vm-agent stopped sending heartbeats (sweep)";
+    for node in silent {
+        if nodes
+            .transition(&node.id, NodeStatus::Running, to, now, Some(message))
+            .await?
+        {
+            report.nodes_silent += 1;
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use sam_control::RetryRuntime;
 use sam_control::retry::CreateRetryPolicy;
 use sam_control::sweep::{
     SweepReport, SweepSettings, clean_up_failed_nodes, destroy_orphans, expire_old_nodes,
-    fail_overdue_boots,
+    fail_overdue_boots, fail_silent_nodes,
 };
 use sam_control::{
     BootLog, ControlError, NodeSettings, ServerProvider, create_node, delete_node,
@@ -273,6 +273,7 @@ fn sweep_settings() -> SweepSettings {
     SweepSettings {
         deployment: "test-deploy".into(),
         boot_timeout_ms: settings().boot_timeout_ms,
+        heartbeat_stale_ms: settings().heartbeat_stale_ms,
         orphan_grace_ms: 60_000,
         max_lifetime_ms: 24 * 3_600_000,
         error_retention_ms: 3_600_000,
@@ -728,4 +729,35 @@ async fn db_forget_server(db: &Sqlite, id: &str) {
     )
     .await
     .unwrap();
+}
+
+#[test]
+fn sweep_fails_running_nodes_whose_agent_went_silent() {
+    let (db, key) = setup();
+    let cloud = FakeCloud::default();
+    let log = RecordedBootLog::default();
+    block_on(async {
+        let node = create(&db, &cloud, &log, &key, NOW).await.unwrap();
+        let nodes = NodeRepository::new(&db);
+        assert!(
+            nodes
+                .mark_ready(&node.id, "0.1.0", NOW + 1_000)
+                .await
+                .unwrap()
+        );
+        let s = sweep_settings();
+        let mut fresh = SweepReport::default();
+        fail_silent_nodes(&db, &s, NOW + 1_000 + s.heartbeat_stale_ms - 1, &mut fresh)
+            .await
+            .unwrap();
+        assert_eq!(fresh.nodes_silent, 0);
+        let mut silent = SweepReport::default();
+        fail_silent_nodes(&db, &s, NOW + 1_000 + s.heartbeat_stale_ms + 1, &mut silent)
+            .await
+            .unwrap();
+        assert_eq!(silent.nodes_silent, 1);
+        let stored = nodes.get(&node.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, "error");
+        assert!(stored.error_message.unwrap().contains("heartbeats"));
+    });
 }

@@ -70,6 +70,8 @@ pub enum NodeEvent {
     Heartbeat,
     /// The agent did not register before the boot deadline.
     BootDeadlinePassed,
+    /// A running node's agent stopped sending heartbeats.
+    HeartbeatsStopped,
     /// A user (or a sweep) asked for the node to go away.
     DeleteRequested,
     /// The provider confirmed the server is gone (or never existed).
@@ -101,7 +103,8 @@ pub fn transition(from: NodeStatus, event: &NodeEvent) -> Result<NodeStatus, Tra
     use NodeStatus as S;
     let next = match (from, event) {
         (S::Creating, E::ServerCreated) => S::Creating,
-        (S::Creating, E::ServerCreateFailed | E::BootDeadlinePassed) => S::Error,
+        (S::Creating, E::ServerCreateFailed | E::BootDeadlinePassed)
+        | (S::Running, E::HeartbeatsStopped) => S::Error,
         // A restarted agent re-announces itself; that is not an error.
         (S::Creating | S::Running, E::AgentReady) | (S::Running, E::Heartbeat) => S::Running,
         (S::Creating | S::Running | S::Error | S::Deleting, E::DeleteRequested) => S::Deleting,

@@ -122,7 +122,7 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
     }
 
     /// A node by id alone, for callbacks whose token already proves the node.
-    /// Nodes in `status` since before `cutoff` (sweeps), oldest first.
+    /// Nodes in `status` since `cutoff` or earlier (sweeps), oldest first.
     pub async fn list_in_status_since_before(
         &self,
         status: NodeStatus,
@@ -132,7 +132,7 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         query_as(
             self.db,
             &format!(
-                "SELECT {COLUMNS} FROM nodes WHERE status = ? AND status_changed_at < ? \
+                "SELECT {COLUMNS} FROM nodes WHERE status = ? AND status_changed_at <= ? \
                  ORDER BY status_changed_at LIMIT ?"
             ),
             &[
@@ -140,6 +140,24 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
                 cutoff.into(),
                 i64::from(limit).into(),
             ],
+        )
+        .await
+    }
+
+    /// Running nodes whose last heartbeat (or registration) is older than `cutoff`.
+    pub async fn list_running_silent_since(
+        &self,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        query_as(
+            self.db,
+            &format!(
+                "SELECT {COLUMNS} FROM nodes WHERE status = 'running' \
+                 AND COALESCE(last_heartbeat_at, agent_ready_at, status_changed_at) < ? \
+                 ORDER BY status_changed_at LIMIT ?"
+            ),
+            &[cutoff.into(), i64::from(limit).into()],
         )
         .await
     }
@@ -213,7 +231,9 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         Ok(changed > 0)
     }
 
-    /// Records the provider's server id and address for a node still being created.
+    /// Records the provider's server id and address for a node still being
+    /// created, or already running: its agent can register before the
+    /// create call's answer is processed (a retried create, a fast boot).
     pub async fn record_provider_server(
         &self,
         id: &str,
@@ -223,7 +243,7 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
             .db
             .execute(
                 "UPDATE nodes SET provider_server_id = ?, ip_address = ?, location = ? \
-                 WHERE id = ? AND status = 'creating'",
+                 WHERE id = ? AND status IN ('creating', 'running')",
                 &[
                     server.server_id.as_str().into(),
                     server.ip_address.clone().into(),

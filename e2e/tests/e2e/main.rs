@@ -7,6 +7,7 @@
 mod agent_keys;
 mod authz;
 mod browser;
+mod chaos;
 mod credentials;
 mod health;
 mod identity;
