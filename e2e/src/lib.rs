@@ -538,6 +538,21 @@ pub fn query_text_column(files: &[PathBuf], sql: &str) -> Vec<String> {
     out
 }
 
+/// Runs a Worker's `scheduled` handler (the cron sweep) as its trigger
+/// would, through `wrangler dev --test-scheduled`; returns when it is done.
+pub async fn run_sweep(client: &reqwest::Client, port: u16) -> Result<()> {
+    let resp = client
+        .get(format!(
+            "http://api.localhost:{port}/__scheduled?cron=*/5+*+*+*+*"
+        ))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("the sweep answered {}", resp.status());
+    }
+    Ok(())
+}
+
 /// Where a redirect points.
 pub fn location(resp: &reqwest::Response) -> Result<String> {
     Ok(resp

@@ -16,7 +16,7 @@
 //! from the alarm, and the lifetime limit needs nothing from either.
 
 use sam_domain::node::{BootPhase, NodeEvent, NodeStatus, transition};
-use sam_store::{NodeRepository, SqlDatabase};
+use sam_store::{NodeRecord, NodeRepository, SqlDatabase};
 use serde::Serialize;
 
 use crate::error::ControlError;
@@ -72,20 +72,67 @@ pub async fn fail_overdue_boots(
     let overdue = nodes
         .list_in_status_since_before(NodeStatus::Creating, now - settings.boot_timeout_ms, BATCH)
         .await?;
-    let to = transition(NodeStatus::Creating, &NodeEvent::BootDeadlinePassed)?;
     let message = "the vm-agent did not register before the boot deadline (sweep)";
-    for node in overdue {
+    let failed = fail_each(
+        &nodes,
+        &overdue,
+        NodeStatus::Creating,
+        &NodeEvent::BootDeadlinePassed,
+        message,
+        now,
+    )
+    .await?;
+    for id in &failed {
+        let _ = boot_log
+            .record(id, now, BootPhase::BootDeadlinePassed, Some(message))
+            .await;
+    }
+    report.boots_failed += failed.len() as u64;
+    Ok(())
+}
+
+/// Moves each node from `from` to `error` with `message`, compare-and-set
+/// (a node that moved on meanwhile is left alone); returns the ids moved.
+async fn fail_each<D: SqlDatabase>(
+    nodes: &NodeRepository<'_, D>,
+    due: &[NodeRecord],
+    from: NodeStatus,
+    event: &NodeEvent,
+    message: &str,
+    now: i64,
+) -> Result<Vec<String>, ControlError> {
+    let to = transition(from, event)?;
+    let mut moved = Vec::new();
+    for node in due {
         if nodes
-            .transition(&node.id, NodeStatus::Creating, to, now, Some(message))
+            .transition(&node.id, from, to, now, Some(message))
             .await?
         {
-            report.boots_failed += 1;
-            let _ = boot_log
-                .record(&node.id, now, BootPhase::BootDeadlinePassed, Some(message))
-                .await;
+            moved.push(node.id.clone());
         }
     }
-    Ok(())
+    Ok(moved)
+}
+
+/// Deletes each of `user_id`'s nodes in `due`; returns how many went, and
+/// notes the failures (the next sweep retries them).
+async fn delete_each(
+    db: &impl SqlDatabase,
+    provider: &impl ServerProvider,
+    boot_log: &impl BootLog,
+    user_id: &str,
+    due: &[NodeRecord],
+    now: i64,
+    failures: &mut Vec<String>,
+) -> Result<u64, ControlError> {
+    let mut deleted = 0;
+    for node in due.iter().filter(|n| n.user_id == user_id) {
+        match delete_node(db, provider, boot_log, user_id, &node.id, now).await {
+            Ok(_) => deleted += 1,
+            Err(e) => failures.push(format!("deleting node {}: {e}", node.id)),
+        }
+    }
+    Ok(deleted)
 }
 
 /// Layer 2 (D1 only): running nodes whose agent stopped heartbeating move
@@ -100,16 +147,17 @@ pub async fn fail_silent_nodes(
     let silent = nodes
         .list_running_silent_since(now - settings.heartbeat_stale_ms, BATCH)
         .await?;
-    let to = transition(NodeStatus::Running, &NodeEvent::HeartbeatsStopped)?;
     let message = "the vm-agent stopped sending heartbeats (sweep)";
-    for node in silent {
-        if nodes
-            .transition(&node.id, NodeStatus::Running, to, now, Some(message))
-            .await?
-        {
-            report.nodes_silent += 1;
-        }
-    }
+    let failed = fail_each(
+        &nodes,
+        &silent,
+        NodeStatus::Running,
+        &NodeEvent::HeartbeatsStopped,
+        message,
+        now,
+    )
+    .await?;
+    report.nodes_silent += failed.len() as u64;
     Ok(())
 }
 
@@ -173,14 +221,16 @@ pub async fn expire_old_nodes(
     let expired = NodeRepository::new(db)
         .list_alive_created_before(now - settings.max_lifetime_ms, BATCH)
         .await?;
-    for node in expired.iter().filter(|n| n.user_id == user_id) {
-        match delete_node(db, provider, boot_log, user_id, &node.id, now).await {
-            Ok(_) => report.nodes_expired += 1,
-            Err(e) => report
-                .failures
-                .push(format!("expiring node {}: {e}", node.id)),
-        }
-    }
+    report.nodes_expired += delete_each(
+        db,
+        provider,
+        boot_log,
+        user_id,
+        &expired,
+        now,
+        &mut report.failures,
+    )
+    .await?;
     Ok(())
 }
 
@@ -209,14 +259,16 @@ pub async fn clean_up_failed_nodes(
             )
             .await?,
     );
-    for node in due.iter().filter(|n| n.user_id == user_id) {
-        match delete_node(db, provider, boot_log, user_id, &node.id, now).await {
-            Ok(_) => report.nodes_cleaned_up += 1,
-            Err(e) => report
-                .failures
-                .push(format!("cleaning up node {}: {e}", node.id)),
-        }
-    }
+    report.nodes_cleaned_up += delete_each(
+        db,
+        provider,
+        boot_log,
+        user_id,
+        &due,
+        now,
+        &mut report.failures,
+    )
+    .await?;
     Ok(())
 }
 

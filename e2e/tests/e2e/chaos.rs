@@ -192,13 +192,9 @@ async fn chaos_provider_faults_no_orphans() {
 
     // Let every boot deadline and heartbeat window pass, then sweep once.
     tokio::time::sleep(Duration::from_secs(BOOT_TIMEOUT_SECS.max(STALE_SECS) + 2)).await;
-    let resp = worker
-        .client()
-        .get(worker.api("/__scheduled?cron=*/5+*+*+*+*"))
-        .send()
+    sam_e2e::run_sweep(&worker.client(), worker.port)
         .await
         .unwrap();
-    assert!(resp.status().is_success(), "sweep: {}", resp.status());
     let now = sam_e2e::now_ms();
 
     // Every node: terminal, or live and within its deadline.

@@ -33,17 +33,6 @@ async fn stray_server(p: &Platform, deployment: &str, node: &str) -> String {
     resp["server"]["id"].to_string()
 }
 
-/// Runs the Worker's `scheduled` handler, as the cron trigger does.
-async fn run_sweep(p: &Platform) {
-    let resp = p
-        .client()
-        .get(p.api("/__scheduled?cron=*/5+*+*+*+*"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-}
-
 #[tokio::test]
 async fn orphan_sweep_destroys_unknown_servers() {
     let p = Platform::from_env();
@@ -62,7 +51,7 @@ async fn orphan_sweep_destroys_unknown_servers() {
     let orphan = stray_server(&p, &ours, "01JORPHAN0000000000000000A").await;
     let foreign = stray_server(&p, "another-deployment", "01JORPHAN0000000000000000B").await;
 
-    run_sweep(&p).await;
+    sam_e2e::run_sweep(&p.client(), p.port).await.unwrap();
     eventually(
         "the orphan to be destroyed",
         Duration::from_secs(30),
