@@ -146,11 +146,7 @@ pub fn run() -> Result<()> {
 /// devcloud boot fault), so they stay `creating` and their servers exist,
 /// then times [`SWEEP_RUNS`] runs of the cron sweep over them (the sweep
 /// checks each node and lists and checks each labelled server).
-fn time_sweep(
-    client: &reqwest::blocking::Client,
-    api: &str,
-    devcloud: &str,
-) -> Result<Vec<f64>> {
+fn time_sweep(client: &reqwest::blocking::Client, api: &str, devcloud: &str) -> Result<Vec<f64>> {
     reqwest::blocking::Client::new()
         .post(format!("{devcloud}/_devcloud/boot-faults"))
         .json(&json!({ "api": "hetzner", "kind": "fail", "probability": 1.0 }))
