@@ -14,6 +14,7 @@
 
 mod admin;
 mod assets;
+mod node;
 mod projects;
 mod settings;
 mod time;
@@ -23,6 +24,7 @@ use sam_wire::NodeView;
 
 pub use admin::{UserRow, render_admin_users_page};
 pub use assets::{STATIC_PREFIX, StaticAsset, asset_version, static_asset};
+pub use node::{BootEventRow, render_node_page};
 pub use projects::{
     AgentCredentialRow, InstallationOption, ProjectCard, ProjectDetail, RepositoryOption,
     SettingsOptions, render_dashboard_page, render_new_project_page, render_project_page,
@@ -211,7 +213,7 @@ impl<'a> NodeRow<'a> {
     }
 }
 
-fn status_class(status: &str) -> &'static str {
+pub(crate) fn status_class(status: &str) -> &'static str {
     match status {
         "creating" => "status-creating",
         "running" => "status-running",
@@ -222,7 +224,7 @@ fn status_class(status: &str) -> &'static str {
     }
 }
 
-fn health_class(health: &str) -> &'static str {
+pub(crate) fn health_class(health: &str) -> &'static str {
     match health {
         "healthy" => "health-healthy",
         "stale" => "health-stale",

@@ -55,6 +55,40 @@ pub(crate) fn ago(then_ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// Time of day, to the second: `10:00:07 UTC`. For events close together
+/// (a node's boot phases), where [`Stamp::display`]'s minutes are too coarse.
+pub(crate) fn clock(epoch_ms: i64) -> String {
+    let of_day = epoch_ms.div_euclid(1000).rem_euclid(86_400);
+    let (hour, minute, second) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
+    format!("{hour:02}:{minute:02}:{second:02} UTC")
+}
+
+/// A signed offset between two instants: `+0.8 s`, `+42.0 s`, `+3 min 12 s`,
+/// `+2 h 5 min`. Tenths of a second below a minute, because boot phases
+/// follow each other that closely.
+pub(crate) fn offset(delta_ms: i64) -> String {
+    let sign = if delta_ms < 0 { '-' } else { '+' };
+    let ms = delta_ms.unsigned_abs();
+    if ms < 60_000 {
+        // Rounded to the nearest tenth; 59.96 s reads as 60.0 s, not 1 min.
+        let tenths = (ms + 50) / 100;
+        format!("{sign}{}.{} s", tenths / 10, tenths % 10)
+    } else {
+        format!("{sign}{}", duration(ms / 1000))
+    }
+}
+
+/// A duration in whole seconds, in its two largest units: `45 s`,
+/// `3 min 12 s`, `2 h 5 min`, `4 d 3 h`.
+pub(crate) fn duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3_600 => format!("{} min {} s", secs / 60, secs % 60),
+        3_600..86_400 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
 ///
 /// Works in 400-year eras (146 097 days each) counted from 0000-03-01, so
@@ -91,6 +125,22 @@ mod tests {
         assert_eq!(stamp(1_772_359_200_000).display, "2026-03-01 10:00 UTC");
         // Before the epoch rounds toward the past, not toward zero.
         assert_eq!(stamp(-1).iso, "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn clocks_offsets_and_durations() {
+        assert_eq!(clock(1_772_359_207_900), "10:00:07 UTC");
+        assert_eq!(clock(-1), "23:59:59 UTC");
+        assert_eq!(offset(0), "+0.0 s");
+        assert_eq!(offset(800), "+0.8 s");
+        assert_eq!(offset(849), "+0.8 s");
+        assert_eq!(offset(850), "+0.9 s");
+        assert_eq!(offset(42_049), "+42.0 s");
+        assert_eq!(offset(-200), "-0.2 s");
+        assert_eq!(offset(192_000), "+3 min 12 s");
+        assert_eq!(offset(7_500_000), "+2 h 5 min");
+        assert_eq!(duration(45), "45 s");
+        assert_eq!(duration(3 * 86_400 + 4 * 3600 + 59), "3 d 4 h");
     }
 
     #[test]

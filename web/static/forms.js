@@ -164,6 +164,22 @@
       );
   }
 
+  /* Pages that change on the server side ask to be reloaded every N seconds
+     with <meta name="sam-refresh" content="N">. Unlike a meta refresh, this
+     waits while a form's request is in flight or its error is on screen. */
+  var refresh = document.querySelector('meta[name="sam-refresh"]');
+  var seconds = refresh ? parseInt(refresh.getAttribute("content"), 10) : 0;
+  if (seconds > 0) {
+    window.setInterval(function () {
+      if (document.querySelector('form[aria-busy="true"]')) return;
+      var alerts = document.querySelectorAll("form [role=alert]");
+      for (var i = 0; i < alerts.length; i++) {
+        if (alerts[i].textContent) return;
+      }
+      window.location.reload();
+    }, seconds * 1000);
+  }
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-api")) return;

@@ -3,12 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use sam_web::{
-    AgentCredentialRow, CloudCredentialRow, InstallationOption, ProjectCard, ProjectDetail,
-    RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer, asset_version,
+    AgentCredentialRow, BootEventRow, CloudCredentialRow, InstallationOption, ProjectCard,
+    ProjectDetail, RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer, asset_version,
     render_admin_users_page, render_dashboard_page, render_error_page, render_new_project_page,
-    render_nodes_page, render_project_page, render_settings_page, static_asset,
+    render_node_page, render_nodes_page, render_project_page, render_settings_page, static_asset,
 };
-use sam_wire::NodeView;
+use sam_wire::{NodeMetrics, NodeView};
 
 /// 2026-03-01 10:00:00 UTC.
 const NOW_MS: i64 = 1_772_359_200_000;
@@ -137,13 +137,206 @@ fn unknown_status_gets_a_neutral_class() {
     assert!(!html.contains("onclick=\"x"));
 }
 
+// ---------------------------------------------------------------------------
+// One node's page
+
+fn boot_event(at: i64, phase: &str, detail: Option<&str>) -> BootEventRow {
+    BootEventRow {
+        at,
+        phase: phase.into(),
+        detail: detail.map(Into::into),
+    }
+}
+
+fn running_node() -> (NodeView, Vec<BootEventRow>) {
+    let created = NOW_MS - 600_000;
+    let node = NodeView {
+        health: "healthy".into(),
+        ip_address: Some("203.0.113.7".into()),
+        provider_server_id: Some("4711".into()),
+        agent_ready_at: Some(created + 42_130),
+        agent_version: Some("0.1.0".into()),
+        last_heartbeat_at: Some(NOW_MS - 12_000),
+        metrics: Some(NodeMetrics {
+            load_avg_1m: 0.42,
+            load_avg_5m: 0.3,
+            load_avg_15m: 0.125,
+            memory_total_kib: 3_932_160,
+            memory_available_kib: 2_621_440,
+            disk_total_bytes: 40_961_572_864,
+            disk_available_bytes: 28_672_000_000,
+            uptime_secs: 558,
+        }),
+        ..node("01JNODERUNNING0000000000AA", "dev-box", "running")
+    };
+    let events = vec![
+        boot_event(created, "requested", None),
+        boot_event(
+            created + 420,
+            "provider_retrying",
+            Some("rate limited by hetzner; retrying in 0.3 s"),
+        ),
+        boot_event(created + 800, "provider_created", Some("server 4711")),
+        boot_event(created + 42_130, "agent_ready", Some("agent 0.1.0")),
+    ];
+    (node, events)
+}
+
+#[test]
+fn node_page_running_with_metrics_and_phases() {
+    let (node, events) = running_node();
+    let html = render_node_page(&USER, &node, Some(&events), NOW_MS, "0.1.0-test").unwrap();
+    assert!(html.contains("<title>dev-box · SAM</title>"));
+    assert!(html.contains(r#"<meta name="sam-refresh" content="5">"#));
+    assert!(html.contains(r#"data-status="running""#));
+    assert!(html.contains("badge status-running"));
+    assert!(html.contains("health health-healthy"));
+    for phase in [
+        "requested",
+        "provider_retrying",
+        "provider_created",
+        "agent_ready",
+    ] {
+        assert!(
+            html.contains(&format!(r#"data-phase="{phase}""#)),
+            "{phase}"
+        );
+    }
+    assert!(html.contains("+0.0 s"));
+    assert!(html.contains("+0.8 s"));
+    assert!(html.contains("+42.1 s"));
+    assert!(html.contains("12 s ago"));
+    // 3.75 GiB total, 1.25 GiB used.
+    assert!(html.contains("1.3 GiB</span> of 3.8 GiB"), "{html}");
+    assert!(html.contains("(33 %)"));
+    assert!(html.contains("38.1 GiB"));
+    assert!(html.contains("9 min 18 s"));
+    assert!(html.contains("0.42"));
+    assert!(html.contains(r#"data-api="DELETE" action="/api/nodes/01JNODERUNNING0000000000AA""#));
+    assert!(html.contains(r#"data-redirect="/nodes""#));
+    assert!(!html.contains("node-error-box"));
+    insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn node_page_in_error() {
+    let created = NOW_MS - 600_000;
+    let node = NodeView {
+        error_message: Some("the agent did not register within 300 s".into()),
+        provider_server_id: Some("4712".into()),
+        ..node("01JNODEERROR000000000000CC", "broken-node", "error")
+    };
+    let events = vec![
+        boot_event(created, "requested", None),
+        boot_event(created + 1_200, "provider_created", None),
+        boot_event(
+            created + 300_000,
+            "boot_deadline_passed",
+            Some("the agent did not register within 300 s"),
+        ),
+    ];
+    let html = render_node_page(&ADMIN, &node, Some(&events), NOW_MS, "0.1.0-test").unwrap();
+    assert!(html.contains("badge status-error"));
+    assert!(html.contains(r#"id="node-error""#));
+    assert!(html.contains("timeline-item phase-error"));
+    assert!(html.contains("+5 min 0 s"));
+    assert!(html.contains("No metrics: the node is not running."));
+    assert!(html.contains(r#"<meta name="sam-refresh" content="5">"#));
+    assert!(html.contains("delete-node-form"));
+    insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn node_page_deleted() {
+    let (running, mut events) = running_node();
+    let deleted_at = NOW_MS - 60_000;
+    events.push(boot_event(deleted_at - 900, "delete_requested", None));
+    events.push(boot_event(deleted_at, "deleted", None));
+    let node = NodeView {
+        status: "deleted".into(),
+        health: "unknown".into(),
+        deleted_at: Some(deleted_at),
+        ..running
+    };
+    let html = render_node_page(&USER, &node, Some(&events), NOW_MS, "0.1.0-test").unwrap();
+    assert!(html.contains("badge status-deleted"));
+    // Nothing changes any more: no refresh, no delete button, no stale metrics.
+    assert!(!html.contains("http-equiv=\"refresh\"") && !html.contains("sam-refresh"));
+    assert!(!html.contains("delete-node-form"));
+    assert!(!html.contains("<noscript>"));
+    assert!(!html.contains("<meter"));
+    assert!(html.contains("No metrics: the node is not running."));
+    assert!(html.contains(r#"data-phase="deleted""#));
+    assert!(html.contains("<dt>Deleted</dt>"));
+    insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn node_page_without_boot_log_or_metrics() {
+    let fresh = NodeView {
+        created_at: NOW_MS - 3_000,
+        ..node("01JNODECREATING000000000BB", "fresh-node", "creating")
+    };
+    let html = render_node_page(&USER, &fresh, None, NOW_MS, "v").unwrap();
+    assert!(html.contains(r#"id="boot-log-unavailable""#));
+    assert!(html.contains("No metrics yet"));
+    assert!(html.contains("not yet"));
+    assert!(html.contains("never"));
+    let html = render_node_page(&USER, &fresh, Some(&[]), NOW_MS, "v").unwrap();
+    assert!(html.contains("Nothing recorded yet."));
+}
+
+#[test]
+fn node_page_escapes_user_strings() {
+    let evil = NodeView {
+        error_message: Some(r#"<img src=x onerror="alert(1)">"#.into()),
+        ip_address: Some("<i>ip</i>".into()),
+        agent_version: Some("\"><script>v</script>".into()),
+        ..node(r#"id"><script>/x"#, "<script>alert(1)</script>", "error")
+    };
+    let events = vec![boot_event(
+        NOW_MS,
+        "<b onclick=x>phase</b>",
+        Some("<script>detail</script>"),
+    )];
+    let html = render_node_page(&USER, &evil, Some(&events), NOW_MS, "v").unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(!html.contains("<i>"), "{html}");
+    assert!(!html.contains("<b "), "{html}");
+    assert!(html.contains("<title>&#60;script&#62;alert(1)&#60;/script&#62; · SAM</title>"));
+    assert!(html.contains(r#"data-node-id="id&#34;&#62;&#60;script&#62;/x""#));
+    // The id in the delete URL is percent-encoded: it stays one path segment.
+    assert!(
+        html.contains(r#"action="/api/nodes/id%22%3E%3Cscript%3E%2Fx""#),
+        "{html}"
+    );
+    // An unknown phase keeps a neutral class and its text, escaped.
+    assert!(html.contains("timeline-item phase-unknown"));
+    assert!(html.contains("&#60;b onclick=x&#62;phase&#60;/b&#62;"));
+    // The confirm question carries the name escaped inside its attribute.
+    assert!(html.contains(
+        r#"data-confirm="Delete node &#60;script&#62;alert(1)&#60;/script&#62;? Its server is destroyed.""#
+    ));
+}
+
+#[test]
+fn node_names_on_the_list_link_to_their_pages() {
+    let html = render_nodes_page(Some(&USER), &three_nodes(), NOW_MS, "v").unwrap();
+    assert!(
+        html.contains(
+            r#"<a class="node-name" href="/nodes/01JNODERUNNING0000000000AA">dev-box</a>"#
+        )
+    );
+}
+
 #[test]
 fn error_page() {
     let html = render_error_page(404, "not_found", "No node <here>", "0.1.0-test").unwrap();
     assert!(html.contains("Error 404"));
     assert!(html.contains("not_found"));
     assert!(html.contains("No node &#60;here&#62;"));
-    assert!(!html.contains("http-equiv=\"refresh\""));
+    assert!(!html.contains("http-equiv=\"refresh\"") && !html.contains("sam-refresh"));
     insta::assert_snapshot!(stable(&html));
 }
 

@@ -43,6 +43,7 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
     match (method, path.as_str()) {
         (Method::Get, "/") => page(ctx, pages::dashboard).await,
         (Method::Get, "/nodes") => page(ctx, pages::nodes).await,
+        (Method::Get, p) if p.starts_with("/nodes/") => page(ctx, pages::node).await,
         (Method::Get, "/projects/new") => page(ctx, pages::new_project).await,
         (Method::Get, "/settings") => page(ctx, pages::settings).await,
         (Method::Get, "/admin/users") => page(ctx, pages::admin_users).await,

@@ -5,10 +5,11 @@ use sam_control::{
     create_node, delete_node, list_nodes, node_view, record_heartbeat, record_ready,
 };
 use sam_domain::ids::NodeId;
+use sam_durable_objects::BootEvent;
 use sam_providers::HetznerClient;
 use sam_store::NodeRepository;
 use sam_wire::{CreateNodeRequest, HeartbeatReply, HeartbeatRequest, NodeList, NodeReadyRequest};
-use worker::Response;
+use worker::{Env, Response};
 
 use crate::bindings::{
     DurableBootLog, FetchHttp, WorkerRetryRuntime, d1, lifecycle_stub, now_ms, random_u128,
@@ -111,11 +112,17 @@ pub async fn events(ctx: &Ctx, user: &str) -> ApiResult<Response> {
         .get_owned(user, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let mut resp = lifecycle_stub(&ctx.env, &id)?
+    let events = boot_log(&ctx.env, &id).await?;
+    Ok(json_response(200, &serde_json::json!({ "events": events })))
+}
+
+/// A node's boot log, oldest first, from its `NodeLifecycle` object. The
+/// caller must already have checked that the node is the user's.
+pub async fn boot_log(env: &Env, node_id: &str) -> ApiResult<Vec<BootEvent>> {
+    let mut resp = lifecycle_stub(env, node_id)?
         .fetch_with_str("https://node-lifecycle/events")
         .await?;
-    let events: serde_json::Value = resp.json().await?;
-    Ok(json_response(200, &serde_json::json!({ "events": events })))
+    Ok(resp.json().await?)
 }
 
 pub async fn ready(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {

@@ -5,13 +5,16 @@ use sam_control::agent_credentials::list_agent_credentials;
 use sam_control::projects::{
     ProjectView, get_project, installation_repositories, list_installations, list_projects,
 };
-use sam_control::{list_nodes, projects::RepositoryInfo};
+use sam_control::{list_nodes, node_view, projects::RepositoryInfo};
 use sam_domain::agents::AgentKind;
 use sam_domain::catalog::{ProviderKind, VmSize, locations};
-use sam_store::{CredentialRepository, TokenRepository, UserRecord, UserRepository};
+use sam_domain::ids::NodeId;
+use sam_store::{
+    CredentialRepository, NodeRepository, TokenRepository, UserRecord, UserRepository,
+};
 use sam_web::{
-    AgentCredentialRow, CloudCredentialRow, InstallationOption, ProjectCard, ProjectDetail,
-    RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer,
+    AgentCredentialRow, BootEventRow, CloudCredentialRow, InstallationOption, ProjectCard,
+    ProjectDetail, RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer,
 };
 
 use crate::bindings::{d1, now_ms};
@@ -90,6 +93,51 @@ pub async fn nodes(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
     rendered(sam_web::render_nodes_page(
         Some(&viewer(user)),
         &nodes,
+        now,
+        VERSION,
+    ))
+}
+
+/// One node: `/nodes/{id}`. Looked up by (id, owner) like the API, so
+/// another user's node, an unknown id and a malformed one are the same 404.
+pub async fn node(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
+    let no_such_node = || ApiError::new(404, "not_found", "there is no such node");
+    let path = ctx.req.path();
+    let id = NodeId::parse(path.trim_start_matches("/nodes/"))
+        .map_err(|_| no_such_node())?
+        .to_string();
+    let db = d1(&ctx.env)?;
+    let record = NodeRepository::new(&db)
+        .get_owned(&user.id, &id)
+        .await?
+        .ok_or_else(no_such_node)?;
+    let now = now_ms();
+    let view = node_view(&record, &ctx.config.nodes, now);
+    // The page is still worth showing without its boot log; the next
+    // refresh tries again.
+    let boot_log: Option<Vec<BootEventRow>> = match super::nodes::boot_log(&ctx.env, &id).await {
+        Ok(events) => Some(
+            events
+                .into_iter()
+                .map(|e| BootEventRow {
+                    at: e.at,
+                    phase: serde_json::to_value(e.phase)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    detail: e.detail,
+                })
+                .collect(),
+        ),
+        Err(e) => {
+            worker::console_error!("boot log for the node page: {}: {}", e.code, e.message);
+            None
+        }
+    };
+    rendered(sam_web::render_node_page(
+        &viewer(user),
+        &view,
+        boot_log.as_deref(),
         now,
         VERSION,
     ))
