@@ -11,7 +11,7 @@ mod github_install;
 mod health;
 mod nodes;
 mod pages;
-pub mod projects;
+mod projects;
 mod tokens;
 mod webhooks;
 
