@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sealed;
 use crate::sql::{SqlDatabase, SqlValue, StoreError, query_as};
 
 /// A stored agent credential (sealed). `project_id` is `None` for the user's own key.
@@ -127,12 +128,7 @@ impl<'a, D: SqlDatabase> AgentCredentialRepository<'a, D> {
         after_id: &str,
         limit: u32,
     ) -> Result<Vec<AgentCredentialRecord>, StoreError> {
-        query_as(
-            self.db,
-            &format!("SELECT {COLUMNS} FROM agent_credentials WHERE id > ? ORDER BY id LIMIT ?"),
-            &[after_id.into(), i64::from(limit).into()],
-        )
-        .await
+        sealed::page_after(self.db, "agent_credentials", COLUMNS, after_id, limit).await
     }
 
     /// Replaces an envelope if it is still `old` (compare-and-swap).
@@ -142,13 +138,6 @@ impl<'a, D: SqlDatabase> AgentCredentialRepository<'a, D> {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .db
-            .execute(
-                "UPDATE agent_credentials SET secret_envelope = ? WHERE id = ? AND secret_envelope = ?",
-                &[new.into(), id.into(), old.into()],
-            )
-            .await?;
-        Ok(changed > 0)
+        sealed::replace_envelope(self.db, "agent_credentials", id, old, new).await
     }
 }

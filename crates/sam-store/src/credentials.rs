@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sealed;
 use crate::sql::{SqlDatabase, StoreError, query_as};
 
 /// A stored credential (sealed).
@@ -94,29 +95,16 @@ impl<'a, D: SqlDatabase> CredentialRepository<'a, D> {
         after_id: &str,
         limit: u32,
     ) -> Result<Vec<CloudCredentialRecord>, StoreError> {
-        query_as(
-            self.db,
-            &format!("SELECT {COLUMNS} FROM cloud_credentials WHERE id > ? ORDER BY id LIMIT ?"),
-            &[after_id.into(), i64::from(limit).into()],
-        )
-        .await
+        sealed::page_after(self.db, "cloud_credentials", COLUMNS, after_id, limit).await
     }
 
-    /// Replaces an envelope if it is still `old` (compare-and-swap, so a
-    /// concurrent update by the user is never overwritten by the sweep).
+    /// Replaces an envelope if it is still `old` (compare-and-swap).
     pub async fn replace_envelope(
         &self,
         id: &str,
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .db
-            .execute(
-                "UPDATE cloud_credentials SET secret_envelope = ? WHERE id = ? AND secret_envelope = ?",
-                &[new.into(), id.into(), old.into()],
-            )
-            .await?;
-        Ok(changed > 0)
+        sealed::replace_envelope(self.db, "cloud_credentials", id, old, new).await
     }
 }

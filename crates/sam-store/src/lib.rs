@@ -10,6 +10,7 @@ mod agent_credentials;
 mod credentials;
 mod nodes;
 mod projects;
+mod sealed;
 mod sessions;
 mod sql;
 #[cfg(feature = "sqlite")]
