@@ -19,6 +19,25 @@ pub trait ServerProvider {
     ) -> Result<Vec<Server>, ProviderError>;
 }
 
+/// A borrowed provider is a provider (sweeps build one per account; tests
+/// hand out the same fake for every account).
+impl<T: ServerProvider> ServerProvider for &T {
+    async fn create_server(&self, req: &CreateServer) -> Result<Server, ProviderError> {
+        T::create_server(self, req).await
+    }
+
+    async fn delete_server(&self, id: &str) -> Result<DeleteOutcome, ProviderError> {
+        T::delete_server(self, id).await
+    }
+
+    async fn find_servers(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Vec<Server>, ProviderError> {
+        T::find_servers(self, labels).await
+    }
+}
+
 impl<H: HttpClient> ServerProvider for HetznerClient<H> {
     async fn create_server(&self, req: &CreateServer) -> Result<Server, ProviderError> {
         HetznerClient::create_server(self, req).await

@@ -16,9 +16,13 @@
 //! from the alarm, and the lifetime limit needs nothing from either.
 
 use sam_domain::node::{BootPhase, NodeEvent, NodeStatus, transition};
-use sam_store::{NodeRecord, NodeRepository, SqlDatabase};
+use std::collections::BTreeSet;
+
+use sam_store::{CredentialRepository, NodeRecord, NodeRepository, SqlDatabase};
+use sam_vault::CredentialKeys;
 use serde::Serialize;
 
+use crate::credentials::cloud_secret;
 use crate::error::ControlError;
 use crate::nodes::{LABEL_NODE, delete_node, deployment_selector};
 use crate::ports::{BootLog, ServerProvider};
@@ -270,6 +274,62 @@ pub async fn clean_up_failed_nodes(
     )
     .await?;
     Ok(())
+}
+
+/// One whole sweep: the D1 layers, then, for every Hetzner account users
+/// have given us (opened with the vault; users sharing an account are
+/// swept once for orphans), the provider layers. `provider_for` builds a
+/// client acting with an account's token. Failures of single accounts are
+/// in the report; the next run retries them.
+pub async fn sweep<P: ServerProvider>(
+    db: &impl SqlDatabase,
+    keys: &CredentialKeys,
+    boot_log: &impl BootLog,
+    settings: &SweepSettings,
+    now: i64,
+    provider_for: impl Fn(String) -> P,
+) -> Result<SweepReport, ControlError> {
+    let mut report = SweepReport::default();
+    fail_overdue_boots(db, boot_log, settings, now, &mut report).await?;
+    fail_silent_nodes(db, settings, now, &mut report).await?;
+    let credentials = CredentialRepository::new(db);
+    // Tokens already swept for orphans, held only for this run.
+    let mut swept_accounts = BTreeSet::new();
+    let mut after = String::new();
+    loop {
+        let page = credentials.page_after(&after, 100).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id.clone();
+        for credential in page.iter().filter(|c| c.provider == "hetzner") {
+            let user = credential.user_id.as_str();
+            let token = match cloud_secret(db, keys, user, "hetzner").await {
+                Ok(secret) => match secret.expose_str() {
+                    Ok(token) => token.to_owned(),
+                    Err(e) => {
+                        report
+                            .failures
+                            .push(format!("credential of {user}: {}", e.code()));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    report
+                        .failures
+                        .push(format!("credential of {user}: {}", e.code()));
+                    continue;
+                }
+            };
+            let first_time = swept_accounts.insert(token.clone());
+            let provider = provider_for(token);
+            if first_time {
+                destroy_orphans(db, &provider, settings, now, &mut report).await?;
+            }
+            clean_up_failed_nodes(db, &provider, boot_log, user, settings, now, &mut report)
+                .await?;
+            expire_old_nodes(db, &provider, boot_log, user, settings, now, &mut report).await?;
+        }
+    }
+    Ok(report)
 }
 
 /// A provider timestamp (RFC 3339) in Unix milliseconds.

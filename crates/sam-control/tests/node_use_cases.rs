@@ -761,3 +761,67 @@ fn sweep_fails_running_nodes_whose_agent_went_silent() {
         assert!(stored.error_message.unwrap().contains("heartbeats"));
     });
 }
+
+#[test]
+fn a_whole_sweep_visits_each_account_once_and_each_owner_s_nodes() {
+    let (db, key) = setup();
+    let cloud = FakeCloud::default();
+    let log = RecordedBootLog::default();
+    let keys = sam_vault::CredentialKeys::parse(
+        &sam_vault::CredentialKeys::generate_spec("k1", &[5; 32]).unwrap(),
+    )
+    .unwrap();
+    block_on(async {
+        UserRepository::new(&db)
+            .upsert_by_login("U2", "bob", NOW)
+            .await
+            .unwrap();
+        // Two users who gave the same cloud account.
+        for (user, id) in [("U1", "C1"), ("U2", "C2")] {
+            sam_control::credentials::store_cloud_credential(
+                &db,
+                &keys,
+                user,
+                "hetzner",
+                "shared-token-0000",
+                NOW,
+                id,
+                [1; 12],
+            )
+            .await
+            .unwrap();
+        }
+        let failed = create(&db, &cloud, &log, &key, NOW).await.unwrap();
+        // Failed nodes are cleaned up at once (no retention), as in the chaos test.
+        let s = SweepSettings {
+            error_retention_ms: 0,
+            ..sweep_settings()
+        };
+        let orphan = stray_server(&cloud, "test-deploy", "01UNKNOWNNODE000000000002");
+        let tokens = RefCell::new(Vec::new());
+        // Past the boot deadline: the node fails and is cleaned up in the
+        // same sweep; the orphan goes once.
+        let now = NOW + s.boot_timeout_ms + 1;
+        let report = sam_control::sweep::sweep(&db, &keys, &log, &s, now, |token| {
+            tokens.borrow_mut().push(token);
+            &cloud
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.accounts_checked, 1, "{report:?}");
+        assert_eq!(report.boots_failed, 1, "{report:?}");
+        assert_eq!(report.orphans_destroyed, 1, "{report:?}");
+        assert_eq!(report.nodes_cleaned_up, 1, "{report:?}");
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert_eq!(*tokens.borrow(), ["shared-token-0000", "shared-token-0000"]);
+        let deleted = cloud.deleted.borrow().clone();
+        assert!(deleted.contains(&orphan));
+        assert!(deleted.contains(&failed.provider_server_id.unwrap()));
+        let stored = NodeRepository::new(&db)
+            .get(&failed.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, "deleted");
+    });
+}
