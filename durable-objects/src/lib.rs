@@ -6,10 +6,12 @@
 //! Worker's wasm module, which is what exports them to the runtime.
 
 pub mod d1;
+pub mod env;
 mod node_lifecycle;
+pub mod runtime;
 mod schema;
 
-pub use node_lifecycle::{BootEvent, NodeLifecycle, StartRequest};
+pub use node_lifecycle::{BootEvent, NodeLifecycle, WakeRequest};
 
 /// The runtime's clock in Unix milliseconds: the only clock wasm code reads;
 /// everything below the adapters takes time as a parameter.

@@ -1,42 +1,60 @@
-//! `NodeLifecycle`: one Durable Object per node.
+//! `NodeLifecycle`: one Durable Object per node, holding the node's log
+//! and its timer.
 //!
-//! It keeps the node's boot log (phases with timestamps) and owns the boot
-//! deadline as a Durable Object alarm: if the vm-agent has not registered by
-//! then, the alarm moves the node from `creating` to `error` in D1. Because
-//! the alarm is durable, a node can never stay `creating` forever, even if
-//! the Worker that created it died mid-request.
+//! - The log (`boot_events`): every phase of the node's life with its
+//!   time, appended by the API (`POST /event`), read back (`GET /events`)
+//!   and streamed live to browsers over a hibernatable WebSocket
+//!   (`GET /ws`: the lines so far, then each new one).
+//! - The timer: `POST /wake` asks for the alarm to ring no later than a
+//!   time (the node's next deadline). When it rings, the alarm runs
+//!   `sam_control::lifecycle::run_due` against D1 (boot deadline, stale
+//!   heartbeats, warm timeout, maximum lifetime, delete retries with the
+//!   owner's decrypted credential) and sets itself for the node's new
+//!   deadline. Because the alarm is durable, a node can never wait forever,
+//!   even if the Worker that changed it died mid-request.
 //!
 //! Concurrency: a Durable Object runs one event at a time and code between
-//! two awaits is atomic, so the state row needs no further locking.
+//! two awaits is atomic; the node's state itself lives in D1, written
+//! compare-and-set, so the alarm and requests cannot overwrite each other.
 
-use std::cell::Cell;
-
-use sam_domain::node::{BootPhase, NodeEvent, NodeStatus};
-use sam_store::NodeRepository;
+use sam_control::cloud::VaultAccounts;
+use sam_control::lifecycle::run_due;
+use sam_control::{BootLog, ControlError, NodeTimer};
+use sam_domain::node::BootPhase;
 use serde::{Deserialize, Serialize};
 use worker::{
-    DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State,
-    durable_object,
+    DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
 use crate::d1::D1Sql;
-use crate::now_ms;
-use crate::schema;
+use crate::runtime::FetchHttp;
+use crate::{env, now_ms, schema};
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_boot_log.sql",
-    include_str!("../migrations/node_lifecycle/0001_boot_log.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_boot_log.sql",
+        include_str!("../migrations/node_lifecycle/0001_boot_log.sql"),
+    ),
+    (
+        "0002_timer.sql",
+        include_str!("../migrations/node_lifecycle/0002_timer.sql"),
+    ),
+];
 
-/// `POST /start`: the node was just written to D1.
+/// How long a failed alarm run (D1 or configuration trouble) waits before
+/// it tries again.
+const ALARM_RETRY_MS: i64 = 30_000;
+
+/// `POST /wake`: ring no later than `at` for node `node_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StartRequest {
+pub struct WakeRequest {
     pub node_id: String,
-    pub created_at: i64,
-    pub boot_deadline_at: i64,
+    pub at: i64,
 }
 
-/// One line of the boot log (`POST /event` body and `GET /events` item).
+/// One line of the node's log (`POST /event` body, `GET /events` item and
+/// WebSocket message).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootEvent {
     pub at: i64,
@@ -45,19 +63,12 @@ pub struct BootEvent {
     pub detail: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct LifecycleRow {
-    node_id: String,
-    phase: String,
-    boot_deadline_at: Option<i64>,
-}
-
 #[durable_object]
 pub struct NodeLifecycle {
     state: State,
     env: Env,
     /// Schema migrations are applied once per object instance.
-    migrated: Cell<bool>,
+    migrated: std::cell::Cell<bool>,
 }
 
 impl DurableObject for NodeLifecycle {
@@ -65,7 +76,7 @@ impl DurableObject for NodeLifecycle {
         Self {
             state,
             env,
-            migrated: Cell::new(false),
+            migrated: std::cell::Cell::new(false),
         }
     }
 
@@ -73,17 +84,18 @@ impl DurableObject for NodeLifecycle {
         let sql = self.sql()?;
         let path = req.path();
         match (req.method().as_ref(), path.as_str()) {
-            ("POST", "/start") => {
-                let start: StartRequest = req.json().await?;
-                self.start(&sql, &start).await?;
-                Response::ok("started")
+            ("POST", "/wake") => {
+                let wake: WakeRequest = req.json().await?;
+                self.wake(&sql, &wake).await?;
+                Response::ok("armed")
             }
             ("POST", "/event") => {
                 let event: BootEvent = req.json().await?;
-                self.record(&sql, &event).await?;
+                append(&self.state, &sql, &event)?;
                 Response::ok("recorded")
             }
             ("GET", "/events") => Response::from_json(&events(&sql)?),
+            ("GET", "/ws") => self.subscribe(&sql, &req),
             ("GET", "/probe") => {
                 // Health check: a real query of this object's SQLite storage
                 // (read-only, so probing does not write on every request).
@@ -99,44 +111,42 @@ impl DurableObject for NodeLifecycle {
 
     async fn alarm(&self) -> Result<Response> {
         let sql = self.sql()?;
-        let Some(row) = lifecycle(&sql)? else {
+        let Some(node_id) = timed_node(&sql)? else {
             return Response::ok("no node");
         };
-        let phase: BootPhase = serde_json::from_value(serde_json::Value::String(row.phase.clone()))
-            .unwrap_or(BootPhase::Requested);
-        if phase.ends_boot() {
-            return Response::ok("boot already over");
-        }
         let now = now_ms();
-        if let Some(deadline) = row.boot_deadline_at
-            && now < deadline
-        {
-            // Woken early (clock skew): try again at the deadline.
-            set_alarm_at(&self.state, deadline).await?;
-            return Response::ok("early");
+        match self.run_due(&sql, &node_id, now).await {
+            Ok(Some(at)) => set_alarm_at(&self.state, at).await?,
+            Ok(None) => {}
+            Err(e) => {
+                worker::console_error!("NodeLifecycle alarm for {node_id} failed: {e}");
+                set_alarm_at(&self.state, now + ALARM_RETRY_MS).await?;
+            }
         }
-        let db = D1Sql(self.env.d1("DB")?);
-        let message = "the vm-agent did not register before the boot deadline";
-        let to = sam_domain::node::transition(NodeStatus::Creating, &NodeEvent::BootDeadlinePassed)
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        let changed = NodeRepository::new(&db)
-            .transition(&row.node_id, NodeStatus::Creating, to, now, Some(message))
-            .await
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        // Only a node that really was still creating gets the entry; one that
-        // registered (or was deleted) meanwhile keeps an accurate boot log.
-        if !changed {
-            return Response::ok("node no longer creating");
-        }
-        append(
-            &sql,
-            &BootEvent {
-                at: now,
-                phase: BootPhase::BootDeadlinePassed,
-                detail: Some(message.to_owned()),
-            },
-        )?;
-        Response::ok("deadline passed")
+        Response::ok("done")
+    }
+
+    async fn websocket_message(
+        &self,
+        _ws: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        // The stream is one-way; whatever a client sends is ignored.
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        _ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -151,53 +161,117 @@ impl NodeLifecycle {
         Ok(sql)
     }
 
-    async fn start(&self, sql: &SqlStorage, start: &StartRequest) -> Result<()> {
-        if lifecycle(sql)?.is_some() {
-            return Ok(()); // Retried start: already recorded.
-        }
+    /// Remembers the node and makes sure the alarm rings by `at` (an
+    /// earlier alarm is kept: ringing early is harmless).
+    async fn wake(&self, sql: &SqlStorage, wake: &WakeRequest) -> Result<()> {
         sql.exec(
-            "INSERT INTO lifecycle (singleton, node_id, phase, created_at, boot_deadline_at) VALUES (1, ?, 'requested', ?, ?)",
-            vec![
-                SqlStorageValue::from(start.node_id.clone()),
-                SqlStorageValue::from(start.created_at),
-                SqlStorageValue::from(start.boot_deadline_at),
-            ],
+            "INSERT OR IGNORE INTO timed_node (singleton, node_id) VALUES (1, ?)",
+            vec![SqlStorageValue::from(wake.node_id.clone())],
         )?;
-        append(
-            sql,
-            &BootEvent {
-                at: start.created_at,
-                phase: BootPhase::Requested,
-                detail: None,
-            },
-        )?;
-        set_alarm_at(&self.state, start.boot_deadline_at).await
+        let current = self.state.storage().get_alarm().await?;
+        if current.is_none_or(|set| wake.at < set) {
+            set_alarm_at(&self.state, wake.at).await?;
+        }
+        Ok(())
     }
 
-    async fn record(&self, sql: &SqlStorage, event: &BootEvent) -> Result<()> {
-        append(sql, event)?;
-        let phase = serde_json::to_value(event.phase)?;
-        sql.exec(
-            "UPDATE lifecycle SET phase = ? WHERE singleton = 1",
-            vec![SqlStorageValue::from(
-                phase.as_str().unwrap_or_default().to_owned(),
-            )],
-        )?;
-        if event.phase.ends_boot() {
-            self.state.storage().delete_alarm().await?;
+    /// Whatever is due for the node now; returns its next deadline.
+    async fn run_due(
+        &self,
+        sql: &SqlStorage,
+        node_id: &str,
+        now: i64,
+    ) -> std::result::Result<Option<i64>, String> {
+        let db = D1Sql(self.env.d1("DB").map_err(|e| e.to_string())?);
+        let lifecycle = env::lifecycle_config(&self.env)?;
+        let keys = env::credential_keys(&self.env)?;
+        let urls = env::provider_urls(&self.env);
+        let accounts = VaultAccounts {
+            db: &db,
+            keys: &keys,
+            http: FetchHttp,
+            urls: &urls,
+        };
+        let log = LocalLog {
+            state: &self.state,
+            sql,
+        };
+        match run_due(
+            &db,
+            &accounts,
+            &log,
+            &AlarmSetAfter,
+            &lifecycle,
+            node_id,
+            now,
+        )
+        .await
+        {
+            Ok(node) => Ok(node.deadline_at),
+            // The row is gone: nothing left to time.
+            Err(ControlError::NotFound) => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Upgrades to a WebSocket that receives the log so far, then each new
+    /// line. The object may hibernate between lines.
+    fn subscribe(&self, sql: &SqlStorage, req: &Request) -> Result<Response> {
+        let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
+        if !upgrade.eq_ignore_ascii_case("websocket") {
+            return Response::error("expected a WebSocket upgrade", 426);
+        }
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        for event in events(sql)? {
+            pair.server.send_with_str(serde_json::to_string(&event)?)?;
+        }
+        Response::from_websocket(pair.client)
+    }
+}
+
+/// The log, written from inside the object (the alarm's own changes).
+struct LocalLog<'a> {
+    state: &'a State,
+    sql: &'a SqlStorage,
+}
+
+impl BootLog for LocalLog<'_> {
+    async fn record(
+        &self,
+        _node_id: &str,
+        at: i64,
+        phase: BootPhase,
+        detail: Option<&str>,
+    ) -> std::result::Result<(), String> {
+        let event = BootEvent {
+            at,
+            phase,
+            detail: detail.map(str::to_owned),
+        };
+        append(self.state, self.sql, &event).map_err(|e| e.to_string())
+    }
+}
+
+/// Inside the alarm the next alarm is set from the node's stored deadline
+/// once the run is over, so wake requests need no action.
+struct AlarmSetAfter;
+
+impl NodeTimer for AlarmSetAfter {
+    async fn wake_at(&self, _node_id: &str, _at: i64) -> std::result::Result<(), String> {
         Ok(())
     }
 }
 
-fn lifecycle(sql: &SqlStorage) -> Result<Option<LifecycleRow>> {
-    let rows: Vec<LifecycleRow> = sql
-        .exec(
-            "SELECT node_id, phase, boot_deadline_at FROM lifecycle WHERE singleton = 1",
-            None,
-        )?
+fn timed_node(sql: &SqlStorage) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        node_id: String,
+    }
+    let rows: Vec<Row> = sql
+        .exec("SELECT node_id FROM timed_node WHERE singleton = 1", None)?
         .to_array()?;
-    Ok(rows.into_iter().next())
+    Ok(rows.into_iter().next().map(|r| r.node_id))
 }
 
 fn events(sql: &SqlStorage) -> Result<Vec<BootEvent>> {
@@ -213,6 +287,8 @@ fn events(sql: &SqlStorage) -> Result<Vec<BootEvent>> {
             None,
         )?
         .to_array()?;
+    // Phases this build no longer knows (renamed since) are skipped rather
+    // than failing the whole log.
     Ok(rows
         .into_iter()
         .filter_map(|r| {
@@ -226,7 +302,8 @@ fn events(sql: &SqlStorage) -> Result<Vec<BootEvent>> {
         .collect())
 }
 
-fn append(sql: &SqlStorage, event: &BootEvent) -> Result<()> {
+/// Appends a line and sends it to every connected viewer.
+fn append(state: &State, sql: &SqlStorage, event: &BootEvent) -> Result<()> {
     let phase = serde_json::to_value(event.phase)?;
     sql.exec(
         "INSERT INTO boot_events (at, phase, detail) VALUES (?, ?, ?)",
@@ -239,6 +316,11 @@ fn append(sql: &SqlStorage, event: &BootEvent) -> Result<()> {
                 .map_or(SqlStorageValue::Null, SqlStorageValue::from),
         ],
     )?;
+    let line = serde_json::to_string(event)?;
+    for viewer in state.get_websockets() {
+        // A viewer that went away is dropped by the runtime; others still get the line.
+        let _ = viewer.send_with_str(&line);
+    }
     Ok(())
 }
 

@@ -660,3 +660,104 @@ pub async fn install_github_app(
     }
     Ok(installation_id)
 }
+
+/// A fresh developer sign-in as `login`, returned as the `Cookie` header
+/// value (for clients that are not reqwest, like a WebSocket).
+pub async fn session_cookie(p: &Platform, login: &str) -> Result<String> {
+    let resp = p
+        .client()
+        .post(p.api("/api/auth/dev-login"))
+        .json(&serde_json::json!({ "login": login }))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("dev login failed: {}", resp.status());
+    }
+    let pairs: Vec<String> = resp
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect();
+    if pairs.is_empty() {
+        bail!("dev login set no cookie");
+    }
+    Ok(pairs.join("; "))
+}
+
+/// A node's log stream (`/api/nodes/{id}/events/ws`), signed in by `cookie`.
+pub type NodeEventSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a node's log WebSocket; a refused upgrade is an error naming the
+/// HTTP status.
+pub async fn node_event_socket(
+    p: &Platform,
+    cookie: &str,
+    node_id: &str,
+) -> Result<NodeEventSocket> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!(
+        "ws://api.localhost:{}/api/nodes/{node_id}/events/ws",
+        p.port
+    );
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().context("cookie header")?);
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", p.port)).await?;
+    match tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+        .await
+    {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            bail!("upgrade refused with HTTP {}", resp.status().as_u16())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The phases of the next `count` log lines on the socket (20 s at most).
+pub async fn next_phases(socket: &mut NodeEventSocket, count: usize) -> Result<Vec<String>> {
+    use futures::StreamExt as _;
+    let mut phases = Vec::with_capacity(count);
+    while phases.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .with_context(|| format!("waiting for log line {} of {count}", phases.len() + 1))?
+            .context("the socket closed")??;
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            let line: serde_json::Value = serde_json::from_str(&text)?;
+            phases.push(
+                line["phase"]
+                    .as_str()
+                    .context("a log line without a phase")?
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(phases)
+}
+
+/// The first complete Server-Sent Event of a streaming response.
+pub async fn first_sse_event(mut resp: reqwest::Response, timeout: Duration) -> Result<String> {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .context("no event before the timeout")??
+            .context("the stream ended")?;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        // Events end with a blank line; comments (keep-alives) start with ':'.
+        while let Some(end) = text.find("\n\n") {
+            let event = text[..end].to_owned();
+            text.drain(..end + 2);
+            if event.lines().any(|l| l.starts_with("data:")) {
+                return Ok(event);
+            }
+        }
+    }
+}

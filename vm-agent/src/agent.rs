@@ -14,6 +14,7 @@ use crate::callback::ControlPlane;
 use crate::config::Config;
 use crate::error::AgentError;
 use crate::jwks::KeyCache;
+use crate::logs::LogBuffer;
 use crate::resolver::LocalhostResolver;
 use crate::server::{AppState, router};
 
@@ -37,6 +38,9 @@ pub struct Agent {
     config: Arc<Config>,
     client: reqwest::Client,
     keys: Arc<KeyCache>,
+    logs: LogBuffer,
+    /// Set once on shutdown; the server drains on it and log streams end.
+    stop: watch::Sender<bool>,
 }
 
 impl Agent {
@@ -52,19 +56,37 @@ impl Agent {
             config: Arc::new(config),
             client,
             keys,
+            logs: LogBuffer::new(),
+            stop: watch::channel(false).0,
         })
+    }
+
+    /// Serves `/logs` from `logs` instead of the agent's own empty buffer:
+    /// `main` passes the buffer its tracing layer records into.
+    #[must_use]
+    pub fn with_log_buffer(mut self, logs: LogBuffer) -> Self {
+        self.logs = logs;
+        self
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The buffer `/logs` serves.
+    pub fn log_buffer(&self) -> &LogBuffer {
+        &self.logs
+    }
+
     /// The HTTP API, not bound to any socket.
     pub fn router(&self) -> Router {
-        router(AppState::new(
+        let mut state = AppState::new(
             Arc::clone(&self.config),
             Arc::clone(&self.keys),
-        ))
+            self.logs.clone(),
+        );
+        state.shutdown = self.stop.subscribe();
+        router(state)
     }
 
     /// Binds the configured address.
@@ -93,7 +115,7 @@ impl Agent {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, node_id = %self.config.node_id, version = AGENT_VERSION, "vm-agent listening");
         }
-        let (stop, mut stopped) = watch::channel(false);
+        let mut stopped = self.stop.subscribe();
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         });
@@ -116,7 +138,7 @@ impl Agent {
             }
         };
 
-        let _ = stop.send(true);
+        self.stop.send_replace(true);
         if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
             .await
             .is_err()

@@ -1,9 +1,14 @@
 //! The SAM node agent.
 //!
 //! One `vm-agent` runs on every node. It serves a small HTTP API for the
-//! control plane (`/health`, `/system-info`, guarded by control-plane-signed
-//! tokens) and calls back to the control plane: once to report the node
-//! ready, then periodically with a heartbeat carrying resource metrics.
+//! control plane (`/health`; `/system-info`, `/logs` and `/logs/stream`,
+//! guarded by control-plane-signed tokens) and calls back to the control
+//! plane: once to report the node ready, then periodically with a heartbeat
+//! carrying resource metrics.
+//!
+//! It also keeps its own last 2000 log lines in memory ([`LogBuffer`], fed by
+//! the [`LogLayer`] that `main` installs beside the stdout logger), so the
+//! control plane can read and follow them over the API.
 //!
 //! The binary (`src/main.rs`) only sets up logging, the runtime and signal
 //! handling; everything else lives here so tests can run a whole agent
@@ -14,6 +19,7 @@ mod callback;
 mod config;
 mod error;
 mod jwks;
+mod logs;
 mod metrics;
 mod resolver;
 mod server;
@@ -23,6 +29,7 @@ pub use callback::Backoff;
 pub use config::{Config, ConfigError};
 pub use error::AgentError;
 pub use jwks::KeyCache;
+pub use logs::{LogBuffer, LogLayer, LogLine, MAX_MESSAGE_BYTES};
 pub use metrics::{collect_metrics, parse_loadavg, parse_meminfo, parse_uptime};
 pub use resolver::{LocalhostResolver, loopback_addr};
 pub use server::{AppState, router};

@@ -1,21 +1,28 @@
-//! `vm-agent`: the node agent binary. Sets up logging, a single-threaded
-//! runtime (the agent is mostly idle; one thread keeps its memory small) and
-//! signal handling, then hands over to the library.
+//! `vm-agent`: the node agent binary. Sets up logging (to stdout, and into
+//! the in-memory buffer the API serves as `/logs`), a single-threaded runtime
+//! (the agent is mostly idle; one thread keeps its memory small) and signal
+//! handling, then hands over to the library.
 
 use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
-use sam_vm_agent::{Agent, Config};
+use sam_vm_agent::{Agent, Config, LogBuffer};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .compact()
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    let logs = LogBuffer::new();
+    // The filter is global: the buffer keeps exactly what stdout shows.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .compact()
+                .with_ansi(std::io::stdout().is_terminal()),
         )
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with(logs.layer())
         .init();
 
     let config = Config::from_env().context("invalid configuration")?;
@@ -34,7 +41,7 @@ fn main() -> anyhow::Result<()> {
                 _ = interrupt.recv() => tracing::info!("SIGINT received"),
             }
         };
-        let agent = Agent::new(config)?;
+        let agent = Agent::new(config)?.with_log_buffer(logs);
         agent.run(shutdown).await?;
         Ok(())
     })

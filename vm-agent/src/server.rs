@@ -1,42 +1,76 @@
 //! The agent's HTTP API, called by the control plane.
 //!
-//! `/health` is open so load balancers and humans can probe it;
-//! `/system-info` needs a node-management token scoped to this node.
-//! Every error is a JSON [`ErrorBody`], like the API's own.
+//! `/health` is open so load balancers and humans can probe it. Everything
+//! else needs a node-management token scoped to this node:
+//!
+//! - `GET /system-info`: the node's facts and current metrics;
+//! - `GET /logs?since=<seq>&limit=<n>`: the agent's recent log lines
+//!   (`{"lines": [...]}`, seq > `since`, default 0; at most `limit`, default
+//!   200, capped at 2000), so the control plane can show why a node is
+//!   unhappy without SSH;
+//! - `GET /logs/stream?since=<seq>`: the same lines as Server-Sent Events,
+//!   first the buffered ones after `since`, then live ones. Each is
+//!   `id: <seq>`, `event: log`, `data: <line JSON>`; a follower that fell
+//!   behind gets one `event: gap` with `{"missed": n}`. Comments keep the
+//!   connection alive every 15 s; the stream ends when the client goes away
+//!   or the agent shuts down.
+//!
+//! Every error is a JSON [`ErrorBody`], like the API's own; a malformed query
+//! is a 400 `invalid_query`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::{Stream, StreamExt as _};
 use sam_auth::Audience;
 use sam_wire::{ErrorBody, SystemInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::AGENT_VERSION;
 use crate::config::Config;
 use crate::jwks::{KeyCache, VerifyError};
+use crate::logs::{Followed, LogBuffer, LogLine};
 use crate::metrics::{PROC_DIR, collect_metrics};
+
+/// `/logs` returns this many lines unless asked otherwise...
+const DEFAULT_LOG_LIMIT: usize = 200;
+/// ...and never more than the buffer holds.
+const MAX_LOG_LIMIT: usize = LogBuffer::CAPACITY;
+/// Often enough for proxies and load balancers not to time out an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub keys: Arc<KeyCache>,
+    /// The agent's recent log lines, served by `/logs`.
+    pub logs: LogBuffer,
     /// Where `/proc` is read from; tests may point it elsewhere.
     pub proc_dir: PathBuf,
+    /// Turns `true` when the agent shuts down, to end `/logs/stream`
+    /// responses (which would otherwise hold the graceful shutdown open). If
+    /// its sender is gone, streams end only when their client leaves.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, keys: Arc<KeyCache>) -> Self {
+    pub fn new(config: Arc<Config>, keys: Arc<KeyCache>, logs: LogBuffer) -> Self {
         Self {
             config,
             keys,
+            logs,
             proc_dir: PathBuf::from(PROC_DIR),
+            shutdown: watch::channel(false).1,
         }
     }
 }
@@ -46,6 +80,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/system-info", get(system_info))
+        .route("/logs", get(logs))
+        .route("/logs/stream", get(log_stream))
         .fallback(not_found)
         .with_state(state)
 }
@@ -76,6 +112,74 @@ async fn system_info(
         hostname: hostname(&state.proc_dir),
         metrics: collect_metrics(&state.proc_dir, &state.config.disk_path()),
     }))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Lines {
+    lines: Vec<LogLine>,
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Json<Lines>, ApiError> {
+    // The token first: an anonymous caller learns nothing, not even that its
+    // query was malformed.
+    authorize(&state, &headers).await?;
+    let Query(query) = query.map_err(|rejection| invalid_query(&rejection))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LOG_LIMIT).min(MAX_LOG_LIMIT);
+    Ok(Json(Lines {
+        lines: state.logs.lines_since(query.since.unwrap_or(0), limit),
+    }))
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    since: Option<u64>,
+}
+
+async fn log_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, axum::Error>>>, ApiError> {
+    authorize(&state, &headers).await?;
+    let Query(query) = query.map_err(|rejection| invalid_query(&rejection))?;
+    let events = state
+        .logs
+        .follow(query.since.unwrap_or(0), shut_down(state.shutdown.clone()))
+        .map(|followed| match followed {
+            Followed::Line(line) => Event::default()
+                .id(line.seq.to_string())
+                .event("log")
+                .json_data(&line),
+            Followed::Missed(missed) => Event::default()
+                .event("gap")
+                .json_data(serde_json::json!({ "missed": missed })),
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// Resolves once `shutdown` turns `true`; never, if its sender is gone first.
+async fn shut_down(mut shutdown: watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn invalid_query(rejection: &QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        &rejection.body_text(),
+    )
 }
 
 async fn not_found() -> ApiError {

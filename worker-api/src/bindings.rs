@@ -1,14 +1,18 @@
-//! Ports implemented over Worker bindings: outbound HTTP (`fetch`), the
-//! `NodeLifecycle` Durable Object as the boot log, and random numbers.
+//! Ports implemented over Worker bindings: the `NodeLifecycle` Durable
+//! Object as each node's log and timer, the vault-opened cloud accounts,
+//! and random numbers. (`fetch`, timers and the CSPRNG are shared with the
+//! Durable Objects in `sam_durable_objects::runtime`.)
 
-use sam_control::BootLog;
+use sam_control::cloud::{ProviderUrls, VaultAccounts};
+use sam_control::{BootLog, NodePorts, NodeTimer};
 use sam_domain::node::BootPhase;
-use sam_durable_objects::{BootEvent, StartRequest};
-use sam_providers::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
-use worker::{Env, Fetch, Headers, Request, RequestInit, Stub};
+use sam_durable_objects::{BootEvent, WakeRequest};
+use sam_vault::CredentialKeys;
+use worker::{Env, Headers, Request, RequestInit, Stub};
 
 pub use sam_durable_objects::d1::D1Sql;
 pub use sam_durable_objects::now_ms;
+pub use sam_durable_objects::runtime::{FetchHttp, WorkerRetryRuntime, random_u128};
 
 /// Binding names from `wrangler.toml`.
 pub const DB: &str = "DB";
@@ -20,65 +24,11 @@ pub fn d1(env: &Env) -> worker::Result<D1Sql> {
     Ok(D1Sql(env.d1(DB)?))
 }
 
-/// 128 random bits from the runtime's CSPRNG.
-pub fn random_u128() -> u128 {
-    let mut buf = [0u8; 16];
-    // getrandom on workerd is crypto.getRandomValues, which does not fail.
-    let _ = getrandom::getrandom(&mut buf);
-    u128::from_le_bytes(buf)
-}
-
 /// Random bytes as lowercase hex (session ids and the like).
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     let _ = getrandom::getrandom(&mut buf);
     hex::encode(buf)
-}
-
-/// Outbound HTTP through the runtime's `fetch`.
-pub struct FetchHttp;
-
-impl HttpClient for FetchHttp {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let headers = Headers::new();
-        for (name, value) in &req.headers {
-            headers
-                .set(name, value)
-                .map_err(|e| TransportError::new(e.to_string()))?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(match req.method {
-            Method::Get => worker::Method::Get,
-            Method::Post => worker::Method::Post,
-            Method::Delete => worker::Method::Delete,
-            Method::Put => worker::Method::Put,
-            Method::Patch => worker::Method::Patch,
-        })
-        .with_headers(headers);
-        if let Some(body) = req.body {
-            init.with_body(Some(js_sys_bytes(&body)));
-        }
-        let request = Request::new_with_init(&req.url, &init)
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let mut response = Fetch::Request(request)
-            .send()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let headers = response.headers().entries().collect();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        Ok(HttpResponse {
-            status: response.status_code(),
-            headers,
-            body,
-        })
-    }
-}
-
-fn js_sys_bytes(body: &[u8]) -> wasm_bindgen::JsValue {
-    worker::js_sys::Uint8Array::from(body).into()
 }
 
 /// The node's `NodeLifecycle` Durable Object.
@@ -111,72 +61,12 @@ async fn post_json<T: serde::Serialize>(stub: &Stub, path: &str, body: &T) -> Re
     Ok(())
 }
 
-/// Waits on a promise that `setTimeout` resolves. (`worker::Delay` 0.8.7
-/// wakes its task before marking itself done, so an executor that polls
-/// at once sees it pending forever and workerd cancels the request as hung.)
-async fn sleep_ms(ms: u64) {
-    use worker::js_sys::{Function, Promise, Reflect};
-    use worker::wasm_bindgen::{JsCast as _, JsValue};
-    let promise = Promise::new(&mut |resolve: Function, _reject: Function| {
-        let global = worker::js_sys::global();
-        let set_timeout = Reflect::get(&global, &JsValue::from_str("setTimeout"))
-            .ok()
-            .and_then(|f| f.dyn_into::<Function>().ok());
-        #[allow(clippy::cast_precision_loss)]
-        let delay = JsValue::from_f64(ms as f64);
-        match set_timeout {
-            Some(set_timeout) => {
-                let _ = set_timeout.call2(&global, &resolve, &delay);
-            }
-            // No timer at all: do not wait rather than hang.
-            None => {
-                let _ = resolve.call0(&JsValue::NULL);
-            }
-        }
-    });
-    let _ = worker::wasm_bindgen_futures::JsFuture::from(promise).await;
-}
-
-/// Retry waits on the Workers timer, jitter from `crypto.getRandomValues`.
-pub struct WorkerRetryRuntime;
-
-impl sam_control::RetryRuntime for WorkerRetryRuntime {
-    async fn pause(&self, ms: u64) {
-        if ms > 0 {
-            sleep_ms(ms).await;
-        }
-    }
-
-    fn jitter(&self) -> f64 {
-        // 53 random bits: every f64 in [0, 1) with that spacing.
-        #[allow(clippy::cast_precision_loss)]
-        let fraction = (random_u128() >> 75) as f64 / (1u64 << 53) as f64;
-        fraction
-    }
-}
-
-/// `BootLog` over the per-node Durable Object.
-pub struct DurableBootLog<'a> {
+/// `BootLog` and `NodeTimer` over the per-node Durable Object.
+pub struct DurableNodeLog<'a> {
     pub env: &'a Env,
 }
 
-impl BootLog for DurableBootLog<'_> {
-    async fn started(&self, node_id: &str, created_at: i64, deadline: i64) -> Result<(), String> {
-        let stub = lifecycle_stub(self.env, node_id).map_err(|e| e.to_string())?;
-        let result = post_json(
-            &stub,
-            "/start",
-            &StartRequest {
-                node_id: node_id.to_owned(),
-                created_at,
-                boot_deadline_at: deadline,
-            },
-        )
-        .await;
-        log_failure("boot log start", &result);
-        result
-    }
-
+impl BootLog for DurableNodeLog<'_> {
     async fn record(
         &self,
         node_id: &str,
@@ -195,8 +85,66 @@ impl BootLog for DurableBootLog<'_> {
             },
         )
         .await;
-        log_failure("boot log event", &result);
+        log_failure("node log event", &result);
         result
+    }
+}
+
+impl NodeTimer for DurableNodeLog<'_> {
+    async fn wake_at(&self, node_id: &str, at: i64) -> Result<(), String> {
+        let stub = lifecycle_stub(self.env, node_id).map_err(|e| e.to_string())?;
+        let result = post_json(
+            &stub,
+            "/wake",
+            &WakeRequest {
+                node_id: node_id.to_owned(),
+                at,
+            },
+        )
+        .await;
+        log_failure("node timer", &result);
+        result
+    }
+}
+
+/// Everything the node use cases act through, over this Worker's bindings.
+pub struct WorkerNodePorts<'a> {
+    pub db: &'a D1Sql,
+    pub keys: CredentialKeys,
+    pub urls: ProviderUrls,
+    pub log: DurableNodeLog<'a>,
+}
+
+impl<'a> WorkerNodePorts<'a> {
+    pub fn new(env: &'a Env, db: &'a D1Sql, keys: CredentialKeys) -> Self {
+        Self {
+            db,
+            keys,
+            urls: sam_durable_objects::env::provider_urls(env),
+            log: DurableNodeLog { env },
+        }
+    }
+
+    pub fn accounts(&self) -> VaultAccounts<'_, D1Sql, FetchHttp> {
+        VaultAccounts {
+            db: self.db,
+            keys: &self.keys,
+            http: FetchHttp,
+            urls: &self.urls,
+        }
+    }
+
+    /// The use cases' port bundle, with `accounts` from [`Self::accounts`].
+    pub fn ports<'b>(
+        &'b self,
+        accounts: &'b VaultAccounts<'b, D1Sql, FetchHttp>,
+    ) -> NodePorts<'b, VaultAccounts<'b, D1Sql, FetchHttp>, DurableNodeLog<'a>, DurableNodeLog<'a>>
+    {
+        NodePorts {
+            accounts,
+            boot_log: &self.log,
+            timer: &self.log,
+        }
     }
 }
 

@@ -27,10 +27,6 @@ pub struct Config {
     pub nodes: NodeSettings,
     /// Grace period before an unowned labelled server is destroyed.
     pub orphan_grace_ms: i64,
-    /// No node lives longer than this.
-    pub node_max_lifetime_ms: i64,
-    /// How long a failed node stays visible before the sweep deletes it.
-    pub node_error_retention_ms: i64,
     /// GitHub sign-in; `None` until `GITHUB_CLIENT_ID` and its secret are set.
     pub github: Option<sam_providers::github::GithubOAuthApp>,
     /// New accounts wait for an admin (`REQUIRE_APPROVAL=true`).
@@ -50,32 +46,11 @@ pub struct GithubAppConfig {
     pub api_url: String,
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
-}
-
-fn secret(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
-        .ok()
-        .map(|v| v.to_string())
-        .or_else(|| var(env, name))
-        .filter(|v| !v.is_empty())
-}
+use sam_durable_objects::env::{secret, var};
 
 fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, ApiError> {
-    match var(env, name) {
-        None => Ok(default),
-        Some(raw) => raw.parse().map_err(|_| {
-            ApiError::new(
-                500,
-                "misconfigured",
-                format!("configuration variable {name} is not a number"),
-            )
-        }),
-    }
+    sam_durable_objects::env::number(env, name, default)
+        .map_err(|message| ApiError::new(500, "misconfigured", message))
 }
 
 impl Config {
@@ -94,25 +69,22 @@ impl Config {
                 var(env, "DEV_LOGIN_ENABLED").as_deref() == Some("true"),
                 &base_domain,
             ),
-            hetzner_api_url: var(env, "HETZNER_API_URL")
-                .unwrap_or_else(|| "https://api.hetzner.cloud/v1".to_owned()),
+            hetzner_api_url: sam_durable_objects::env::provider_urls(env).hetzner,
             scaleway_api_url: var(env, "SCALEWAY_API_URL")
                 .unwrap_or_else(|| sam_providers::SCALEWAY_API_BASE.to_owned()),
             orphan_grace_ms: number::<i64>(env, "ORPHAN_GRACE_SECS", 600)? * 1000,
-            node_max_lifetime_ms: number::<i64>(env, "NODE_MAX_LIFETIME_SECS", 24 * 3600)? * 1000,
-            node_error_retention_ms: number::<i64>(env, "NODE_ERROR_RETENTION_SECS", 3600)? * 1000,
             nodes: NodeSettings {
                 control_plane_url: api_origin.clone(),
                 heartbeat_interval_secs: number(env, "NODE_HEARTBEAT_INTERVAL_SECS", 60)?,
                 vm_agent_port: number(env, "VM_AGENT_PORT", 8443)?,
-                boot_timeout_ms: number::<i64>(env, "NODE_BOOT_TIMEOUT_SECS", 900)? * 1000,
                 callback_token_ttl_secs: number(
                     env,
                     "NODE_CALLBACK_TOKEN_TTL_SECS",
                     7 * 24 * 3600,
                 )?,
                 max_nodes_per_user: number(env, "MAX_NODES_PER_USER", 10)?,
-                heartbeat_stale_ms: number::<i64>(env, "NODE_HEARTBEAT_STALE_SECS", 180)? * 1000,
+                lifecycle: sam_durable_objects::env::lifecycle_config(env)
+                    .map_err(|message| ApiError::new(500, "misconfigured", message))?,
                 image: var(env, "NODE_IMAGE").unwrap_or_else(|| "ubuntu-24.04".to_owned()),
                 // Distinct per deployment by default (the API origin), so
                 // two deployments sharing a cloud account never sweep each
@@ -170,11 +142,8 @@ impl Config {
     pub fn sweep_settings(&self) -> sam_control::sweep::SweepSettings {
         sam_control::sweep::SweepSettings {
             deployment: self.nodes.deployment.clone(),
-            boot_timeout_ms: self.nodes.boot_timeout_ms,
-            heartbeat_stale_ms: self.nodes.heartbeat_stale_ms,
             orphan_grace_ms: self.orphan_grace_ms,
-            max_lifetime_ms: self.node_max_lifetime_ms,
-            error_retention_ms: self.node_error_retention_ms,
+            lifecycle: self.nodes.lifecycle,
         }
     }
 
@@ -241,14 +210,7 @@ impl Config {
 
     /// The vault's credential key ring (secret `CREDENTIAL_KEYS`, `kid:key,...`).
     pub fn credential_keys(env: &Env) -> Result<sam_vault::CredentialKeys, ApiError> {
-        let raw = secret(env, "CREDENTIAL_KEYS").ok_or_else(|| {
-            ApiError::new(
-                500,
-                "misconfigured",
-                "the CREDENTIAL_KEYS secret is not set",
-            )
-        })?;
-        sam_vault::CredentialKeys::parse(&raw)
-            .map_err(|e| ApiError::new(500, "misconfigured", format!("CREDENTIAL_KEYS: {e}")))
+        sam_durable_objects::env::credential_keys(env)
+            .map_err(|message| ApiError::new(500, "misconfigured", message))
     }
 }

@@ -2,7 +2,7 @@
 
 use sam_cloud_init::CloudInitError;
 use sam_domain::catalog::SpecError;
-use sam_domain::node::TransitionError;
+use sam_domain::lifecycle::TransitionError;
 use sam_providers::ProviderError;
 use sam_store::StoreError;
 
@@ -14,6 +14,12 @@ pub enum ControlError {
     Quota { limit: u64 },
     #[error("node not found")]
     NotFound,
+    /// No warm node of the user's could be claimed.
+    #[error("no warm node is available to claim")]
+    NoWarmNode,
+    /// Other requests kept changing the node; the caller may retry.
+    #[error("the node is changing; try again")]
+    NodeBusy,
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error("storage failed: {0}")]
@@ -83,7 +89,9 @@ impl ControlError {
             ControlError::AccountSuspended => 403,
             ControlError::Quota { .. } => 429,
             ControlError::NotFound => 404,
-            ControlError::Transition(_)
+            ControlError::NoWarmNode
+            | ControlError::NodeBusy
+            | ControlError::Transition(_)
             | ControlError::ProjectExists { .. }
             | ControlError::InstallationUnconfirmed => 409,
             ControlError::Store(_) | ControlError::CloudInit(_) | ControlError::Vault(_) => 500,
@@ -100,6 +108,8 @@ impl ControlError {
             ControlError::Spec(e) => e.code(),
             ControlError::Quota { .. } => "node_quota_exceeded",
             ControlError::NotFound => "not_found",
+            ControlError::NoWarmNode => "no_warm_node",
+            ControlError::NodeBusy => "node_busy",
             ControlError::Transition(e) => e.code(),
             ControlError::Store(_) => "storage_error",
             ControlError::ProviderCreate { .. } => "provider_create_failed",

@@ -6,10 +6,12 @@
 //! function here, encode.
 
 pub mod agent_credentials;
+pub mod cloud;
 pub mod credentials;
 mod error;
 pub mod github;
 pub mod identity;
+pub mod lifecycle;
 mod nodes;
 mod ports;
 pub mod projects;
@@ -19,7 +21,8 @@ pub mod sweep;
 
 pub use error::ControlError;
 pub use nodes::{
-    NodeSettings, create_node, delete_node, deployment_selector, label_value, list_nodes,
-    node_view, record_heartbeat, record_ready,
+    NodePorts, NodeSettings, claim_warm_node, create_node, delete_node, deployment_selector,
+    label_value, list_nodes, node_view, record_heartbeat, record_ready, release_node, stop_node,
+    user_claim,
 };
-pub use ports::{BootLog, RetryRuntime, ServerProvider};
+pub use ports::{BootLog, CloudAccounts, NodeTimer, OpenedAccount, RetryRuntime, ServerProvider};

@@ -1,10 +1,11 @@
-//! Node use cases: create, register, heartbeat, delete, view.
+//! Node use cases: create, register, heartbeat, claim, release, stop,
+//! delete, view.
 //!
-//! Every status change goes through `sam_domain::node::transition` and is
-//! written compare-and-set, so concurrent requests cannot skip an edge.
-//! Two rules keep VMs from being orphaned: a server created for a node that
-//! left `creating` meanwhile is deleted at once, and deleting a node whose
-//! server id was never recorded finds its servers by label.
+//! Every state change goes through [`crate::lifecycle`] (the pure state
+//! machine, written compare-and-set). Two rules keep VMs from being
+//! orphaned: a server created for a node that is already on its way out is
+//! deleted at once, and destroying a node whose server id was never
+//! recorded finds its servers by label.
 
 use std::collections::BTreeMap;
 
@@ -14,15 +15,17 @@ use sam_domain::catalog::{
     ProviderKind, locations as catalog_locations, validate_node_name, validate_node_spec,
 };
 use sam_domain::ids::NodeId;
-use sam_domain::node::{
-    BootPhase, NodeEvent, NodeStatus, TransitionError, deadline, health, transition,
+use sam_domain::lifecycle::{
+    Event, LifecycleConfig, NodeState, TransitionError, deadline as lifecycle_deadline,
 };
+use sam_domain::node::{BootPhase, health_in};
 use sam_providers::{CreateServer, ProviderError, Server};
-use sam_store::{NodeRecord, NodeRepository, ProviderServerUpdate, SqlDatabase};
+use sam_store::{NodeRecord, NodeRepository, SqlDatabase};
 use sam_wire::{CreateNodeRequest, HeartbeatRequest, NodeMetrics, NodeView};
 
 use crate::error::ControlError;
-use crate::ports::{BootLog, RetryRuntime, ServerProvider};
+use crate::lifecycle::{advance, node_config, settle};
+use crate::ports::{BootLog, CloudAccounts, NodeTimer, RetryRuntime, ServerProvider};
 use crate::retry::{CreateRetryPolicy, RetryDecision, plan_retry};
 
 /// Labels on every server SAM creates: they prove ownership when servers
@@ -40,10 +43,10 @@ pub struct NodeSettings {
     pub control_plane_url: String,
     pub heartbeat_interval_secs: u64,
     pub vm_agent_port: u16,
-    pub boot_timeout_ms: i64,
     pub callback_token_ttl_secs: i64,
     pub max_nodes_per_user: u64,
-    pub heartbeat_stale_ms: i64,
+    /// Boot, warm, lifetime, heartbeat and delete-retry timings.
+    pub lifecycle: LifecycleConfig,
     /// Provider image for new servers.
     pub image: String,
     /// This deployment's label value (see [`LABEL_DEPLOYMENT`]).
@@ -60,7 +63,7 @@ fn node_labels(settings: &NodeSettings, node_id: &str) -> BTreeMap<String, Strin
 }
 
 /// Finds a node's servers (node ids are unique across deployments).
-fn node_selector(node_id: &str) -> BTreeMap<String, String> {
+pub(crate) fn node_selector(node_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
         (LABEL_NODE.to_owned(), node_id.to_owned()),
@@ -110,17 +113,29 @@ fn callback_token(key: &SigningKey, settings: &NodeSettings, node_id: &str, now:
     )
 }
 
-/// Creates a node: set the boot deadline → write `creating` (within quota)
-/// → create the server → record it. The deadline is armed before the node
-/// exists, so no `creating` node is ever without one (a deadline for a node
-/// that was never written finds nothing to fail). A provider failure leaves
-/// the node in `error` with the reason.
+/// The claim a user holds on a node they created themselves.
+pub fn user_claim(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// The ports a node use case acts through.
+pub struct NodePorts<'a, A, L, T> {
+    pub accounts: &'a A,
+    pub boot_log: &'a L,
+    pub timer: &'a T,
+}
+
+/// Creates a node held by its creator: write it `provisioning` (within
+/// quota, with its boot deadline stored and its timer armed) → create the
+/// server, retrying what is worth retrying → `booting`. A provider failure
+/// fails the node, which then destroys whatever the failed create may
+/// have left behind.
 #[allow(clippy::too_many_arguments)]
-pub async fn create_node(
+pub async fn create_node<A: CloudAccounts>(
     db: &impl SqlDatabase,
     provider: &impl ServerProvider,
     runtime: &impl RetryRuntime,
-    boot_log: &impl BootLog,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
     key: &SigningKey,
     settings: &NodeSettings,
     user_id: &str,
@@ -137,6 +152,7 @@ pub async fn create_node(
         }
         None => format!("node-{}", id.as_str()[20..].to_ascii_lowercase()),
     };
+    let state = NodeState::new(now, Some(user_claim(user_id)));
     let mut record = NodeRecord {
         id: id.to_string(),
         user_id: user_id.to_owned(),
@@ -145,9 +161,17 @@ pub async fn create_node(
         size: spec.size.as_str().to_owned(),
         location: spec.location.clone(),
         server_type: spec.server_type.name.to_owned(),
-        status: NodeStatus::Creating.as_str().to_owned(),
-        status_changed_at: now,
+        status: String::new(),
+        version: 0,
+        status_since: now,
+        deadline_at: None,
+        claimed_by: None,
+        project_id: None,
+        warm_timeout_ms: None,
         error_message: None,
+        destroy_attempts: 0,
+        last_destroy_at: None,
+        destroy_error: None,
         provider_server_id: None,
         ip_address: None,
         created_at: now,
@@ -155,14 +179,10 @@ pub async fn create_node(
         agent_version: None,
         last_heartbeat_at: None,
         last_metrics: None,
-        deleted_at: None,
+        removed_at: None,
     };
-    let boot_deadline = deadline(NodeStatus::Creating, now, settings.boot_timeout_ms)
-        .unwrap_or(now.saturating_add(settings.boot_timeout_ms));
-    boot_log
-        .started(&record.id, now, boot_deadline)
-        .await
-        .map_err(ControlError::BootLog)?;
+    let boot_deadline = lifecycle_deadline(&state, &node_config(&settings.lifecycle, &record));
+    record.set_state(&state, boot_deadline);
     let nodes = NodeRepository::new(db);
     if !nodes
         .insert_within_quota(&record, settings.max_nodes_per_user)
@@ -172,6 +192,14 @@ pub async fn create_node(
             limit: settings.max_nodes_per_user,
         });
     }
+    if let Some(at) = boot_deadline {
+        // The sweep finds the node by its stored deadline if this fails.
+        let _ = ports.timer.wake_at(&record.id, at).await;
+    }
+    let _ = ports
+        .boot_log
+        .record(&record.id, now, BootPhase::Requested, None)
+        .await;
 
     let token = callback_token(key, settings, &record.id, now);
     let hostname = format!("sam-{}", record.id.to_ascii_lowercase());
@@ -192,7 +220,7 @@ pub async fn create_node(
     let user_data = match user_data {
         Ok(u) => u,
         Err(e) => {
-            fail_creation(&nodes, boot_log, &record.id, now, &e.to_string()).await?;
+            fail_creation(db, ports, settings, &record.id, &e.to_string(), now).await?;
             return Err(e.into());
         }
     };
@@ -207,7 +235,7 @@ pub async fn create_node(
     let created = create_with_retries(
         provider,
         runtime,
-        boot_log,
+        ports.boot_log,
         &settings.create_retry,
         &record.id,
         spec.provider,
@@ -218,43 +246,40 @@ pub async fn create_node(
     let Placed { server, location } = match created {
         Ok(placed) => placed,
         Err(error) => {
-            fail_creation(&nodes, boot_log, &record.id, now, &error.to_string()).await?;
+            fail_creation(db, ports, settings, &record.id, &error.to_string(), now).await?;
             return Err(ControlError::ProviderCreate {
                 node_id: record.id,
                 error,
             });
         }
     };
-    let update = ProviderServerUpdate {
+    nodes
+        .record_address(&record.id, server.ipv4.as_deref(), &location)
+        .await?;
+    let event = Event::ServerCreated {
         server_id: server.id.clone(),
-        ip_address: server.ipv4.clone(),
-        location: location.clone(),
     };
-    if !nodes.record_provider_server(&record.id, &update).await? {
-        // The node was deleted (or timed out) while its server was being
-        // created: that server must not outlive it.
-        if let Err(e) = provider.delete_server(&server.id).await {
-            nodes
-                .note_error(
-                    &record.id,
-                    &format!("could not delete server {}: {e}", server.id),
-                )
-                .await?;
+    match advance(db, &settings.lifecycle, &record.id, &event, now).await {
+        Ok(applied) => {
+            settle(
+                db,
+                ports.accounts,
+                ports.boot_log,
+                ports.timer,
+                &settings.lifecycle,
+                applied,
+                now,
+            )
+            .await
         }
-        return Err(lost_race(&nodes, &record.id, NodeEvent::ServerCreated).await);
+        Err(ControlError::Transition(TransitionError::NodeDestroyed { .. })) => {
+            // Destroyed while its server was being created: that server
+            // must not outlive it. (The orphan sweep is the fallback.)
+            let _ = provider.delete_server(&server.id).await;
+            nodes.get(&record.id).await?.ok_or(ControlError::NotFound)
+        }
+        Err(e) => Err(e),
     }
-    let _ = boot_log
-        .record(
-            &record.id,
-            now,
-            BootPhase::ProviderCreated,
-            Some(&format!("server {}", server.id)),
-        )
-        .await;
-    record.provider_server_id = Some(server.id);
-    record.ip_address = server.ipv4;
-    record.location = location;
-    Ok(record)
 }
 
 /// A created server and the location it was created in.
@@ -337,56 +362,71 @@ async fn create_with_retries(
     }
 }
 
-async fn fail_creation<D: SqlDatabase>(
-    nodes: &NodeRepository<'_, D>,
-    boot_log: &impl BootLog,
-    id: &str,
-    now: i64,
+/// The create call failed for good: the node fails (and, being failed,
+/// moves on to destroy whatever the create may have left behind).
+async fn fail_creation<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
+    node_id: &str,
     reason: &str,
+    now: i64,
 ) -> Result<(), ControlError> {
-    let to = transition(NodeStatus::Creating, &NodeEvent::ServerCreateFailed)?;
-    if nodes
-        .transition(id, NodeStatus::Creating, to, now, Some(reason))
-        .await?
-    {
-        let _ = boot_log
-            .record(id, now, BootPhase::ProviderFailed, Some(reason))
-            .await;
+    let event = Event::CreateFailed {
+        reason: reason.to_owned(),
+        retryable: false,
+    };
+    // A node the user already destroyed has nothing left to fail.
+    if let Ok(applied) = advance(db, &settings.lifecycle, node_id, &event, now).await {
+        settle(
+            db,
+            ports.accounts,
+            ports.boot_log,
+            ports.timer,
+            &settings.lifecycle,
+            applied,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// The vm-agent registered (`POST /api/nodes/{id}/ready`).
-pub async fn record_ready(
+/// The vm-agent registered (`POST /api/nodes/{id}/ready`): the node is
+/// `ready` for its holder, or `warm` if nobody holds it.
+pub async fn record_ready<A: CloudAccounts>(
     db: &impl SqlDatabase,
-    boot_log: &impl BootLog,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
     node_id: &str,
     agent_version: &str,
     now: i64,
-) -> Result<(), ControlError> {
+) -> Result<NodeRecord, ControlError> {
     let nodes = NodeRepository::new(db);
-    let node = nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
-    transition(node.status(), &NodeEvent::AgentReady)?;
-    let version = clip(agent_version, 64);
-    if !nodes.mark_ready(node_id, &version, now).await? {
-        return Err(lost_race(&nodes, node_id, NodeEvent::AgentReady).await);
-    }
-    if node.status() == NodeStatus::Creating {
-        let _ = boot_log
-            .record(
-                node_id,
-                now,
-                BootPhase::AgentReady,
-                Some(&format!("vm-agent {version}")),
-            )
-            .await;
-    }
-    Ok(())
+    nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
+    nodes
+        .record_agent(node_id, &clip(agent_version, 64), now)
+        .await?;
+    let applied = advance(db, &settings.lifecycle, node_id, &Event::AgentReady, now).await?;
+    settle(
+        db,
+        ports.accounts,
+        ports.boot_log,
+        ports.timer,
+        &settings.lifecycle,
+        applied,
+        now,
+    )
+    .await
 }
 
 /// A heartbeat from a running node's vm-agent. Returns a fresh callback
 /// token when the one the agent used is past half its lifetime, so a node
 /// that lives longer than one token keeps reporting.
+///
+/// A heartbeat only moves the node's stale deadline later, so the timer
+/// is not touched: an alarm that rings early finds nothing due and is set
+/// again for the new deadline.
 pub async fn record_heartbeat(
     db: &impl SqlDatabase,
     key: &SigningKey,
@@ -396,115 +436,153 @@ pub async fn record_heartbeat(
     now: i64,
 ) -> Result<Option<String>, ControlError> {
     let node_id = claims.node.as_str();
-    let nodes = NodeRepository::new(db);
-    let node = nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
-    transition(node.status(), &NodeEvent::Heartbeat)?;
+    advance(db, &settings.lifecycle, node_id, &Event::Heartbeat, now).await?;
     let metrics = serde_json::to_string(&beat.metrics).unwrap_or_default();
-    if !nodes
-        .record_heartbeat(node_id, &clip(&beat.agent_version, 64), &metrics, now)
-        .await?
-    {
-        return Err(lost_race(&nodes, node_id, NodeEvent::Heartbeat).await);
-    }
+    NodeRepository::new(db)
+        .record_metrics(node_id, &clip(&beat.agent_version, 64), &metrics)
+        .await?;
     let half_life_ms = settings.callback_token_ttl_secs.saturating_mul(500);
     let refresh = claims.expires_at_ms.saturating_sub(now) < half_life_ms;
     Ok(refresh.then(|| callback_token(key, settings, node_id, now)))
 }
 
-/// The error for a compare-and-set that changed nothing: another request
-/// (typically a delete) moved the node first. Reports the status that won.
-async fn lost_race<D: SqlDatabase>(
-    nodes: &NodeRepository<'_, D>,
-    node_id: &str,
-    event: NodeEvent,
-) -> ControlError {
-    let current = match nodes.get(node_id).await {
-        Ok(Some(node)) => node.status(),
-        Ok(None) => return ControlError::NotFound,
-        Err(e) => return e.into(),
+/// Claims one of the user's warm nodes for `claim_id` (a task, or the
+/// user), most recently warmed first. Exclusive: of two claims racing for
+/// the last warm node, one gets it and the other `no_warm_node`.
+/// `project` names the project the node now works for and its warm
+/// timeout (`None`: the platform's) for when it is released.
+#[allow(clippy::too_many_arguments)]
+pub async fn claim_warm_node<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
+    user_id: &str,
+    claim_id: &str,
+    project: Option<(&str, Option<i64>)>,
+    now: i64,
+) -> Result<NodeRecord, ControlError> {
+    let nodes = NodeRepository::new(db);
+    let claim = Event::Claim {
+        claim_id: claim_id.to_owned(),
     };
-    match transition(current, &event) {
-        Err(refused) => refused.into(),
-        // The status allows the event again (a retry would succeed): report
-        // the conflict as seen from the status we lost to.
-        Ok(_) => TransitionError {
-            from: current,
-            event,
+    for candidate in nodes.list_warm_owned(user_id).await? {
+        match advance(db, &settings.lifecycle, &candidate.id, &claim, now).await {
+            Ok(applied) => {
+                let (project_id, warm_timeout) = project.unwrap_or((
+                    candidate.project_id.as_deref().unwrap_or_default(),
+                    candidate.warm_timeout_ms,
+                ));
+                let project_id = Some(project_id).filter(|p| !p.is_empty());
+                nodes
+                    .record_project(&candidate.id, project_id, warm_timeout)
+                    .await?;
+                let mut applied = applied;
+                applied.node.project_id = project_id.map(str::to_owned);
+                applied.node.warm_timeout_ms = warm_timeout;
+                return settle(
+                    db,
+                    ports.accounts,
+                    ports.boot_log,
+                    ports.timer,
+                    &settings.lifecycle,
+                    applied,
+                    now,
+                )
+                .await;
+            }
+            // Taken by a racing claim, stale, or at the end of its life.
+            Err(ControlError::Transition(_) | ControlError::NodeBusy) => {}
+            Err(e) => return Err(e),
         }
-        .into(),
     }
+    Err(ControlError::NoWarmNode)
 }
 
-/// Deletes a user's node: `deleting`, delete its servers at the provider (a
-/// server that is already gone counts as deleted), then `deleted`.
-/// Repeating a delete is harmless. If the provider fails, the node stays
-/// `deleting` with the reason in `error_message`, and deleting it again
-/// finishes the job.
-pub async fn delete_node(
+/// The holder `claim_id` is done with the user's node: it turns warm and
+/// is kept for reuse until its warm timeout.
+pub async fn release_node<A: CloudAccounts>(
     db: &impl SqlDatabase,
-    provider: &impl ServerProvider,
-    boot_log: &impl BootLog,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
+    user_id: &str,
+    node_id: &str,
+    claim_id: &str,
+    now: i64,
+) -> Result<NodeRecord, ControlError> {
+    owned(db, user_id, node_id).await?;
+    let event = Event::Released {
+        claim_id: claim_id.to_owned(),
+    };
+    let applied = advance(db, &settings.lifecycle, node_id, &event, now).await?;
+    settle(
+        db,
+        ports.accounts,
+        ports.boot_log,
+        ports.timer,
+        &settings.lifecycle,
+        applied,
+        now,
+    )
+    .await
+}
+
+/// Stops the user's node: its server is deleted (retried with backoff
+/// until the provider confirms it gone); the node stays listed, with its
+/// log, as `destroyed`. Repeating a stop is harmless.
+pub async fn stop_node<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
     user_id: &str,
     node_id: &str,
     now: i64,
 ) -> Result<NodeRecord, ControlError> {
-    let nodes = NodeRepository::new(db);
-    let node = nodes
+    owned(db, user_id, node_id).await?;
+    let applied = advance(
+        db,
+        &settings.lifecycle,
+        node_id,
+        &Event::DestroyRequested,
+        now,
+    )
+    .await?;
+    settle(
+        db,
+        ports.accounts,
+        ports.boot_log,
+        ports.timer,
+        &settings.lifecycle,
+        applied,
+        now,
+    )
+    .await
+}
+
+/// Deletes the user's node: stops it, and removes it from lists once its
+/// server is confirmed gone.
+pub async fn delete_node<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
+    user_id: &str,
+    node_id: &str,
+    now: i64,
+) -> Result<NodeRecord, ControlError> {
+    owned(db, user_id, node_id).await?;
+    NodeRepository::new(db).mark_removed(node_id, now).await?;
+    stop_node(db, ports, settings, user_id, node_id, now).await
+}
+
+/// The user's node, or `NotFound` (another user's node looks missing).
+async fn owned(
+    db: &impl SqlDatabase,
+    user_id: &str,
+    node_id: &str,
+) -> Result<NodeRecord, ControlError> {
+    NodeRepository::new(db)
         .get_owned(user_id, node_id)
         .await?
-        .ok_or(ControlError::NotFound)?;
-    if node.status() == NodeStatus::Deleted {
-        return Ok(node);
-    }
-    let from = node.status();
-    let to = transition(from, &NodeEvent::DeleteRequested)?;
-    if from != to && !nodes.transition(node_id, from, to, now, None).await? {
-        // Someone else moved the node first. A concurrent delete is fine:
-        // finish (or report) as that one would.
-        let current = nodes.get(node_id).await?.ok_or(ControlError::NotFound)?;
-        match current.status() {
-            NodeStatus::Deleted => return Ok(current),
-            NodeStatus::Deleting => {}
-            _ => return Err(lost_race(&nodes, node_id, NodeEvent::DeleteRequested).await),
-        }
-    }
-    let _ = boot_log
-        .record(node_id, now, BootPhase::DeleteRequested, None)
-        .await;
-    // The recorded server, or — if creation never recorded one — whatever
-    // the provider holds under this node's label.
-    let server_ids = match nodes.get(node_id).await?.and_then(|n| n.provider_server_id) {
-        Some(id) => vec![id],
-        None => provider
-            .find_servers(&node_selector(node_id))
-            .await
-            .map_err(|error| ControlError::ProviderDelete {
-                node_id: node_id.to_owned(),
-                error,
-            })?
-            .into_iter()
-            .map(|s| s.id)
-            .collect(),
-    };
-    for server_id in server_ids {
-        if let Err(error) = provider.delete_server(&server_id).await {
-            nodes.note_error(node_id, &error.to_string()).await?;
-            return Err(ControlError::ProviderDelete {
-                node_id: node_id.to_owned(),
-                error,
-            });
-        }
-    }
-    let done = transition(NodeStatus::Deleting, &NodeEvent::ServerDeleted)?;
-    if nodes
-        .transition(node_id, NodeStatus::Deleting, done, now, None)
-        .await?
-    {
-        let _ = boot_log
-            .record(node_id, now, BootPhase::Deleted, None)
-            .await;
-    }
-    nodes.get(node_id).await?.ok_or(ControlError::NotFound)
+        .ok_or(ControlError::NotFound)
 }
 
 /// A user's nodes as API views.
@@ -524,11 +602,12 @@ pub async fn list_nodes(
 
 /// The API view of a node record.
 pub fn node_view(n: &NodeRecord, settings: &NodeSettings, now: i64) -> NodeView {
-    let health = if n.status() == NodeStatus::Running {
-        health(n.last_heartbeat_at, now, settings.heartbeat_stale_ms)
-    } else {
-        sam_domain::node::NodeHealth::Unknown
-    };
+    let health = health_in(
+        n.status(),
+        n.last_heartbeat_at,
+        now,
+        settings.lifecycle.heartbeat_stale_ms,
+    );
     NodeView {
         id: n.id.clone(),
         name: n.name.clone(),
@@ -537,6 +616,10 @@ pub fn node_view(n: &NodeRecord, settings: &NodeSettings, now: i64) -> NodeView 
         location: n.location.clone(),
         server_type: n.server_type.clone(),
         status: n.status.clone(),
+        status_since: n.status_since,
+        deadline_at: n.deadline_at,
+        claimed_by: n.claimed_by.clone(),
+        project_id: n.project_id.clone(),
         health: health.as_str().to_owned(),
         error_message: n.error_message.clone(),
         provider_server_id: n.provider_server_id.clone(),
@@ -549,7 +632,9 @@ pub fn node_view(n: &NodeRecord, settings: &NodeSettings, now: i64) -> NodeView 
             .last_metrics
             .as_deref()
             .and_then(|m| serde_json::from_str::<NodeMetrics>(m).ok()),
-        deleted_at: n.deleted_at,
+        destroy_attempts: u32::try_from(n.destroy_attempts).unwrap_or(u32::MAX),
+        destroy_error: n.destroy_error.clone(),
+        removed_at: n.removed_at,
     }
 }
 

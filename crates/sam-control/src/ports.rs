@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use sam_domain::node::BootPhase;
+
+use crate::error::ControlError;
 use sam_providers::{
     CreateServer, DeleteOutcome, HetznerClient, HttpClient, ProviderError, Server,
 };
@@ -55,14 +57,12 @@ impl<H: HttpClient> ServerProvider for HetznerClient<H> {
     }
 }
 
-/// The node's boot log and boot deadline (the `NodeLifecycle` Durable Object
-/// in the Worker). Failures to log are reported but never fail the use case:
-/// the boot log is observability, D1 is the source of truth.
+/// The node's log (the `NodeLifecycle` Durable Object in the Worker).
+/// Failures to log are reported but never fail the use case: the log is
+/// observability, D1 is the source of truth.
 #[allow(async_fn_in_trait)]
 pub trait BootLog {
-    /// The node exists in D1 and must register by `deadline`.
-    async fn started(&self, node_id: &str, created_at: i64, deadline: i64) -> Result<(), String>;
-    /// Something happened during the node's boot or teardown.
+    /// Something happened during the node's life.
     async fn record(
         &self,
         node_id: &str,
@@ -70,6 +70,35 @@ pub trait BootLog {
         phase: BootPhase,
         detail: Option<&str>,
     ) -> Result<(), String>;
+}
+
+/// The per-node timer (the `NodeLifecycle` Durable Object's alarm): it
+/// must wake the node's lifecycle no later than `at`. Waking early is
+/// harmless (nothing is due yet, the timer is set again), so an
+/// implementation may keep the earlier of two requests.
+#[allow(async_fn_in_trait)]
+pub trait NodeTimer {
+    async fn wake_at(&self, node_id: &str, at: i64) -> Result<(), String>;
+}
+
+/// Opens a user's cloud account: the provider client acting with their
+/// decrypted credential for `provider` (e.g. `hetzner`).
+#[allow(async_fn_in_trait)]
+pub trait CloudAccounts {
+    type Provider: ServerProvider;
+    async fn open(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<OpenedAccount<Self::Provider>, ControlError>;
+}
+
+/// A provider client and what identifies the account behind it (users who
+/// share one cloud account are swept for orphans once). The identity is a
+/// digest, never the credential.
+pub struct OpenedAccount<P> {
+    pub provider: P,
+    pub account: String,
 }
 
 /// Waiting and randomness for retries: `setTimeout` and `crypto` in the

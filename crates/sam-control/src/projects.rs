@@ -2,8 +2,8 @@
 //! reach, keep its defaults, and keep it in sync with GitHub's webhooks.
 
 use sam_domain::projects::{
-    ProjectSettings, ProjectStatus, parse_repository_ref, validate_branch_name,
-    validate_project_name, validate_settings,
+    ProjectInputError, ProjectSettings, ProjectStatus, optional_secs, parse_repository_ref,
+    validate_branch_name, validate_project_name, validate_settings,
 };
 use sam_providers::github::GithubError;
 use sam_store::{
@@ -87,11 +87,28 @@ impl From<ProjectRecord> for ProjectView {
                 provider: p.provider,
                 location: p.location,
                 agent: p.agent,
+                warm_node_timeout_secs: p.warm_node_timeout_ms.map(ms_to_secs),
             },
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
     }
+}
+
+/// Stored milliseconds as the API's whole seconds (rounded down; a negative
+/// value, which the API never writes, reads as 0).
+fn ms_to_secs(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0) / 1000
+}
+
+/// The API's seconds as stored milliseconds. Validated settings are at most
+/// a day, so this never saturates in practice.
+fn secs_to_ms(secs: u64) -> Result<i64, ControlError> {
+    secs.checked_mul(1000)
+        .and_then(|ms| i64::try_from(ms).ok())
+        .ok_or(ControlError::ProjectInput(
+            ProjectInputError::InvalidWarmTimeout,
+        ))
 }
 
 /// An installation linked to the user, as the API returns it.
@@ -346,6 +363,10 @@ pub async fn create_project(
         provider: settings.provider,
         location: settings.location,
         agent: settings.agent,
+        warm_node_timeout_ms: settings
+            .warm_node_timeout_secs
+            .map(secs_to_ms)
+            .transpose()?,
         created_at: now,
         updated_at: now,
     };
@@ -368,6 +389,7 @@ fn normalize(settings: ProjectSettings) -> ProjectSettings {
         provider: keep(settings.provider),
         location: keep(settings.location),
         agent: keep(settings.agent),
+        warm_node_timeout_secs: settings.warm_node_timeout_secs,
     }
 }
 
@@ -396,7 +418,8 @@ pub async fn list_projects(
 }
 
 /// `PATCH /api/projects/{id}`: absent fields stay; a setting sent as `null`
-/// or `""` goes back to the platform default.
+/// or `""` goes back to the platform default. `settings.warm_node_timeout_secs`
+/// may be a JSON number or a numeric string (forms send either).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
@@ -420,6 +443,9 @@ pub struct SettingsPatch {
     pub location: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub agent: Option<Option<String>>,
+    /// Seconds, 10..=86400.
+    #[serde(default, deserialize_with = "present_secs")]
+    pub warm_node_timeout_secs: Option<Option<u64>>,
 }
 
 /// A field that is present is `Some`, even when it is `null` (or empty).
@@ -429,6 +455,13 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Ok(Some(
         Option::<String>::deserialize(d)?.filter(|s| !s.trim().is_empty()),
     ))
+}
+
+/// [`present`] for a number of seconds: a JSON number or a numeric string;
+/// `null`, `""` or blanks clear it.
+#[allow(clippy::option_option)]
+fn present_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    optional_secs(d).map(Some)
 }
 
 /// Renames a project or changes its branch or defaults. The result must be
@@ -465,6 +498,9 @@ pub async fn update_project(
         provider: s.provider.clone().unwrap_or(current.provider.clone()),
         location: s.location.clone().unwrap_or(current.location.clone()),
         agent: s.agent.clone().unwrap_or(current.agent.clone()),
+        warm_node_timeout_secs: s
+            .warm_node_timeout_secs
+            .unwrap_or(current.warm_node_timeout_ms.map(ms_to_secs)),
     };
     validate_settings(&merged)?;
     if let Some(b) = branch {
@@ -485,6 +521,10 @@ pub async fn update_project(
         provider: s.provider,
         location: s.location,
         agent: s.agent,
+        warm_node_timeout_ms: s
+            .warm_node_timeout_secs
+            .map(|secs| secs.map(secs_to_ms).transpose())
+            .transpose()?,
     };
     if !repo.update(user_id, id, &update, now).await? {
         return Err(ControlError::NotFound);
@@ -502,5 +542,201 @@ pub async fn delete_project(
         Ok(())
     } else {
         Err(ControlError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use futures::executor::block_on;
+    use sam_store::UserRepository;
+    use sam_store::sqlite::Sqlite;
+
+    use super::*;
+
+    /// One installation (7) reaching one repository (42) with branch `main`.
+    struct OneRepo;
+
+    impl GithubAppPort for OneRepo {
+        async fn installation(&self, id: u64) -> Result<InstallationInfo, GithubError> {
+            Ok(InstallationInfo {
+                id,
+                account_id: 1,
+                account_login: "alice".into(),
+                account_type: "User".into(),
+            })
+        }
+        async fn repositories(&self, _: u64) -> Result<Vec<RepositoryInfo>, GithubError> {
+            Ok(vec![RepositoryInfo {
+                id: 42,
+                name: "app".into(),
+                full_name: "alice/app".into(),
+                private: false,
+                default_branch: "main".into(),
+                html_url: "http://gh.test/alice/app".into(),
+            }])
+        }
+        async fn branches(&self, _: u64, _: u64) -> Result<Vec<String>, GithubError> {
+            Ok(vec!["main".into()])
+        }
+        async fn branch_exists(&self, _: u64, _: u64, b: &str) -> Result<bool, GithubError> {
+            Ok(b == "main")
+        }
+    }
+
+    fn setup() -> Sqlite {
+        let db = Sqlite::with_repo_migrations();
+        block_on(async {
+            UserRepository::new(&db)
+                .upsert_by_login("U1", "alice", 1)
+                .await
+                .unwrap();
+            InstallationRepository::new(&db)
+                .link(&InstallationLink {
+                    installation_id: "7".into(),
+                    user_id: "U1".into(),
+                    account_login: "alice".into(),
+                    account_type: "User".into(),
+                    removed_at: None,
+                    created_at: 1,
+                    updated_at: 1,
+                })
+                .await
+                .unwrap();
+        });
+        db
+    }
+
+    fn new_project(settings: &str) -> NewProject {
+        serde_json::from_str(&format!(r#"{{"repository":"7:42","settings":{settings}}}"#)).unwrap()
+    }
+
+    fn patch(json: &str) -> ProjectPatch {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn stored_ms(db: &Sqlite) -> Option<i64> {
+        block_on(ProjectRepository::new(db).get_owned("U1", "P1"))
+            .unwrap()
+            .unwrap()
+            .warm_node_timeout_ms
+    }
+
+    #[test]
+    fn the_warm_timeout_patch_accepts_numbers_strings_and_null() {
+        let secs = |json: &str| {
+            patch(&format!(r#"{{"settings":{json}}}"#))
+                .settings
+                .unwrap()
+                .warm_node_timeout_secs
+        };
+        assert_eq!(secs("{}"), None, "absent keeps");
+        assert_eq!(secs(r#"{"warm_node_timeout_secs":null}"#), Some(None));
+        assert_eq!(secs(r#"{"warm_node_timeout_secs":""}"#), Some(None));
+        assert_eq!(secs(r#"{"warm_node_timeout_secs":600}"#), Some(Some(600)));
+        assert_eq!(secs(r#"{"warm_node_timeout_secs":"600"}"#), Some(Some(600)));
+        for bad in [r#""ten""#, "-1", "1.5", "true"] {
+            let json = format!(r#"{{"settings":{{"warm_node_timeout_secs":{bad}}}}}"#);
+            assert!(
+                serde_json::from_str::<ProjectPatch>(&json).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn seconds_and_milliseconds_convert_both_ways() {
+        assert_eq!(secs_to_ms(600).unwrap(), 600_000);
+        assert_eq!(ms_to_secs(600_000), 600);
+        assert_eq!(ms_to_secs(1_999), 1);
+        assert_eq!(ms_to_secs(-5), 0);
+        assert!(secs_to_ms(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn create_stores_the_warm_timeout_in_milliseconds() {
+        let db = setup();
+        let view = block_on(create_project(
+            &db,
+            &OneRepo,
+            "U1",
+            &new_project(r#"{"warm_node_timeout_secs":"900"}"#),
+            5,
+            "P1",
+        ))
+        .unwrap();
+        assert_eq!(view.settings.warm_node_timeout_secs, Some(900));
+        assert_eq!(stored_ms(&db), Some(900_000));
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["settings"]["warm_node_timeout_secs"], 900);
+
+        // Out of range is refused with its own code, and nothing is stored.
+        let db = setup();
+        for bad in ["9", "86401", "0"] {
+            let err = block_on(create_project(
+                &db,
+                &OneRepo,
+                "U1",
+                &new_project(&format!(r#"{{"warm_node_timeout_secs":{bad}}}"#)),
+                5,
+                "P1",
+            ))
+            .unwrap_err();
+            assert_eq!(err.code(), "invalid_warm_timeout", "{bad}");
+        }
+        assert!(block_on(list_projects(&db, "U1")).unwrap().is_empty());
+
+        // Empty means the platform default.
+        let view = block_on(create_project(
+            &db,
+            &OneRepo,
+            "U1",
+            &new_project(r#"{"warm_node_timeout_secs":""}"#),
+            5,
+            "P1",
+        ))
+        .unwrap();
+        assert_eq!(view.settings.warm_node_timeout_secs, None);
+        assert_eq!(stored_ms(&db), None);
+    }
+
+    #[test]
+    fn update_keeps_sets_and_clears_the_warm_timeout() {
+        let db = setup();
+        block_on(create_project(
+            &db,
+            &OneRepo,
+            "U1",
+            &new_project(r#"{"warm_node_timeout_secs":120}"#),
+            5,
+            "P1",
+        ))
+        .unwrap();
+        let update =
+            |json: &str| block_on(update_project(&db, &OneRepo, "U1", "P1", &patch(json), 6));
+
+        // Absent: kept (also when other settings change).
+        let view = update(r#"{"name":"Renamed","settings":{"vm_size":"large"}}"#).unwrap();
+        assert_eq!(view.settings.warm_node_timeout_secs, Some(120));
+        assert_eq!(stored_ms(&db), Some(120_000));
+        // A numeric string, as a form may send it: set.
+        let view = update(r#"{"settings":{"warm_node_timeout_secs":"3600"}}"#).unwrap();
+        assert_eq!(view.settings.warm_node_timeout_secs, Some(3600));
+        assert_eq!(stored_ms(&db), Some(3_600_000));
+        // Out of range: refused, the stored value stays.
+        let err = update(r#"{"settings":{"warm_node_timeout_secs":86401}}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid_warm_timeout");
+        assert_eq!(stored_ms(&db), Some(3_600_000));
+        // null (forms.js's empty field): back to the platform default.
+        let view = update(r#"{"settings":{"warm_node_timeout_secs":null}}"#).unwrap();
+        assert_eq!(view.settings.warm_node_timeout_secs, None);
+        assert_eq!(stored_ms(&db), None);
+        assert_eq!(view.settings.vm_size.as_deref(), Some("large"));
+        // A JSON number sets it again; "" clears it too.
+        update(r#"{"settings":{"warm_node_timeout_secs":10}}"#).unwrap();
+        assert_eq!(stored_ms(&db), Some(10_000));
+        update(r#"{"settings":{"warm_node_timeout_secs":""}}"#).unwrap();
+        assert_eq!(stored_ms(&db), None);
     }
 }

@@ -1,33 +1,30 @@
-//! The periodic sweep: the second and third layers that keep VMs from
-//! outliving their purpose, independent of the per-node Durable Object
-//! alarm (the first layer).
+//! The periodic sweep: the second layer that keeps VMs from outliving
+//! their purpose, independent of the per-node alarm (the first layer).
 //!
-//! - Nodes still `creating` past their boot deadline move to `error`, in
-//!   case an alarm was lost.
+//! - Nodes past their stored deadline get what the alarm would have done
+//!   (boot deadline, stale heartbeats, warm timeout, maximum lifetime,
+//!   delete retries), in case an alarm was lost.
 //! - Servers carrying this deployment's labels that no live node owns are
-//!   destroyed (after a grace period): a create whose answer was lost, a
-//!   delete that failed half-way, a node row gone.
-//! - Nodes older than the maximum lifetime are deleted.
-//! - Deletes that failed half-way (`deleting`) are finished, and nodes left
-//!   in `error` (whose server may still run and bill) are deleted once the
-//!   user has had `error_retention_ms` to see what went wrong.
+//!   destroyed after a grace period: a create whose answer was lost, a
+//!   second server from a retried create, a node row gone.
 //!
-//! Any one layer alone still prevents an orphan: the sweep needs nothing
-//! from the alarm, and the lifetime limit needs nothing from either.
+//! The third layer is the maximum lifetime inside the state machine: every
+//! running status has it as a deadline, so even a node whose heartbeats
+//! keep it healthy is destroyed in the end. Any one layer alone still
+//! prevents an orphan: the sweep needs nothing from the alarm.
 
-use sam_domain::node::{BootPhase, NodeEvent, NodeStatus, transition};
 use std::collections::BTreeSet;
 
-use sam_store::{CredentialRepository, NodeRecord, NodeRepository, SqlDatabase};
-use sam_vault::CredentialKeys;
+use sam_domain::lifecycle::{LifecycleConfig, LifecycleStatus};
+use sam_store::{CredentialRepository, NodeRepository, SqlDatabase};
 use serde::Serialize;
 
-use crate::credentials::cloud_secret;
 use crate::error::ControlError;
-use crate::nodes::{LABEL_NODE, delete_node, deployment_selector};
-use crate::ports::{BootLog, ServerProvider};
+use crate::lifecycle::run_due;
+use crate::nodes::{LABEL_NODE, deployment_selector};
+use crate::ports::{BootLog, CloudAccounts, NodeTimer, ServerProvider};
 
-/// Nodes and servers handled per sweep, so one run stays bounded.
+/// Nodes handled per sweep, so one run stays bounded.
 const BATCH: u32 = 200;
 
 /// How the sweep judges age.
@@ -35,133 +32,67 @@ const BATCH: u32 = 200;
 pub struct SweepSettings {
     /// This deployment's label value.
     pub deployment: String,
-    pub boot_timeout_ms: i64,
-    /// A running node silent this long has lost its agent.
-    pub heartbeat_stale_ms: i64,
     /// A labelled server younger than this is left alone even if no node
     /// claims it yet.
     pub orphan_grace_ms: i64,
-    /// No node lives longer than this.
-    pub max_lifetime_ms: i64,
-    /// How long a node in `error` stays visible before it is deleted.
-    pub error_retention_ms: i64,
+    pub lifecycle: LifecycleConfig,
 }
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
+    /// Overdue nodes whose due events were applied.
+    pub nodes_due: u64,
+    /// Of those, the ones that ended destroyed.
+    pub nodes_destroyed: u64,
     pub accounts_checked: u64,
     pub servers_seen: u64,
     pub orphans_destroyed: u64,
-    pub boots_failed: u64,
-    /// Running nodes whose agent went silent.
-    pub nodes_silent: u64,
-    pub nodes_expired: u64,
-    /// Half-finished deletes completed, and failed nodes deleted.
-    pub nodes_cleaned_up: u64,
     /// Problems that did not stop the sweep (an account whose token fails,
     /// a delete the provider refused); the next run retries.
     pub failures: Vec<String>,
 }
 
-/// Layer 2 (D1 only): nodes still `creating` past their boot deadline.
-pub async fn fail_overdue_boots(
+/// Layer 2 (D1 and the owners' accounts): every node past its deadline
+/// gets what its alarm would have done.
+pub async fn run_overdue_nodes<A: CloudAccounts>(
     db: &impl SqlDatabase,
+    accounts: &A,
     boot_log: &impl BootLog,
+    timer: &impl NodeTimer,
     settings: &SweepSettings,
     now: i64,
     report: &mut SweepReport,
 ) -> Result<(), ControlError> {
-    let nodes = NodeRepository::new(db);
-    let overdue = nodes
-        .list_in_status_since_before(NodeStatus::Creating, now - settings.boot_timeout_ms, BATCH)
-        .await?;
-    let message = "the vm-agent did not register before the boot deadline (sweep)";
-    let failed = fail_each(
-        &nodes,
-        &overdue,
-        NodeStatus::Creating,
-        &NodeEvent::BootDeadlinePassed,
-        message,
-        now,
-    )
-    .await?;
-    for id in &failed {
-        let _ = boot_log
-            .record(id, now, BootPhase::BootDeadlinePassed, Some(message))
-            .await;
-    }
-    report.boots_failed += failed.len() as u64;
-    Ok(())
-}
-
-/// Moves each node from `from` to `error` with `message`, compare-and-set
-/// (a node that moved on meanwhile is left alone); returns the ids moved.
-async fn fail_each<D: SqlDatabase>(
-    nodes: &NodeRepository<'_, D>,
-    due: &[NodeRecord],
-    from: NodeStatus,
-    event: &NodeEvent,
-    message: &str,
-    now: i64,
-) -> Result<Vec<String>, ControlError> {
-    let to = transition(from, event)?;
-    let mut moved = Vec::new();
+    let due = NodeRepository::new(db).list_due(now, BATCH).await?;
     for node in due {
-        if nodes
-            .transition(&node.id, from, to, now, Some(message))
-            .await?
+        report.nodes_due += 1;
+        match run_due(
+            db,
+            accounts,
+            boot_log,
+            timer,
+            &settings.lifecycle,
+            &node.id,
+            now,
+        )
+        .await
         {
-            moved.push(node.id.clone());
+            Ok(after) if after.status() == LifecycleStatus::Destroyed => {
+                report.nodes_destroyed += 1;
+            }
+            Ok(after) => {
+                if after.status() == LifecycleStatus::Destroying
+                    && let Some(reason) = after.destroy_error
+                {
+                    report
+                        .failures
+                        .push(format!("destroying node {}: {reason}", node.id));
+                }
+            }
+            Err(e) => report.failures.push(format!("node {}: {e}", node.id)),
         }
     }
-    Ok(moved)
-}
-
-/// Deletes each of `user_id`'s nodes in `due`; returns how many went, and
-/// notes the failures (the next sweep retries them).
-async fn delete_each(
-    db: &impl SqlDatabase,
-    provider: &impl ServerProvider,
-    boot_log: &impl BootLog,
-    user_id: &str,
-    due: &[NodeRecord],
-    now: i64,
-    failures: &mut Vec<String>,
-) -> Result<u64, ControlError> {
-    let mut deleted = 0;
-    for node in due.iter().filter(|n| n.user_id == user_id) {
-        match delete_node(db, provider, boot_log, user_id, &node.id, now).await {
-            Ok(_) => deleted += 1,
-            Err(e) => failures.push(format!("deleting node {}: {e}", node.id)),
-        }
-    }
-    Ok(deleted)
-}
-
-/// Layer 2 (D1 only): running nodes whose agent stopped heartbeating move
-/// to `error` (and are cleaned up like any failed node).
-pub async fn fail_silent_nodes(
-    db: &impl SqlDatabase,
-    settings: &SweepSettings,
-    now: i64,
-    report: &mut SweepReport,
-) -> Result<(), ControlError> {
-    let nodes = NodeRepository::new(db);
-    let silent = nodes
-        .list_running_silent_since(now - settings.heartbeat_stale_ms, BATCH)
-        .await?;
-    let message = "the vm-agent stopped sending heartbeats (sweep)";
-    let failed = fail_each(
-        &nodes,
-        &silent,
-        NodeStatus::Running,
-        &NodeEvent::HeartbeatsStopped,
-        message,
-        now,
-    )
-    .await?;
-    report.nodes_silent += failed.len() as u64;
     Ok(())
 }
 
@@ -192,7 +123,14 @@ pub async fn destroy_orphans(
             Some(node_id) => nodes.get(node_id).await?,
             None => None,
         };
-        let owned = node.is_some_and(|n| n.status() != NodeStatus::Deleted);
+        // A live node owns its recorded server; while it has none recorded
+        // yet (its create is in flight) it owns whatever carries its label.
+        let owned = node.is_some_and(|n| {
+            n.status() != LifecycleStatus::Destroyed
+                && n.provider_server_id
+                    .as_ref()
+                    .is_none_or(|id| *id == server.id)
+        });
         // The node row is written before its server is requested, so a
         // server without a live node is an orphan; the grace period only
         // covers clocks and replication lag.
@@ -211,107 +149,33 @@ pub async fn destroy_orphans(
     Ok(())
 }
 
-/// Layer 3 (one cloud account): deletes the account owner's nodes older
-/// than the maximum lifetime, whatever their state.
-pub async fn expire_old_nodes(
+/// One whole sweep: overdue nodes, then every cloud account users have
+/// given us (users sharing an account are swept once) for orphans.
+/// Failures of single nodes and accounts are in the report; the next run
+/// retries them.
+pub async fn sweep<A: CloudAccounts>(
     db: &impl SqlDatabase,
-    provider: &impl ServerProvider,
+    accounts: &A,
     boot_log: &impl BootLog,
-    user_id: &str,
+    timer: &impl NodeTimer,
     settings: &SweepSettings,
     now: i64,
-    report: &mut SweepReport,
-) -> Result<(), ControlError> {
-    let expired = NodeRepository::new(db)
-        .list_alive_created_before(now - settings.max_lifetime_ms, BATCH)
-        .await?;
-    report.nodes_expired += delete_each(
-        db,
-        provider,
-        boot_log,
-        user_id,
-        &expired,
-        now,
-        &mut report.failures,
-    )
-    .await?;
-    Ok(())
-}
-
-/// Layer 2 (one cloud account): finishes the account owner's deletes that
-/// failed half-way and deletes their nodes left in `error` past the
-/// retention time, so neither keeps a server running.
-pub async fn clean_up_failed_nodes(
-    db: &impl SqlDatabase,
-    provider: &impl ServerProvider,
-    boot_log: &impl BootLog,
-    user_id: &str,
-    settings: &SweepSettings,
-    now: i64,
-    report: &mut SweepReport,
-) -> Result<(), ControlError> {
-    let nodes = NodeRepository::new(db);
-    let mut due = nodes
-        .list_in_status_since_before(NodeStatus::Deleting, now, BATCH)
-        .await?;
-    due.extend(
-        nodes
-            .list_in_status_since_before(
-                NodeStatus::Error,
-                now - settings.error_retention_ms,
-                BATCH,
-            )
-            .await?,
-    );
-    report.nodes_cleaned_up += delete_each(
-        db,
-        provider,
-        boot_log,
-        user_id,
-        &due,
-        now,
-        &mut report.failures,
-    )
-    .await?;
-    Ok(())
-}
-
-/// One whole sweep: the D1 layers, then, for every Hetzner account users
-/// have given us (opened with the vault; users sharing an account are
-/// swept once for orphans), the provider layers. `provider_for` builds a
-/// client acting with an account's token. Failures of single accounts are
-/// in the report; the next run retries them.
-pub async fn sweep<P: ServerProvider>(
-    db: &impl SqlDatabase,
-    keys: &CredentialKeys,
-    boot_log: &impl BootLog,
-    settings: &SweepSettings,
-    now: i64,
-    provider_for: impl Fn(String) -> P,
 ) -> Result<SweepReport, ControlError> {
     let mut report = SweepReport::default();
-    fail_overdue_boots(db, boot_log, settings, now, &mut report).await?;
-    fail_silent_nodes(db, settings, now, &mut report).await?;
+    run_overdue_nodes(db, accounts, boot_log, timer, settings, now, &mut report).await?;
     let credentials = CredentialRepository::new(db);
-    // Tokens already swept for orphans, held only for this run.
     let mut swept_accounts = BTreeSet::new();
     let mut after = String::new();
     loop {
         let page = credentials.page_after(&after, 100).await?;
         let Some(last) = page.last() else { break };
         after = last.id.clone();
-        for credential in page.iter().filter(|c| c.provider == "hetzner") {
+        for credential in &page {
             let user = credential.user_id.as_str();
-            let token = match cloud_secret(db, keys, user, "hetzner").await {
-                Ok(secret) => match secret.expose_str() {
-                    Ok(token) => token.to_owned(),
-                    Err(e) => {
-                        report
-                            .failures
-                            .push(format!("credential of {user}: {}", e.code()));
-                        continue;
-                    }
-                },
+            let opened = match accounts.open(user, &credential.provider).await {
+                Ok(opened) => opened,
+                // Only providers nodes can be created at are swept.
+                Err(ControlError::UnknownCloudProvider(_)) => continue,
                 Err(e) => {
                     report
                         .failures
@@ -319,14 +183,9 @@ pub async fn sweep<P: ServerProvider>(
                     continue;
                 }
             };
-            let first_time = swept_accounts.insert(token.clone());
-            let provider = provider_for(token);
-            if first_time {
-                destroy_orphans(db, &provider, settings, now, &mut report).await?;
+            if swept_accounts.insert(opened.account) {
+                destroy_orphans(db, &opened.provider, settings, now, &mut report).await?;
             }
-            clean_up_failed_nodes(db, &provider, boot_log, user, settings, now, &mut report)
-                .await?;
-            expire_old_nodes(db, &provider, boot_log, user, settings, now, &mut report).await?;
         }
     }
     Ok(report)

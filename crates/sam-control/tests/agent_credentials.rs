@@ -38,6 +38,7 @@ fn setup() -> Sqlite {
                 repository_id: 42,
                 repo_full_name: "alice/app".into(),
                 repo_html_url: "http://gh.test/alice/app".into(),
+                warm_node_timeout_ms: None,
                 default_branch: "main".into(),
                 status: "active".into(),
                 vm_size: None,

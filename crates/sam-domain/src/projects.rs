@@ -5,7 +5,9 @@
 //! renames and transfers; the `owner/name` text is a cached label that
 //! webhooks keep current.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use crate::agents::{AgentCredentialError, AgentKind};
 use crate::catalog::{ProviderKind, VmSize, locations};
@@ -34,6 +36,14 @@ impl ProjectStatus {
 /// Longest project name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
+/// Shortest warm node timeout a project may set, in seconds.
+pub const MIN_WARM_NODE_TIMEOUT_SECS: u64 = 10;
+/// Longest warm node timeout a project may set, in seconds (a day).
+pub const MAX_WARM_NODE_TIMEOUT_SECS: u64 = 86_400;
+/// The platform's warm node timeout, in seconds, used when a project sets
+/// none: `LifecycleConfig::default().warm_timeout_ms` (30 minutes).
+pub const DEFAULT_WARM_NODE_TIMEOUT_SECS: u64 = 30 * 60;
+
 /// Why a project request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProjectInputError {
@@ -49,6 +59,12 @@ pub enum ProjectInputError {
     UnknownProvider(String),
     #[error("unknown location '{location}'; supported: {supported}")]
     UnknownLocation { location: String, supported: String },
+    #[error(
+        "the warm node timeout must be {}-{} seconds; leave it empty for the platform default",
+        MIN_WARM_NODE_TIMEOUT_SECS,
+        MAX_WARM_NODE_TIMEOUT_SECS
+    )]
+    InvalidWarmTimeout,
     #[error(transparent)]
     Agent(#[from] AgentCredentialError),
 }
@@ -62,6 +78,7 @@ impl ProjectInputError {
             ProjectInputError::UnknownSize(_) => "unknown_size",
             ProjectInputError::UnknownProvider(_) => "unknown_provider",
             ProjectInputError::UnknownLocation { .. } => "unknown_location",
+            ProjectInputError::InvalidWarmTimeout => "invalid_warm_timeout",
             ProjectInputError::Agent(e) => e.code(),
         }
     }
@@ -138,6 +155,68 @@ pub struct ProjectSettings {
     pub provider: Option<String>,
     pub location: Option<String>,
     pub agent: Option<String>,
+    /// How long a node that worked for this project is kept warm for reuse,
+    /// in seconds ([`MIN_WARM_NODE_TIMEOUT_SECS`]..=[`MAX_WARM_NODE_TIMEOUT_SECS`]).
+    /// Accepts a JSON number or a numeric string; `null` or `""` is `None`.
+    #[serde(default, deserialize_with = "optional_secs")]
+    pub warm_node_timeout_secs: Option<u64>,
+}
+
+/// Serde helper for a number of seconds that may come from a form: a JSON
+/// number, or a string of digits (surrounding spaces allowed); `null`, `""`
+/// or blanks are `None`. Range checks are [`validate_settings`]'s job.
+pub fn optional_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(SecsVisitor)
+}
+
+struct SecsVisitor;
+
+impl<'de> de::Visitor<'de> for SecsVisitor {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a whole number of seconds, as a number or a string, or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        u64::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Err(E::invalid_value(de::Unexpected::Float(v), &self))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let trimmed = v.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(E::invalid_value(de::Unexpected::Str(v), &self));
+        }
+        trimmed
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+    }
 }
 
 /// Validates settings; a location is checked against the chosen provider
@@ -163,6 +242,11 @@ pub fn validate_settings(settings: &ProjectSettings) -> Result<(), ProjectInputE
     }
     if let Some(agent) = &settings.agent {
         AgentKind::parse(agent)?;
+    }
+    if let Some(secs) = settings.warm_node_timeout_secs
+        && !(MIN_WARM_NODE_TIMEOUT_SECS..=MAX_WARM_NODE_TIMEOUT_SECS).contains(&secs)
+    {
+        return Err(ProjectInputError::InvalidWarmTimeout);
     }
     Ok(())
 }
@@ -225,6 +309,7 @@ mod tests {
             provider: Some("hetzner".into()),
             location: Some("hel1".into()),
             agent: Some("claude-code".into()),
+            warm_node_timeout_secs: Some(600),
         };
         assert!(validate_settings(&ok).is_ok());
         assert!(validate_settings(&ProjectSettings::default()).is_ok());
@@ -245,6 +330,10 @@ mod tests {
                 agent: Some("cursor".into()),
                 ..ProjectSettings::default()
             },
+            ProjectSettings {
+                warm_node_timeout_secs: Some(5),
+                ..ProjectSettings::default()
+            },
         ]
         .iter()
         .map(|s| validate_settings(s).unwrap_err().code())
@@ -255,8 +344,83 @@ mod tests {
                 "unknown_size",
                 "unknown_provider",
                 "unknown_location",
-                "unknown_agent"
+                "unknown_agent",
+                "invalid_warm_timeout"
             ]
         );
+    }
+
+    #[test]
+    fn warm_timeouts_are_bounded_to_ten_seconds_to_a_day() {
+        let with = |secs| ProjectSettings {
+            warm_node_timeout_secs: Some(secs),
+            ..ProjectSettings::default()
+        };
+        for good in [10, 11, 1800, 86_399, 86_400] {
+            assert!(validate_settings(&with(good)).is_ok(), "{good}");
+        }
+        for bad in [0, 1, 9, 86_401, u64::MAX] {
+            let err = validate_settings(&with(bad)).unwrap_err();
+            assert_eq!(err, ProjectInputError::InvalidWarmTimeout, "{bad}");
+            assert_eq!(err.code(), "invalid_warm_timeout");
+        }
+        let message = ProjectInputError::InvalidWarmTimeout.to_string();
+        assert!(message.contains("10-86400 seconds"), "{message}");
+        assert!(
+            (MIN_WARM_NODE_TIMEOUT_SECS..=MAX_WARM_NODE_TIMEOUT_SECS)
+                .contains(&DEFAULT_WARM_NODE_TIMEOUT_SECS)
+        );
+    }
+
+    #[test]
+    fn the_default_warm_timeout_is_the_lifecycle_default() {
+        let ms = crate::lifecycle::LifecycleConfig::default().warm_timeout_ms;
+        assert_eq!(
+            i64::try_from(DEFAULT_WARM_NODE_TIMEOUT_SECS * 1000).unwrap(),
+            ms
+        );
+    }
+
+    #[test]
+    fn settings_json_parses_with_or_without_a_warm_timeout() {
+        let parse = |json: &str| serde_json::from_str::<ProjectSettings>(json);
+        // JSON written before the setting existed still parses.
+        let old =
+            parse(r#"{"vm_size":"small","provider":null,"location":null,"agent":null}"#).unwrap();
+        assert_eq!(old.warm_node_timeout_secs, None);
+        assert_eq!(old.vm_size.as_deref(), Some("small"));
+        assert_eq!(parse("{}").unwrap(), ProjectSettings::default());
+        for (json, expected) in [
+            (r#"{"warm_node_timeout_secs":600}"#, Some(600)),
+            (r#"{"warm_node_timeout_secs":"600"}"#, Some(600)),
+            (r#"{"warm_node_timeout_secs":" 90 "}"#, Some(90)),
+            (r#"{"warm_node_timeout_secs":null}"#, None),
+            (r#"{"warm_node_timeout_secs":""}"#, None),
+            (r#"{"warm_node_timeout_secs":"  "}"#, None),
+        ] {
+            assert_eq!(
+                parse(json).unwrap().warm_node_timeout_secs,
+                expected,
+                "{json}"
+            );
+        }
+        for bad in [
+            r#"{"warm_node_timeout_secs":-5}"#,
+            r#"{"warm_node_timeout_secs":1.5}"#,
+            r#"{"warm_node_timeout_secs":"ten"}"#,
+            r#"{"warm_node_timeout_secs":"+10"}"#,
+            r#"{"warm_node_timeout_secs":"1e3"}"#,
+            r#"{"warm_node_timeout_secs":true}"#,
+            r#"{"warm_node_timeout_secs":"99999999999999999999999"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        // Views serialize the setting as a number (or null).
+        let json = serde_json::to_value(ProjectSettings {
+            warm_node_timeout_secs: Some(120),
+            ..ProjectSettings::default()
+        })
+        .unwrap();
+        assert_eq!(json["warm_node_timeout_secs"], 120);
     }
 }

@@ -20,7 +20,7 @@ mod users;
 
 pub use agent_credentials::{AgentCredentialRecord, AgentCredentialRepository};
 pub use credentials::{CloudCredentialRecord, CredentialRepository};
-pub use nodes::{NodeRecord, NodeRepository, ProviderServerUpdate};
+pub use nodes::{NodeRecord, NodeRepository};
 pub use projects::{
     InstallationLink, InstallationRepository, ProjectInsertError, ProjectRecord, ProjectRepository,
     ProjectUpdate,

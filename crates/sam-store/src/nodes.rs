@@ -1,17 +1,26 @@
 //! Nodes in D1.
 //!
-//! Status changes are compare-and-set (`WHERE status = ?expected`): two
-//! requests racing on one node (a late `/ready` against a `DELETE`) cannot
-//! both win, and the loser sees zero changed rows instead of clobbering.
+//! A node row carries the record of `sam_domain::lifecycle` (status,
+//! version, holder, destroy retries) beside facts that do not drive the
+//! state machine (address, agent version, metrics). State changes are
+//! compare-and-set on `version` ([`NodeRepository::save_state`]): two
+//! requests racing on one node (two claims of one warm node, a late
+//! `/ready` against a delete) cannot both win; the loser sees `false`,
+//! reloads and applies its event again.
 
-use sam_domain::node::NodeStatus;
+use sam_domain::lifecycle::{LifecycleStatus, NodeState};
 use serde::{Deserialize, Serialize};
 
 use crate::sql::{SqlDatabase, SqlValue, StoreError, query_as};
 
 const COLUMNS: &str = "id, user_id, name, provider, size, location, server_type, status, \
-    status_changed_at, error_message, provider_server_id, ip_address, created_at, \
-    agent_ready_at, agent_version, last_heartbeat_at, last_metrics, deleted_at";
+    version, status_since, deadline_at, claimed_by, project_id, warm_timeout_ms, \
+    error_message, destroy_attempts, last_destroy_at, destroy_error, provider_server_id, \
+    ip_address, created_at, agent_ready_at, agent_version, last_heartbeat_at, last_metrics, \
+    removed_at";
+
+/// Rows handled per batch by listing queries.
+const LIST_LIMIT: i64 = 200;
 
 /// A row of `nodes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,8 +33,18 @@ pub struct NodeRecord {
     pub location: String,
     pub server_type: String,
     pub status: String,
-    pub status_changed_at: i64,
+    pub version: i64,
+    pub status_since: i64,
+    /// When something must next happen to the node; `None` once destroyed.
+    pub deadline_at: Option<i64>,
+    pub claimed_by: Option<String>,
+    pub project_id: Option<String>,
+    /// This node's warm timeout; `None` means the platform default.
+    pub warm_timeout_ms: Option<i64>,
     pub error_message: Option<String>,
+    pub destroy_attempts: i64,
+    pub last_destroy_at: Option<i64>,
+    pub destroy_error: Option<String>,
     pub provider_server_id: Option<String>,
     pub ip_address: Option<String>,
     pub created_at: i64,
@@ -34,24 +53,79 @@ pub struct NodeRecord {
     pub last_heartbeat_at: Option<i64>,
     /// JSON text of the last `NodeMetrics`.
     pub last_metrics: Option<String>,
-    pub deleted_at: Option<i64>,
+    /// The user deleted the node; hidden from lists once destroyed.
+    pub removed_at: Option<i64>,
 }
 
 impl NodeRecord {
     /// The parsed status; an unknown value in the database reads as `error`
-    /// so it is visible and deletable rather than silently ignored.
-    pub fn status(&self) -> NodeStatus {
-        NodeStatus::parse(&self.status).unwrap_or(NodeStatus::Error)
+    /// so that it is visible and gets destroyed rather than ignored.
+    pub fn status(&self) -> LifecycleStatus {
+        LifecycleStatus::parse(&self.status).unwrap_or(LifecycleStatus::Error)
     }
-}
 
-/// What the provider told us about a freshly created server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderServerUpdate {
-    pub server_id: String,
-    pub ip_address: Option<String>,
-    /// Where the server ended up (a capacity fallback may have moved it).
-    pub location: String,
+    /// The state machine's record of this node.
+    pub fn state(&self) -> NodeState {
+        NodeState {
+            status: self.status(),
+            version: u64::try_from(self.version).unwrap_or(0),
+            created_at: self.created_at,
+            status_since: self.status_since,
+            last_heartbeat_at: self.last_heartbeat_at,
+            server_id: self.provider_server_id.clone(),
+            claimed_by: self.claimed_by.clone(),
+            destroy_attempts: u32::try_from(self.destroy_attempts).unwrap_or(u32::MAX),
+            last_destroy_at: self.last_destroy_at,
+            error: self.error_message.clone(),
+            destroy_error: self.destroy_error.clone(),
+        }
+    }
+
+    /// This record with `state` (and its deadline) written over it.
+    pub fn set_state(&mut self, state: &NodeState, deadline_at: Option<i64>) {
+        state.status.as_str().clone_into(&mut self.status);
+        self.version = i64::try_from(state.version).unwrap_or(i64::MAX);
+        self.status_since = state.status_since;
+        self.deadline_at = deadline_at;
+        self.claimed_by.clone_from(&state.claimed_by);
+        self.error_message.clone_from(&state.error);
+        self.destroy_attempts = i64::from(state.destroy_attempts);
+        self.last_destroy_at = state.last_destroy_at;
+        self.destroy_error.clone_from(&state.destroy_error);
+        self.provider_server_id.clone_from(&state.server_id);
+        self.last_heartbeat_at = state.last_heartbeat_at;
+    }
+
+    fn params(&self) -> Vec<SqlValue> {
+        vec![
+            self.id.as_str().into(),
+            self.user_id.as_str().into(),
+            self.name.as_str().into(),
+            self.provider.as_str().into(),
+            self.size.as_str().into(),
+            self.location.as_str().into(),
+            self.server_type.as_str().into(),
+            self.status.as_str().into(),
+            self.version.into(),
+            self.status_since.into(),
+            self.deadline_at.into(),
+            self.claimed_by.clone().into(),
+            self.project_id.clone().into(),
+            self.warm_timeout_ms.into(),
+            self.error_message.clone().into(),
+            self.destroy_attempts.into(),
+            self.last_destroy_at.into(),
+            self.destroy_error.clone().into(),
+            self.provider_server_id.clone().into(),
+            self.ip_address.clone().into(),
+            self.created_at.into(),
+            self.agent_ready_at.into(),
+            self.agent_version.clone().into(),
+            self.last_heartbeat_at.into(),
+            self.last_metrics.clone().into(),
+            self.removed_at.into(),
+        ]
+    }
 }
 
 /// Queries over `nodes`.
@@ -65,50 +139,33 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         Self { db }
     }
 
-    /// Inserts `n` unless its owner already has `limit` live (not deleted)
-    /// nodes. One statement, so parallel creates cannot overshoot the quota.
-    /// Returns whether the node was inserted.
+    /// Inserts `n` unless its owner already has `limit` nodes that are not
+    /// destroyed. One statement, so parallel creates cannot overshoot the
+    /// quota. Returns whether the node was inserted.
     pub async fn insert_within_quota(
         &self,
         n: &NodeRecord,
         limit: u64,
     ) -> Result<bool, StoreError> {
-        let placeholders = ["?"; 18].join(", ");
+        let mut params = n.params();
+        let placeholders = vec!["?"; params.len()].join(", ");
+        params.push(n.user_id.as_str().into());
+        params.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
         let changed = self
             .db
             .execute(
                 &format!(
                     "INSERT INTO nodes ({COLUMNS}) SELECT {placeholders} \
-                     WHERE (SELECT COUNT(*) FROM nodes WHERE user_id = ? AND status != 'deleted') < ?"
+                     WHERE (SELECT COUNT(*) FROM nodes WHERE user_id = ? AND status != 'destroyed') < ?"
                 ),
-                &[
-                    n.id.as_str().into(),
-                    n.user_id.as_str().into(),
-                    n.name.as_str().into(),
-                    n.provider.as_str().into(),
-                    n.size.as_str().into(),
-                    n.location.as_str().into(),
-                    n.server_type.as_str().into(),
-                    n.status.as_str().into(),
-                    n.status_changed_at.into(),
-                    n.error_message.clone().into(),
-                    n.provider_server_id.clone().into(),
-                    n.ip_address.clone().into(),
-                    n.created_at.into(),
-                    n.agent_ready_at.into(),
-                    n.agent_version.clone().into(),
-                    n.last_heartbeat_at.into(),
-                    n.last_metrics.clone().into(),
-                    n.deleted_at.into(),
-                    n.user_id.as_str().into(),
-                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
-                ],
+                &params,
             )
             .await?;
         Ok(changed > 0)
     }
 
-    /// A node owned by `user_id`; another user's node is indistinguishable from a missing one.
+    /// A node owned by `user_id`; another user's node is indistinguishable
+    /// from a missing one.
     pub async fn get_owned(
         &self,
         user_id: &str,
@@ -122,63 +179,6 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
     }
 
     /// A node by id alone, for callbacks whose token already proves the node.
-    /// Nodes in `status` since `cutoff` or earlier (sweeps), oldest first.
-    pub async fn list_in_status_since_before(
-        &self,
-        status: NodeStatus,
-        cutoff: i64,
-        limit: u32,
-    ) -> Result<Vec<NodeRecord>, StoreError> {
-        query_as(
-            self.db,
-            &format!(
-                "SELECT {COLUMNS} FROM nodes WHERE status = ? AND status_changed_at <= ? \
-                 ORDER BY status_changed_at LIMIT ?"
-            ),
-            &[
-                status.as_str().into(),
-                cutoff.into(),
-                i64::from(limit).into(),
-            ],
-        )
-        .await
-    }
-
-    /// Running nodes whose last heartbeat (or registration) is older than `cutoff`.
-    pub async fn list_running_silent_since(
-        &self,
-        cutoff: i64,
-        limit: u32,
-    ) -> Result<Vec<NodeRecord>, StoreError> {
-        query_as(
-            self.db,
-            &format!(
-                "SELECT {COLUMNS} FROM nodes WHERE status = 'running' \
-                 AND COALESCE(last_heartbeat_at, agent_ready_at, status_changed_at) < ? \
-                 ORDER BY status_changed_at LIMIT ?"
-            ),
-            &[cutoff.into(), i64::from(limit).into()],
-        )
-        .await
-    }
-
-    /// Nodes created before `cutoff` that are not deleted yet (maximum lifetime).
-    pub async fn list_alive_created_before(
-        &self,
-        cutoff: i64,
-        limit: u32,
-    ) -> Result<Vec<NodeRecord>, StoreError> {
-        query_as(
-            self.db,
-            &format!(
-                "SELECT {COLUMNS} FROM nodes WHERE status != 'deleted' AND created_at < ? \
-                 ORDER BY created_at LIMIT ?"
-            ),
-            &[cutoff.into(), i64::from(limit).into()],
-        )
-        .await
-    }
-
     pub async fn get(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
         self.one(
             &format!("SELECT {COLUMNS} FROM nodes WHERE id = ?"),
@@ -187,115 +187,151 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         .await
     }
 
-    /// A user's nodes, newest first, deleted ones included (they show their history).
+    /// A user's nodes, newest first: destroyed ones too (they show their
+    /// history) unless the user removed them.
     pub async fn list_owned(&self, user_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
         query_as(
             self.db,
-            &format!("SELECT {COLUMNS} FROM nodes WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT 200"),
-            &[user_id.into()],
+            &format!(
+                "SELECT {COLUMNS} FROM nodes WHERE user_id = ? \
+                 AND NOT (removed_at IS NOT NULL AND status = 'destroyed') \
+                 ORDER BY created_at DESC, id DESC LIMIT ?"
+            ),
+            &[user_id.into(), LIST_LIMIT.into()],
         )
         .await
     }
 
-    /// Moves a node from `from` to `to` if it is still in `from`. Returns
-    /// whether this call made the change.
-    pub async fn transition(
+    /// A user's warm nodes, most recently warmed first (their caches are
+    /// the freshest).
+    pub async fn list_warm_owned(&self, user_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
+        query_as(
+            self.db,
+            &format!(
+                "SELECT {COLUMNS} FROM nodes WHERE user_id = ? AND status = 'warm' \
+                 ORDER BY status_since DESC, id DESC LIMIT ?"
+            ),
+            &[user_id.into(), LIST_LIMIT.into()],
+        )
+        .await
+    }
+
+    /// Nodes whose deadline is at or before `now`, most overdue first.
+    pub async fn list_due(&self, now: i64, limit: u32) -> Result<Vec<NodeRecord>, StoreError> {
+        query_as(
+            self.db,
+            &format!(
+                "SELECT {COLUMNS} FROM nodes WHERE deadline_at IS NOT NULL AND deadline_at <= ? \
+                 ORDER BY deadline_at LIMIT ?"
+            ),
+            &[now.into(), i64::from(limit).into()],
+        )
+        .await
+    }
+
+    /// Writes `state` and its deadline if the stored version is still
+    /// `expected_version`. Returns whether this call made the change.
+    pub async fn save_state(
         &self,
         id: &str,
-        from: NodeStatus,
-        to: NodeStatus,
-        now: i64,
-        error_message: Option<&str>,
+        expected_version: u64,
+        state: &NodeState,
+        deadline_at: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let deleted_at = if to == NodeStatus::Deleted {
-            SqlValue::Integer(now)
-        } else {
-            SqlValue::Null
-        };
         let changed = self
             .db
             .execute(
-                "UPDATE nodes SET status = ?, status_changed_at = ?, \
-                 error_message = COALESCE(?, error_message), deleted_at = COALESCE(?, deleted_at) \
-                 WHERE id = ? AND status = ?",
+                "UPDATE nodes SET status = ?, version = ?, status_since = ?, deadline_at = ?, \
+                 claimed_by = ?, error_message = ?, destroy_attempts = ?, last_destroy_at = ?, \
+                 destroy_error = ?, provider_server_id = ?, last_heartbeat_at = ? \
+                 WHERE id = ? AND version = ?",
                 &[
-                    to.as_str().into(),
-                    now.into(),
-                    error_message.map(str::to_owned).into(),
-                    deleted_at,
+                    state.status.as_str().into(),
+                    i64::try_from(state.version).unwrap_or(i64::MAX).into(),
+                    state.status_since.into(),
+                    deadline_at.into(),
+                    state.claimed_by.clone().into(),
+                    state.error.clone().into(),
+                    i64::from(state.destroy_attempts).into(),
+                    state.last_destroy_at.into(),
+                    state.destroy_error.clone().into(),
+                    state.server_id.clone().into(),
+                    state.last_heartbeat_at.into(),
                     id.into(),
-                    from.as_str().into(),
+                    i64::try_from(expected_version).unwrap_or(i64::MAX).into(),
                 ],
             )
             .await?;
         Ok(changed > 0)
     }
 
-    /// Records the provider's server id and address for a node still being
-    /// created, or already running: its agent can register before the
-    /// create call's answer is processed (a retried create, a fast boot).
-    pub async fn record_provider_server(
+    /// Where the provider put the node's server (a capacity fallback may
+    /// have moved it). Not part of the state machine.
+    pub async fn record_address(
         &self,
         id: &str,
-        server: &ProviderServerUpdate,
-    ) -> Result<bool, StoreError> {
-        let changed = self
-            .db
+        ip_address: Option<&str>,
+        location: &str,
+    ) -> Result<(), StoreError> {
+        self.db
             .execute(
-                "UPDATE nodes SET provider_server_id = ?, ip_address = ?, location = ? \
-                 WHERE id = ? AND status IN ('creating', 'running')",
-                &[
-                    server.server_id.as_str().into(),
-                    server.ip_address.clone().into(),
-                    server.location.as_str().into(),
-                    id.into(),
-                ],
+                "UPDATE nodes SET ip_address = COALESCE(?, ip_address), location = ? WHERE id = ?",
+                &[ip_address.into(), location.into(), id.into()],
             )
             .await?;
-        Ok(changed > 0)
+        Ok(())
     }
 
-    /// Marks the agent ready: `creating → running`, or a re-announce while running.
-    pub async fn mark_ready(&self, id: &str, version: &str, now: i64) -> Result<bool, StoreError> {
-        let changed = self
-            .db
+    /// The agent's version (and, on its first registration, when).
+    pub async fn record_agent(&self, id: &str, version: &str, now: i64) -> Result<(), StoreError> {
+        self.db
             .execute(
-                "UPDATE nodes SET status = 'running', \
-                 status_changed_at = CASE WHEN status = 'running' THEN status_changed_at ELSE ? END, \
-                 agent_ready_at = ?, agent_version = ?, last_heartbeat_at = ? \
-                 WHERE id = ? AND status IN ('creating', 'running')",
-                &[now.into(), now.into(), version.into(), now.into(), id.into()],
+                "UPDATE nodes SET agent_version = ?, agent_ready_at = COALESCE(agent_ready_at, ?) \
+                 WHERE id = ?",
+                &[version.into(), now.into(), id.into()],
             )
             .await?;
-        Ok(changed > 0)
+        Ok(())
     }
 
-    /// Records a heartbeat of a running node.
-    pub async fn record_heartbeat(
+    /// The latest metrics a heartbeat carried.
+    pub async fn record_metrics(
         &self,
         id: &str,
         version: &str,
         metrics_json: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let changed = self
-            .db
-            .execute(
-                "UPDATE nodes SET last_heartbeat_at = ?, agent_version = ?, last_metrics = ? \
-                 WHERE id = ? AND status = 'running'",
-                &[now.into(), version.into(), metrics_json.into(), id.into()],
-            )
-            .await?;
-        Ok(changed > 0)
-    }
-
-    /// Records why something went wrong with a node without changing its
-    /// status (e.g. a provider delete that will be retried).
-    pub async fn note_error(&self, id: &str, message: &str) -> Result<(), StoreError> {
+    ) -> Result<(), StoreError> {
         self.db
             .execute(
-                "UPDATE nodes SET error_message = ? WHERE id = ?",
-                &[message.into(), id.into()],
+                "UPDATE nodes SET agent_version = ?, last_metrics = ? WHERE id = ?",
+                &[version.into(), metrics_json.into(), id.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The project a claim works for and its warm timeout (`None`: default).
+    pub async fn record_project(
+        &self,
+        id: &str,
+        project_id: Option<&str>,
+        warm_timeout_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE nodes SET project_id = ?, warm_timeout_ms = ? WHERE id = ?",
+                &[project_id.into(), warm_timeout_ms.into(), id.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The user deleted the node: hide it from lists once it is destroyed.
+    pub async fn mark_removed(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE nodes SET removed_at = COALESCE(removed_at, ?) WHERE id = ?",
+                &[now.into(), id.into()],
             )
             .await?;
         Ok(())

@@ -21,12 +21,16 @@ pub struct ProjectRecord {
     pub provider: Option<String>,
     pub location: Option<String>,
     pub agent: Option<String>,
+    /// How long nodes that worked for this project stay warm, in
+    /// milliseconds; `None` is the platform default.
+    pub warm_node_timeout_ms: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const PROJECT_COLUMNS: &str = "id, user_id, name, installation_id, repository_id, repo_full_name, \
-     repo_html_url, default_branch, status, vm_size, provider, location, agent, created_at, updated_at";
+     repo_html_url, default_branch, status, vm_size, provider, location, agent, \
+     warm_node_timeout_ms, created_at, updated_at";
 
 /// The fields a rename or settings change may set; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub struct ProjectUpdate {
     pub provider: Option<Option<String>>,
     pub location: Option<Option<String>>,
     pub agent: Option<Option<String>>,
+    /// Milliseconds; `Some(None)` clears it back to the platform default.
+    pub warm_node_timeout_ms: Option<Option<i64>>,
 }
 
 /// Why a project could not be inserted.
@@ -67,7 +73,7 @@ impl<'a, D: SqlDatabase> ProjectRepository<'a, D> {
             .execute(
                 &format!(
                     "INSERT INTO projects ({PROJECT_COLUMNS}) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT(user_id, repository_id) DO NOTHING"
                 ),
                 &[
@@ -84,6 +90,7 @@ impl<'a, D: SqlDatabase> ProjectRepository<'a, D> {
                     p.provider.clone().into(),
                     p.location.clone().into(),
                     p.agent.clone().into(),
+                    p.warm_node_timeout_ms.into(),
                     p.created_at.into(),
                     p.updated_at.into(),
                 ],
@@ -165,6 +172,10 @@ impl<'a, D: SqlDatabase> ProjectRepository<'a, D> {
                 sets.push(format!("{column} = ?"));
                 params.push(value.clone().into());
             }
+        }
+        if let Some(timeout) = update.warm_node_timeout_ms {
+            sets.push("warm_node_timeout_ms = ?".into());
+            params.push(timeout.into());
         }
         params.push(id.into());
         params.push(user_id.into());

@@ -25,6 +25,7 @@ fn project(id: &str, user: &str, repository_id: i64) -> ProjectRecord {
         provider: None,
         location: None,
         agent: None,
+        warm_node_timeout_ms: None,
         created_at: 1,
         updated_at: 1,
     }
@@ -93,6 +94,74 @@ fn projects_are_per_user_and_unique_per_repository() {
         repo.update("U1", "P1", &clear, 6).await.unwrap();
         let p = repo.get_owned("U1", "P1").await.unwrap().unwrap();
         assert_eq!((p.vm_size, p.name.as_str()), (None, "Renamed"));
+    });
+}
+
+#[test]
+fn warm_node_timeouts_are_stored_kept_set_and_cleared() {
+    let db = Sqlite::with_repo_migrations();
+    users(&db);
+    block_on(async {
+        let repo = ProjectRepository::new(&db);
+        // Inserted with a timeout, read back as written.
+        repo.insert(&ProjectRecord {
+            warm_node_timeout_ms: Some(600_000),
+            ..project("P1", "U1", 42)
+        })
+        .await
+        .unwrap();
+        // Inserted without: the platform default (NULL).
+        repo.insert(&project("P2", "U1", 43)).await.unwrap();
+        let timeout = |id: &'static str| {
+            let repo = &repo;
+            async move {
+                repo.get_owned("U1", id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .warm_node_timeout_ms
+            }
+        };
+        assert_eq!(timeout("P1").await, Some(600_000));
+        assert_eq!(timeout("P2").await, None);
+        assert_eq!(
+            repo.list("U1")
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| (p.id.as_str(), p.warm_node_timeout_ms))
+                .collect::<Vec<_>>(),
+            [("P2", None), ("P1", Some(600_000))]
+        );
+
+        // An update that does not mention it keeps it…
+        let rename = ProjectUpdate {
+            name: Some("Renamed".into()),
+            ..ProjectUpdate::default()
+        };
+        assert!(repo.update("U1", "P1", &rename, 5).await.unwrap());
+        assert_eq!(timeout("P1").await, Some(600_000));
+        // …a value sets it…
+        let set = ProjectUpdate {
+            warm_node_timeout_ms: Some(Some(90_000)),
+            ..ProjectUpdate::default()
+        };
+        assert!(repo.update("U1", "P2", &set, 6).await.unwrap());
+        assert_eq!(timeout("P2").await, Some(90_000));
+        // …and `Some(None)` clears it, leaving the other settings alone.
+        let clear = ProjectUpdate {
+            warm_node_timeout_ms: Some(None),
+            ..ProjectUpdate::default()
+        };
+        assert!(repo.update("U1", "P1", &clear, 7).await.unwrap());
+        let p = repo.get_owned("U1", "P1").await.unwrap().unwrap();
+        assert_eq!(
+            (p.warm_node_timeout_ms, p.name.as_str(), p.updated_at),
+            (None, "Renamed", 7)
+        );
+        // Another user's project is not touched.
+        assert!(!repo.update("U2", "P2", &clear, 8).await.unwrap());
+        assert_eq!(timeout("P2").await, Some(90_000));
     });
 }
 

@@ -72,8 +72,20 @@ pub struct NodeView {
     pub size: String,
     pub location: String,
     pub server_type: String,
+    /// `provisioning`, `booting`, `ready`, `warm`, `destroying`,
+    /// `destroyed` or `error`.
     pub status: String,
-    /// `unknown`, `healthy` or `stale`, derived from heartbeats.
+    pub status_since: i64,
+    /// When something next happens to the node (boot deadline, warm
+    /// timeout, delete retry...); absent once destroyed.
+    #[serde(default)]
+    pub deadline_at: Option<i64>,
+    /// The task or user holding a `ready` node.
+    #[serde(default)]
+    pub claimed_by: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// `unknown`, `healthy`, `stale` or `unhealthy`, derived from heartbeats.
     pub health: String,
     #[serde(default)]
     pub error_message: Option<String>,
@@ -90,8 +102,42 @@ pub struct NodeView {
     pub last_heartbeat_at: Option<i64>,
     #[serde(default)]
     pub metrics: Option<NodeMetrics>,
+    /// Delete calls issued so far, and why the latest failed.
     #[serde(default)]
-    pub deleted_at: Option<i64>,
+    pub destroy_attempts: u32,
+    #[serde(default)]
+    pub destroy_error: Option<String>,
+    /// The user deleted the node (it leaves lists once destroyed).
+    #[serde(default)]
+    pub removed_at: Option<i64>,
+}
+
+/// `POST /api/nodes/claim`: take one of the user's warm nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimNodeRequest {
+    /// Names the holder; a retry with the same id gets the same node.
+    /// Generated when absent.
+    #[serde(default)]
+    pub claim_id: Option<String>,
+    /// The project the node will work for: its warm timeout applies when
+    /// the node is released.
+    #[serde(default)]
+    pub project_id: Option<String>,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimedNode {
+    pub claim_id: String,
+    pub node: NodeView,
+}
+
+/// `POST /api/nodes/{id}/release`: the holder is done with the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseNodeRequest {
+    /// The claim to release; the user's own hold (`user:<id>`) when absent.
+    #[serde(default)]
+    pub claim_id: Option<String>,
 }
 
 /// `GET /api/nodes`.

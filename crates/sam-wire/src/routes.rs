@@ -31,6 +31,12 @@ pub enum RouteId {
     GetNode,
     DeleteNode,
     NodeEvents,
+    NodeEventStream,
+    StopNode,
+    ReleaseNode,
+    ClaimNode,
+    NodeLogs,
+    NodeLogStream,
     NodeReady,
     NodeHeartbeat,
     AgentDownload,
@@ -110,6 +116,42 @@ pub const API_ROUTES: &[RouteDef] = &[
         RouteId::NodeEvents,
         "GET",
         "/api/nodes/{id}/events",
+        Auth::Session,
+    ),
+    r(
+        RouteId::NodeEventStream,
+        "GET",
+        "/api/nodes/{id}/events/ws",
+        Auth::Session,
+    ),
+    r(
+        RouteId::StopNode,
+        "POST",
+        "/api/nodes/{id}/stop",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ReleaseNode,
+        "POST",
+        "/api/nodes/{id}/release",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ClaimNode,
+        "POST",
+        "/api/nodes/claim",
+        Auth::Session,
+    ),
+    r(
+        RouteId::NodeLogs,
+        "GET",
+        "/api/nodes/{id}/logs",
+        Auth::Session,
+    ),
+    r(
+        RouteId::NodeLogStream,
+        "GET",
+        "/api/nodes/{id}/logs/stream",
         Auth::Session,
     ),
     r(
@@ -384,6 +426,12 @@ mod tests {
             RouteId::GetNode,
             RouteId::DeleteNode,
             RouteId::NodeEvents,
+            RouteId::NodeEventStream,
+            RouteId::StopNode,
+            RouteId::ReleaseNode,
+            RouteId::ClaimNode,
+            RouteId::NodeLogs,
+            RouteId::NodeLogStream,
             RouteId::NodeReady,
             RouteId::NodeHeartbeat,
             RouteId::AgentDownload,
@@ -425,6 +473,12 @@ mod tests {
                 | RouteId::GetNode
                 | RouteId::DeleteNode
                 | RouteId::NodeEvents
+                | RouteId::NodeEventStream
+                | RouteId::StopNode
+                | RouteId::ReleaseNode
+                | RouteId::ClaimNode
+                | RouteId::NodeLogs
+                | RouteId::NodeLogStream
                 | RouteId::NodeReady
                 | RouteId::NodeHeartbeat
                 | RouteId::AgentDownload

@@ -171,7 +171,7 @@ async fn authz_cross_user_matrix() {
     // Nothing changed: the owner still has both, intact.
     let mine: Value =
         sam_e2e::get_json(&owner, &p.app(&format!("/api/nodes/{}", fixtures.node))).await;
-    assert_ne!(mine["status"], "deleted");
+    assert_ne!(mine["status"], "destroyed");
     let tokens: Value = sam_e2e::get_json(&owner, &p.app("/api/auth/tokens")).await;
     let still = tokens["tokens"]
         .as_array()

@@ -131,7 +131,7 @@ async fn j04_add_hetzner_token_then_node_uses_it() {
             .await?
             .json()
             .await?;
-        Ok((n.status == "running").then_some(()))
+        Ok((n.status == "ready").then_some(()))
     })
     .await
     .unwrap();

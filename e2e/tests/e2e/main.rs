@@ -20,3 +20,4 @@ mod tokens_pat;
 mod ui;
 mod ui_pages;
 mod vault;
+mod warm_pool;

@@ -1,5 +1,6 @@
 //! The node slice: create through the API → the stand-in boots a vm-agent →
-//! it registers and heartbeats → delete → the process is gone.
+//! it registers and heartbeats, its log and the vm-agent's own log stream
+//! live → stop → delete → the process is gone.
 
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ async fn agent_health(ip: &str) -> Option<serde_json::Value> {
 }
 
 #[tokio::test]
-async fn j15_node_create_boot_register_delete() {
+async fn j15_node_manage_and_observe() {
     let p = Platform::from_env();
     let client = p.signed_in_with_cloud("j15-owner").await.unwrap();
 
@@ -43,7 +44,19 @@ async fn j15_node_create_boot_register_delete() {
         .unwrap();
     assert_eq!(resp.status(), 201);
     let created: NodeView = resp.json().await.unwrap();
-    assert_eq!(created.status, "creating");
+    // Booting, or already ready if the agent registered before the
+    // create call's answer was processed; held by its creator either way.
+    assert!(
+        matches!(created.status.as_str(), "booting" | "ready"),
+        "{created:?}"
+    );
+    assert!(
+        created
+            .claimed_by
+            .as_deref()
+            .is_some_and(|c| c.starts_with("user:"))
+    );
+    assert!(created.deadline_at.is_some(), "the boot deadline is armed");
     assert_eq!(
         (created.server_type.as_str(), created.location.as_str()),
         ("cx23", "nbg1")
@@ -69,7 +82,7 @@ async fn j15_node_create_boot_register_delete() {
         Duration::from_secs(60),
         || async {
             let n = get_node(&client, &p, &created.id).await?;
-            Ok((n.status == "running" && n.metrics.is_some()).then_some(n))
+            Ok((n.status == "ready" && n.metrics.is_some()).then_some(n))
         },
     )
     .await
@@ -157,7 +170,56 @@ async fn j15_node_create_boot_register_delete() {
         .iter()
         .map(|e| e["phase"].as_str().unwrap())
         .collect();
-    assert_eq!(phases, ["requested", "provider_created", "agent_ready"]);
+    assert_eq!(phases[0], "requested");
+    for phase in ["provider_created", "agent_ready"] {
+        assert!(phases.contains(&phase), "{phases:?}");
+    }
+
+    // The log streams live over a WebSocket: first what happened so far...
+    let cookie = sam_e2e::session_cookie(&p, "j15-owner").await.unwrap();
+    let mut socket = sam_e2e::node_event_socket(&p, &cookie, &created.id)
+        .await
+        .unwrap();
+    let replayed = sam_e2e::next_phases(&mut socket, phases.len())
+        .await
+        .unwrap();
+    assert_eq!(replayed, phases);
+    // ...and it refuses anyone but the owner (another user's node is a 404).
+    let stranger_cookie = sam_e2e::session_cookie(&p, "j15-stranger").await.unwrap();
+    let refused = sam_e2e::node_event_socket(&p, &stranger_cookie, &created.id).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("404")),
+        "a stranger's socket: {:?}",
+        refused.map(|_| ())
+    );
+
+    // The vm-agent's own log, recent lines and live as Server-Sent Events.
+    let recent: serde_json::Value = sam_e2e::get_json(
+        &client,
+        &p.api(&format!("/api/nodes/{}/logs?limit=5", created.id)),
+    )
+    .await;
+    let lines = recent["lines"].as_array().expect("log lines");
+    assert!(!lines.is_empty() && lines.len() <= 5, "{recent}");
+    let stream = client
+        .get(p.api(&format!("/api/nodes/{}/logs/stream", created.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let first_event = sam_e2e::first_sse_event(stream, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(first_event.contains("event: log"), "{first_event}");
+    assert!(first_event.contains("\"message\""), "{first_event}");
 
     // Another user cannot see or delete it.
     let stranger = p.signed_in("j15-stranger").await.unwrap();
@@ -177,13 +239,49 @@ async fn j15_node_create_boot_register_delete() {
             .send()
             .await
             .unwrap(),
+        stranger
+            .get(p.api(&format!("/api/nodes/{}/logs/stream", created.id)))
+            .send()
+            .await
+            .unwrap(),
+        stranger
+            .post(p.api(&format!("/api/nodes/{}/stop", created.id)))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
     ] {
         assert_eq!(resp.status(), 404);
     }
     let theirs: NodeList = sam_e2e::get_json(&stranger, &p.api("/api/nodes")).await;
     assert!(theirs.nodes.is_empty());
 
-    // Delete: the server and its process are gone.
+    // Stop: the server and its process are gone, the record stays.
+    let resp = client
+        .post(p.api(&format!("/api/nodes/{}/stop", created.id)))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let stopped: NodeView = resp.json().await.unwrap();
+    assert_eq!(stopped.status, "destroyed");
+    assert!(stopped.deadline_at.is_none());
+    assert!(p.devcloud_server(&server_id).await.unwrap().is_none());
+    // The open socket saw it happen.
+    let live = sam_e2e::next_phases(&mut socket, 2).await.unwrap();
+    assert_eq!(live, ["destroy_requested", "destroyed"]);
+    let listed: NodeList = sam_e2e::get_json(&client, &p.api("/api/nodes")).await;
+    assert!(listed.nodes.iter().any(|n| n.id == created.id));
+    // Logs need a running agent.
+    let resp = client
+        .get(p.api(&format!("/api/nodes/{}/logs", created.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+
+    // Delete: the record leaves the list.
     let resp = client
         .delete(p.api(&format!("/api/nodes/{}", created.id)))
         .send()
@@ -191,9 +289,10 @@ async fn j15_node_create_boot_register_delete() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let deleted: NodeView = resp.json().await.unwrap();
-    assert_eq!(deleted.status, "deleted");
-    assert!(deleted.deleted_at.is_some());
-    assert!(p.devcloud_server(&server_id).await.unwrap().is_none());
+    assert_eq!(deleted.status, "destroyed");
+    assert!(deleted.removed_at.is_some());
+    let listed: NodeList = sam_e2e::get_json(&client, &p.api("/api/nodes")).await;
+    assert!(listed.nodes.iter().all(|n| n.id != created.id));
     eventually(
         "the vm-agent process to be gone",
         Duration::from_secs(10),
@@ -210,7 +309,7 @@ async fn j15_node_create_boot_register_delete() {
         .unwrap();
     assert_eq!(again.status(), 200);
     let again: NodeView = again.json().await.unwrap();
-    assert_eq!(again.status, "deleted");
+    assert_eq!(again.status, "destroyed");
 
     // A heartbeat for a deleted node is refused and changes nothing.
     let token = key.issue(
@@ -232,9 +331,9 @@ async fn j15_node_create_boot_register_delete() {
         .unwrap();
     assert_eq!(resp.status(), 409);
     let body: ErrorBody = resp.json().await.unwrap();
-    assert_eq!(body.code, "node_deleted");
+    assert_eq!(body.code, "node_destroyed");
     let after = get_node(&client, &p, &created.id).await.unwrap();
-    assert_eq!(after.status, "deleted");
+    assert_eq!(after.status, "destroyed");
 }
 
 #[tokio::test]
@@ -347,7 +446,7 @@ async fn events(client: &reqwest::Client, url: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn provider_failure_leaves_node_in_error_with_reason() {
+async fn provider_failure_fails_the_node_with_reason() {
     let p = Platform::from_env();
     // The stand-in refuses servers with an image Hetzner does not have.
     let worker =
@@ -369,7 +468,8 @@ async fn provider_failure_leaves_node_in_error_with_reason() {
     let list: NodeList = sam_e2e::get_json(&client, &worker.api("/api/nodes")).await;
     assert_eq!(list.nodes.len(), 1);
     let node = &list.nodes[0];
-    assert_eq!(node.status, "error");
+    // Failed, then destroyed at once: nothing may be left at the provider.
+    assert_eq!(node.status, "destroyed");
     assert!(
         node.error_message
             .as_deref()
@@ -382,8 +482,16 @@ async fn provider_failure_leaves_node_in_error_with_reason() {
         &worker.api(&format!("/api/nodes/{}/events", node.id)),
     )
     .await;
-    assert_eq!(phases, ["requested", "provider_failed"]);
-    // A node in error can still be deleted.
+    assert_eq!(
+        phases,
+        [
+            "requested",
+            "provider_failed",
+            "destroy_requested",
+            "destroyed"
+        ]
+    );
+    // Deleting it removes it from the list.
     let resp = client
         .delete(worker.api(&format!("/api/nodes/{}", node.id)))
         .send()
@@ -391,11 +499,13 @@ async fn provider_failure_leaves_node_in_error_with_reason() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let deleted: NodeView = resp.json().await.unwrap();
-    assert_eq!(deleted.status, "deleted");
+    assert_eq!(deleted.status, "destroyed");
+    let list: NodeList = sam_e2e::get_json(&client, &worker.api("/api/nodes")).await;
+    assert!(list.nodes.is_empty());
 }
 
 #[tokio::test]
-async fn boot_deadline_moves_silent_node_to_error() {
+async fn boot_deadline_fails_and_destroys_a_silent_node() {
     let p = Platform::from_env();
     // A worker whose R2 has no vm-agent build: the server boots but its
     // cloud-init cannot download the agent, so nothing ever registers.
@@ -412,19 +522,20 @@ async fn boot_deadline_moves_silent_node_to_error() {
         .json()
         .await
         .unwrap();
-    assert_eq!(created.status, "creating");
+    assert_eq!(created.status, "booting");
+    let server_id = created.provider_server_id.clone().unwrap();
+    assert!(p.devcloud_server(&server_id).await.unwrap().is_some());
     let url = worker.api(&format!("/api/nodes/{}", created.id));
     let failed: NodeView = eventually(
         "the boot deadline to pass",
         Duration::from_secs(30),
         || async {
             let n: NodeView = client.get(&url).send().await?.json().await?;
-            Ok((n.status != "creating").then_some(n))
+            Ok((n.status == "destroyed").then_some(n))
         },
     )
     .await
     .unwrap();
-    assert_eq!(failed.status, "error");
     assert!(
         failed
             .error_message
@@ -435,12 +546,14 @@ async fn boot_deadline_moves_silent_node_to_error() {
     let phases = events(&client, &format!("{url}/events")).await;
     assert_eq!(
         phases,
-        ["requested", "provider_created", "boot_deadline_passed"]
+        [
+            "requested",
+            "provider_created",
+            "boot_deadline_passed",
+            "destroy_requested",
+            "destroyed"
+        ]
     );
-    // Deleting it removes the server at the provider.
-    let server_id = failed.provider_server_id.clone().unwrap();
-    assert!(p.devcloud_server(&server_id).await.unwrap().is_some());
-    let resp = client.delete(&url).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
+    // The node's alarm deleted its server: nobody had to.
     assert!(p.devcloud_server(&server_id).await.unwrap().is_none());
 }

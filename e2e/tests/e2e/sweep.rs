@@ -64,7 +64,7 @@ async fn orphan_sweep_destroys_unknown_servers() {
         "another deployment's server was destroyed"
     );
     let live: Value = get_json(&user, &p.api(&format!("/api/nodes/{node_id}"))).await;
-    assert_ne!(live["status"], "deleted", "{live}");
+    assert_ne!(live["status"], "destroyed", "{live}");
     let server = live["provider_server_id"].as_str().map(str::to_owned);
     if let Some(server) = server {
         assert!(p.devcloud_server(&server).await.unwrap().is_some());

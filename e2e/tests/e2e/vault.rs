@@ -130,7 +130,10 @@ async fn vault_rotation_keeps_sessions_and_credentials() {
         .await
         .unwrap();
     assert!(
-        matches!(node["status"].as_str(), Some("creating" | "running")),
+        matches!(
+            node["status"].as_str(),
+            Some("provisioning" | "booting" | "ready")
+        ),
         "{node}"
     );
     let resp = admin

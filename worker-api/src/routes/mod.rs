@@ -39,11 +39,36 @@ impl Ctx {
         self.params.first().map_or("", String::as_str)
     }
 
-    /// Decodes a JSON body: `application/json` only (which also means a
-    /// browser cannot send it cross-site without a CORS preflight), bounded
-    /// in size, unknown fields rejected by the target type.
-    pub async fn json<T: serde::de::DeserializeOwned>(&mut self) -> ApiResult<T> {
-        reject_large_body(&self.req, MAX_JSON_BODY)?;
+    /// The request's query string with its `?`, or empty.
+    pub fn query_string(&self) -> String {
+        self.req
+            .url()
+            .ok()
+            .and_then(|u| u.query().map(|q| format!("?{q}")))
+            .unwrap_or_default()
+    }
+
+    /// Like [`Self::json`], but an empty body means `T::default()`. The
+    /// content type is still required, so a cross-site form cannot post.
+    pub async fn json_or_default<T: serde::de::DeserializeOwned + Default>(
+        &mut self,
+    ) -> ApiResult<T> {
+        let declared_empty = self
+            .req
+            .headers()
+            .get("content-length")
+            .ok()
+            .flatten()
+            .is_some_and(|v| v.trim() == "0");
+        if declared_empty {
+            self.require_json_type()?;
+            return Ok(T::default());
+        }
+        let body: Option<T> = self.json_allowing_empty().await?;
+        Ok(body.unwrap_or_default())
+    }
+
+    fn require_json_type(&self) -> ApiResult<()> {
         let content_type = self
             .req
             .headers()
@@ -51,35 +76,64 @@ impl Ctx {
             .ok()
             .flatten()
             .unwrap_or_default();
-        if !content_type
+        if content_type
             .to_ascii_lowercase()
             .starts_with("application/json")
         {
-            return Err(ApiError::new(
+            Ok(())
+        } else {
+            Err(ApiError::new(
                 415,
                 "unsupported_media_type",
                 "send the body as application/json",
-            ));
+            ))
         }
+    }
+
+    async fn json_allowing_empty<T: serde::de::DeserializeOwned>(
+        &mut self,
+    ) -> ApiResult<Option<T>> {
+        reject_large_body(&self.req, MAX_JSON_BODY)?;
+        self.require_json_type()?;
         let bytes =
             self.req.bytes().await.map_err(|_| {
                 ApiError::new(400, "invalid_body", "could not read the request body")
             })?;
-        if bytes.len() > MAX_JSON_BODY {
-            return Err(ApiError::new(
-                413,
-                "body_too_large",
-                format!("bodies are limited to {MAX_JSON_BODY} bytes"),
-            ));
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::new(
-                400,
-                "invalid_json",
-                format!("the body is not valid for this endpoint: {e}"),
-            )
-        })
+        decode_json(&bytes).map(Some)
     }
+
+    /// Decodes a JSON body: `application/json` only (which also means a
+    /// browser cannot send it cross-site without a CORS preflight), bounded
+    /// in size, unknown fields rejected by the target type.
+    pub async fn json<T: serde::de::DeserializeOwned>(&mut self) -> ApiResult<T> {
+        reject_large_body(&self.req, MAX_JSON_BODY)?;
+        self.require_json_type()?;
+        let bytes =
+            self.req.bytes().await.map_err(|_| {
+                ApiError::new(400, "invalid_body", "could not read the request body")
+            })?;
+        decode_json(&bytes)
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.len() > MAX_JSON_BODY {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!("bodies are limited to {MAX_JSON_BODY} bytes"),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_json",
+            format!("the body is not valid for this endpoint: {e}"),
+        )
+    })
 }
 
 /// Refuses a body whose declared length is over `limit` before reading it,
@@ -250,6 +304,16 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::GetNode, Principal::User(user)) => nodes::get(ctx, &user.id).await,
         (RouteId::DeleteNode, Principal::User(user)) => nodes::delete(ctx, &user.id).await,
         (RouteId::NodeEvents, Principal::User(user)) => nodes::events(ctx, &user.id).await,
+        (RouteId::NodeEventStream, Principal::User(user)) => {
+            nodes::event_stream(ctx, &user.id).await
+        }
+        (RouteId::StopNode, Principal::User(user)) => nodes::stop(ctx, &user.id).await,
+        (RouteId::ReleaseNode, Principal::User(user)) => nodes::release(ctx, &user.id).await,
+        (RouteId::ClaimNode, Principal::User(user)) => nodes::claim(ctx, &user.id).await,
+        (RouteId::NodeLogs, Principal::User(user)) => nodes::agent_logs(ctx, &user.id).await,
+        (RouteId::NodeLogStream, Principal::User(user)) => {
+            nodes::agent_log_stream(ctx, &user.id).await
+        }
         (RouteId::NodeReady, Principal::Node(claims)) => nodes::ready(ctx, &claims).await,
         (RouteId::NodeHeartbeat, Principal::Node(claims)) => nodes::heartbeat(ctx, &claims).await,
         (RouteId::AdminListUsers, Principal::User(user)) => admin::list_users(ctx, &user).await,

@@ -1,44 +1,50 @@
-//! Node routes: the user's CRUD and the vm-agent's callbacks.
+//! Node routes: the user's lifecycle actions, the live views (node log
+//! over a WebSocket, vm-agent logs as Server-Sent Events) and the
+//! vm-agent's callbacks.
 
-use sam_auth::TokenClaims;
+use sam_auth::{Audience, Grant, TokenClaims};
 use sam_control::{
-    create_node, delete_node, list_nodes, node_view, record_heartbeat, record_ready,
+    ControlError, claim_warm_node, create_node, delete_node, list_nodes, node_view,
+    record_heartbeat, record_ready, release_node, stop_node, user_claim,
 };
 use sam_domain::ids::NodeId;
 use sam_durable_objects::BootEvent;
-use sam_providers::HetznerClient;
-use sam_store::NodeRepository;
-use sam_wire::{CreateNodeRequest, HeartbeatReply, HeartbeatRequest, NodeList, NodeReadyRequest};
-use worker::{Env, Response};
+use sam_store::{NodeRecord, NodeRepository, ProjectRepository};
+use sam_wire::{
+    ClaimNodeRequest, ClaimedNode, CreateNodeRequest, HeartbeatReply, HeartbeatRequest, NodeList,
+    NodeReadyRequest, ReleaseNodeRequest,
+};
+use worker::{Env, Fetch, Headers, Request, RequestInit, Response};
 
 use crate::bindings::{
-    DurableBootLog, FetchHttp, WorkerRetryRuntime, d1, lifecycle_stub, now_ms, random_u128,
+    WorkerNodePorts, WorkerRetryRuntime, d1, lifecycle_stub, now_ms, random_hex, random_u128,
 };
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::routes::Ctx;
 
-/// A Hetzner client acting with the user's own (decrypted) token.
-async fn provider(ctx: &Ctx, user: &str) -> ApiResult<HetznerClient<FetchHttp>> {
-    let keys = Config::credential_keys(&ctx.env)?;
-    let db = d1(&ctx.env)?;
-    let secret = sam_control::credentials::cloud_secret(&db, &keys, user, "hetzner").await?;
-    let token = secret
-        .expose_str()
-        .map_err(|e| ApiError::internal("credential", &e))?
-        .to_owned();
-    Ok(HetznerClient::new(
-        FetchHttp,
-        ctx.config.hetzner_api_url.clone(),
-        token,
-    ))
-}
+/// How long a management token for one vm-agent call lives.
+const MANAGEMENT_TOKEN_TTL_SECS: i64 = 300;
 
 /// A path id that is not a valid node id is simply not found.
 fn node_id(ctx: &Ctx) -> ApiResult<String> {
     NodeId::parse(ctx.id())
         .map(|id| id.to_string())
         .map_err(|_| ApiError::not_found())
+}
+
+/// The user's node named in the path; another user's is a 404.
+async fn owned_node(ctx: &Ctx, user: &str) -> ApiResult<NodeRecord> {
+    let id = node_id(ctx)?;
+    let db = d1(&ctx.env)?;
+    NodeRepository::new(&db)
+        .get_owned(user, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+fn view(ctx: &Ctx, node: &NodeRecord, status: u16) -> Response {
+    json_response(status, &node_view(node, &ctx.config.nodes, now_ms()))
 }
 
 pub async fn list(ctx: &Ctx, user: &str) -> ApiResult<Response> {
@@ -51,72 +57,186 @@ pub async fn create(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
     let req: CreateNodeRequest = ctx.json().await?;
     let db = d1(&ctx.env)?;
     let key = Config::signing_key(&ctx.env)?;
-    let provider = provider(ctx, user).await?;
-    let boot_log = DurableBootLog { env: &ctx.env };
-    let now = now_ms();
+    let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
+    let accounts = ports.accounts();
+    // The credential is opened before anything is written: a user without
+    // one gets a clear 4xx and no node.
+    let provider = sam_control::CloudAccounts::open(&accounts, user, &req.provider)
+        .await
+        .map_err(|e| match e {
+            // An unknown provider is the request's fault: say so like the catalogue does.
+            ControlError::UnknownCloudProvider(_) => ApiError::from(ControlError::Spec(
+                sam_domain::catalog::SpecError::UnknownProvider(
+                    req.provider.chars().take(40).collect(),
+                ),
+            )),
+            other => other.into(),
+        })?
+        .provider;
     let node = create_node(
         &db,
         &provider,
         &WorkerRetryRuntime,
-        &boot_log,
+        &ports.ports(&accounts),
         &key,
         &ctx.config.nodes,
         user,
         &req,
-        now,
+        now_ms(),
         random_u128(),
     )
     .await?;
-    Ok(json_response(
-        201,
-        &node_view(&node, &ctx.config.nodes, now),
-    ))
+    Ok(view(ctx, &node, 201))
 }
 
 pub async fn get(ctx: &Ctx, user: &str) -> ApiResult<Response> {
-    let id = node_id(ctx)?;
-    let db = d1(&ctx.env)?;
-    let node = NodeRepository::new(&db)
-        .get_owned(user, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(json_response(
-        200,
-        &node_view(&node, &ctx.config.nodes, now_ms()),
-    ))
+    let node = owned_node(ctx, user).await?;
+    Ok(view(ctx, &node, 200))
 }
 
+/// `POST /api/nodes/{id}/stop`: delete the server, keep the node's record.
+pub async fn stop(ctx: &Ctx, user: &str) -> ApiResult<Response> {
+    let id = node_id(ctx)?;
+    let db = d1(&ctx.env)?;
+    let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
+    let accounts = ports.accounts();
+    let node = stop_node(
+        &db,
+        &ports.ports(&accounts),
+        &ctx.config.nodes,
+        user,
+        &id,
+        now_ms(),
+    )
+    .await?;
+    Ok(view(ctx, &node, 200))
+}
+
+/// `DELETE /api/nodes/{id}`: stop, and leave lists once destroyed.
 pub async fn delete(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let id = node_id(ctx)?;
     let db = d1(&ctx.env)?;
-    // Ownership first: another user's node is a 404 whatever their credentials.
-    NodeRepository::new(&db)
-        .get_owned(user, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let provider = provider(ctx, user).await?;
-    let boot_log = DurableBootLog { env: &ctx.env };
-    let now = now_ms();
-    let node = delete_node(&db, &provider, &boot_log, user, &id, now).await?;
+    let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
+    let accounts = ports.accounts();
+    let node = delete_node(
+        &db,
+        &ports.ports(&accounts),
+        &ctx.config.nodes,
+        user,
+        &id,
+        now_ms(),
+    )
+    .await?;
+    Ok(view(ctx, &node, 200))
+}
+
+/// `POST /api/nodes/{id}/release`: the holder is done; the node turns warm.
+pub async fn release(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
+    let id = node_id(ctx)?;
+    let req: ReleaseNodeRequest = ctx.json_or_default().await?;
+    let claim = req.claim_id.unwrap_or_else(|| user_claim(user));
+    let db = d1(&ctx.env)?;
+    let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
+    let accounts = ports.accounts();
+    let node = release_node(
+        &db,
+        &ports.ports(&accounts),
+        &ctx.config.nodes,
+        user,
+        &id,
+        &claim,
+        now_ms(),
+    )
+    .await?;
+    Ok(view(ctx, &node, 200))
+}
+
+/// Longest claim id a caller may choose.
+const MAX_CLAIM_ID_CHARS: usize = 100;
+
+/// `POST /api/nodes/claim`: take one of the user's warm nodes.
+pub async fn claim(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
+    let req: ClaimNodeRequest = ctx.json_or_default().await?;
+    let claim_id = match req.claim_id {
+        Some(id)
+            if !id.is_empty()
+                && id.chars().count() <= MAX_CLAIM_ID_CHARS
+                && id.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            id
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                400,
+                "invalid_claim_id",
+                format!("claim_id must be 1-{MAX_CLAIM_ID_CHARS} printable ASCII characters"),
+            ));
+        }
+        None => format!("claim:{}", random_hex(12)),
+    };
+    let db = d1(&ctx.env)?;
+    // The project must be the user's; its warm timeout then applies.
+    let project = match &req.project_id {
+        Some(project_id) => {
+            let project = ProjectRepository::new(&db)
+                .get_owned(user, project_id)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            Some((project.id, project.warm_node_timeout_ms))
+        }
+        None => None,
+    };
+    let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
+    let accounts = ports.accounts();
+    let node = claim_warm_node(
+        &db,
+        &ports.ports(&accounts),
+        &ctx.config.nodes,
+        user,
+        &claim_id,
+        project.as_ref().map(|(id, warm)| (id.as_str(), *warm)),
+        now_ms(),
+    )
+    .await?;
     Ok(json_response(
         200,
-        &node_view(&node, &ctx.config.nodes, now),
+        &ClaimedNode {
+            claim_id,
+            node: node_view(&node, &ctx.config.nodes, now_ms()),
+        },
     ))
 }
 
-/// The node's boot log, from its `NodeLifecycle` object.
+/// The node's log, from its `NodeLifecycle` object.
 pub async fn events(ctx: &Ctx, user: &str) -> ApiResult<Response> {
-    let id = node_id(ctx)?;
-    let db = d1(&ctx.env)?;
-    NodeRepository::new(&db)
-        .get_owned(user, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let events = boot_log(&ctx.env, &id).await?;
+    let node = owned_node(ctx, user).await?;
+    let events = boot_log(&ctx.env, &node.id).await?;
     Ok(json_response(200, &serde_json::json!({ "events": events })))
 }
 
-/// A node's boot log, oldest first, from its `NodeLifecycle` object. The
+/// `GET /api/nodes/{id}/events/ws`: the node's log so far, then each new
+/// line as it happens, over a WebSocket served by its `NodeLifecycle`.
+pub async fn event_stream(ctx: &Ctx, user: &str) -> ApiResult<Response> {
+    let node = owned_node(ctx, user).await?;
+    let upgrade = ctx.req.headers().get("Upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            426,
+            "websocket_required",
+            "this endpoint streams over a WebSocket; send an Upgrade: websocket request",
+        ));
+    }
+    let headers = Headers::new();
+    headers.set("Upgrade", "websocket")?;
+    let mut init = RequestInit::new();
+    init.with_headers(headers);
+    let forwarded = Request::new_with_init("https://node-lifecycle/ws", &init)?;
+    Ok(lifecycle_stub(&ctx.env, &node.id)?
+        .fetch_with_request(forwarded)
+        .await?)
+}
+
+/// A node's log, oldest first, from its `NodeLifecycle` object. The
 /// caller must already have checked that the node is the user's.
 pub async fn boot_log(env: &Env, node_id: &str) -> ApiResult<Vec<BootEvent>> {
     let mut resp = lifecycle_stub(env, node_id)?
@@ -125,14 +245,89 @@ pub async fn boot_log(env: &Env, node_id: &str) -> ApiResult<Vec<BootEvent>> {
     Ok(resp.json().await?)
 }
 
+/// `GET /api/nodes/{id}/logs`: the vm-agent's recent log lines.
+pub async fn agent_logs(ctx: &Ctx, user: &str) -> ApiResult<Response> {
+    let node = owned_node(ctx, user).await?;
+    let query = ctx.query_string();
+    agent_call(ctx, &node, &format!("/logs{query}")).await
+}
+
+/// `GET /api/nodes/{id}/logs/stream`: the vm-agent's log as Server-Sent
+/// Events, passed through as it arrives.
+pub async fn agent_log_stream(ctx: &Ctx, user: &str) -> ApiResult<Response> {
+    let node = owned_node(ctx, user).await?;
+    let query = ctx.query_string();
+    agent_call(ctx, &node, &format!("/logs/stream{query}")).await
+}
+
+/// Calls the node's vm-agent with a short-lived management token scoped
+/// to this node, and passes its answer (status, type, streaming body) on.
+async fn agent_call(ctx: &Ctx, node: &NodeRecord, path: &str) -> ApiResult<Response> {
+    let running = matches!(
+        node.status(),
+        sam_domain::lifecycle::LifecycleStatus::Ready
+            | sam_domain::lifecycle::LifecycleStatus::Warm
+    );
+    let Some(ip) = node.ip_address.as_deref().filter(|_| running) else {
+        return Err(ApiError::new(
+            409,
+            "node_not_running",
+            "the node's vm-agent is not running; logs are available while the node is ready or warm",
+        ));
+    };
+    let key = Config::signing_key(&ctx.env)?;
+    let token = key.issue(
+        &ctx.config.nodes.control_plane_url,
+        &Grant {
+            audience: Audience::NodeManagement,
+            node_id: node.id.clone(),
+            ttl_secs: MANAGEMENT_TOKEN_TTL_SECS,
+        },
+        now_ms(),
+    );
+    let headers = Headers::new();
+    headers.set("Authorization", &format!("Bearer {token}"))?;
+    let mut init = RequestInit::new();
+    init.with_headers(headers);
+    let url = format!("http://{ip}:{}{path}", ctx.config.nodes.vm_agent_port);
+    let request = Request::new_with_init(&url, &init)?;
+    let upstream = Fetch::Request(request).send().await.map_err(|e| {
+        ApiError::new(
+            502,
+            "vm_agent_unreachable",
+            format!("the node's vm-agent did not answer: {e}"),
+        )
+    })?;
+    let status = upstream.status_code();
+    let content_type = upstream
+        .headers()
+        .get("content-type")?
+        .unwrap_or_else(|| "application/json".to_owned());
+    let out = Headers::new();
+    out.set("content-type", &content_type)?;
+    out.set("cache-control", "no-store")?;
+    Ok(Response::from_body(upstream.body().clone())?
+        .with_status(status)
+        .with_headers(out))
+}
+
 pub async fn ready(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {
     let body: NodeReadyRequest = ctx.json().await?;
     let db = d1(&ctx.env)?;
-    let boot_log = DurableBootLog { env: &ctx.env };
-    record_ready(&db, &boot_log, &claims.node, &body.agent_version, now_ms()).await?;
+    let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
+    let accounts = ports.accounts();
+    let node = record_ready(
+        &db,
+        &ports.ports(&accounts),
+        &ctx.config.nodes,
+        &claims.node,
+        &body.agent_version,
+        now_ms(),
+    )
+    .await?;
     Ok(json_response(
         200,
-        &serde_json::json!({ "status": "running" }),
+        &serde_json::json!({ "status": node.status }),
     ))
 }
 

@@ -192,6 +192,7 @@ pub async fn project(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
         default_branch: p.default_branch,
         status: p.status,
         vm_size: p.settings.vm_size,
+        warm_node_timeout_secs: p.settings.warm_node_timeout_secs,
         provider: p.settings.provider,
         location: p.settings.location,
         agent: p.settings.agent,
