@@ -22,6 +22,7 @@ struct Entry {
 const APP_CSS: &[u8] = include_bytes!("../static/app.css");
 const FAVICON_SVG: &[u8] = include_bytes!("../static/favicon.svg");
 const FORMS_JS: &[u8] = include_bytes!("../static/forms.js");
+const NODE_LIVE_JS: &[u8] = include_bytes!("../static/node-live.js");
 
 const ASSETS: &[Entry] = &[
     Entry {
@@ -38,6 +39,11 @@ const ASSETS: &[Entry] = &[
         name: "forms.js",
         content_type: "application/javascript; charset=utf-8",
         body: FORMS_JS,
+    },
+    Entry {
+        name: "node-live.js",
+        content_type: "application/javascript; charset=utf-8",
+        body: NODE_LIVE_JS,
     },
 ];
 

@@ -178,6 +178,12 @@ struct NodeRow<'a> {
     /// CSS class from a closed set, so an unexpected status string can never
     /// become an arbitrary class name.
     status_class: &'static str,
+    /// Who holds a `ready` node: "you" for the user's own hold.
+    holder: Option<&'a str>,
+    /// The user asked to delete the node; it leaves the list once destroyed.
+    removing: bool,
+    /// What happens next, as on the node's page.
+    deadline: Option<node::Deadline>,
     health: &'a str,
     health_class: &'static str,
     error_message: Option<&'a str>,
@@ -198,6 +204,11 @@ impl<'a> NodeRow<'a> {
             location: &node.location,
             status: &node.status,
             status_class: status_class(&node.status),
+            holder: node.claimed_by.as_deref().map(node::holder),
+            removing: node.removed_at.is_some() && node.status != "destroyed",
+            deadline: node
+                .deadline_at
+                .and_then(|at| node::Deadline::new(&node.status, at, now_ms)),
             health: &node.health,
             health_class: health_class(&node.health),
             // A message is only worth showing while the node is in error;
@@ -213,21 +224,28 @@ impl<'a> NodeRow<'a> {
     }
 }
 
+/// A node status's badge class: `status-<status>` for the statuses the
+/// lifecycle knows (`node-live.js` derives the same names), `status-unknown`
+/// for anything else.
 pub(crate) fn status_class(status: &str) -> &'static str {
     match status {
-        "creating" => "status-creating",
-        "running" => "status-running",
-        "deleting" => "status-deleting",
-        "deleted" => "status-deleted",
+        "provisioning" => "status-provisioning",
+        "booting" => "status-booting",
+        "ready" => "status-ready",
+        "warm" => "status-warm",
+        "destroying" => "status-destroying",
+        "destroyed" => "status-destroyed",
         "error" => "status-error",
         _ => "status-unknown",
     }
 }
 
+/// A node health's dot class, from a closed set like [`status_class`].
 pub(crate) fn health_class(health: &str) -> &'static str {
     match health {
         "healthy" => "health-healthy",
         "stale" => "health-stale",
+        "unhealthy" => "health-unhealthy",
         _ => "health-unknown",
     }
 }

@@ -1,5 +1,14 @@
-//! One node's page: status and health, facts, the last reported metrics,
-//! the boot log as a timeline, and deletion.
+//! One node's page: status, holder, health and what happens next; facts,
+//! the last reported metrics, the node's log as a timeline, the vm-agent's
+//! own log, and the actions (release, stop, delete).
+//!
+//! The server-rendered page is complete on its own. While the node can
+//! still change, `static/node-live.js` keeps it current in place: it
+//! follows the node's log over a WebSocket, appends new timeline rows and
+//! re-reads `GET /api/nodes/{id}` to update the elements marked with ids
+//! below (`node-status`, `node-health`, `node-deadline`, ...). Wording that
+//! both sides produce (deadline phrases, phase labels) is kept in step by
+//! the page tests.
 
 use askama::Template;
 use sam_wire::{NodeMetrics, NodeView};
@@ -8,7 +17,7 @@ use crate::projects::path_segment;
 use crate::time::{self, Stamp, When};
 use crate::{RenderError, Viewer, asset_version, health_class, status_class};
 
-/// One entry of a node's boot log (its `NodeLifecycle` object).
+/// One entry of a node's log (its `NodeLifecycle` object).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BootEventRow {
     /// Epoch milliseconds.
@@ -21,8 +30,8 @@ pub struct BootEventRow {
 }
 
 /// One node. `boot_log` is `None` when it could not be loaded (the page
-/// still shows everything else). `now_ms` anchors "N s ago". The page
-/// refreshes itself every 5 s until the node is deleted.
+/// still shows everything else, and the live script loads it). `now_ms`
+/// anchors "N s ago" and "in N min".
 pub fn render_node_page(
     viewer: &Viewer,
     node: &NodeView,
@@ -30,8 +39,16 @@ pub fn render_node_page(
     now_ms: i64,
     version: &str,
 ) -> Result<String, RenderError> {
-    let running = node.status == "running";
-    let deleted = node.status == "deleted";
+    let status = node.status.as_str();
+    let running = is_running(status);
+    // Nothing happens to a destroyed node any more: no live updates.
+    let live = status != "destroyed";
+    let actions = Actions::for_node(node);
+    let phases: Vec<PhaseView> = boot_log
+        .unwrap_or_default()
+        .iter()
+        .map(|e| PhaseView::new(e, node.created_at))
+        .collect();
     let page = NodePage {
         title: &node.name,
         version,
@@ -40,15 +57,20 @@ pub fn render_node_page(
         viewer: Some(viewer),
         node,
         path_id: path_segment(&node.id),
-        status_class: status_class(&node.status),
+        now_ms,
+        status_class: status_class(status),
         health_class: health_class(&node.health),
-        refresh: !deleted,
-        deletable: !deleted,
+        live,
+        deadline: node
+            .deadline_at
+            .and_then(|at| Deadline::new(status, at, now_ms)),
+        holder: node.claimed_by.as_deref().map(holder),
         // As on the list: a message belongs to the error it explains.
         error_message: node
             .error_message
             .as_deref()
-            .filter(|m| node.status == "error" && !m.is_empty()),
+            .filter(|m| status == "error" && !m.is_empty()),
+        destroy_error: node.destroy_error.as_deref().filter(|e| !e.is_empty()),
         ip_address: node.ip_address.as_deref().filter(|ip| !ip.is_empty()),
         server_id: node
             .provider_server_id
@@ -61,26 +83,139 @@ pub fn render_node_page(
             after_creation: time::offset(at - node.created_at),
         }),
         last_heartbeat: node.last_heartbeat_at.map(|at| time::when(at, now_ms)),
-        deleted: node.deleted_at.map(|at| time::when(at, now_ms)),
+        removed: node.removed_at.map(|at| time::when(at, now_ms)),
         // Figures from a node that is no longer running describe the past.
         metrics: node
             .metrics
             .as_ref()
             .filter(|_| running)
             .map(MetricsView::new),
-        metrics_note: if running || node.status == "creating" {
-            "No metrics yet: the agent reports them with each heartbeat."
-        } else {
-            "No metrics: the node is not running."
-        },
-        phases: boot_log.map(|events| {
-            events
-                .iter()
-                .map(|e| PhaseView::new(e, node.created_at))
-                .collect()
-        }),
+        metrics_note: metrics_note(status),
+        log_available: running,
+        actions,
+        log_loaded: boot_log.is_some(),
+        phases,
     };
     Ok(page.render()?)
+}
+
+/// `ready` and `warm`: the vm-agent runs, reports metrics and serves its log.
+fn is_running(status: &str) -> bool {
+    matches!(status, "ready" | "warm")
+}
+
+fn metrics_note(status: &str) -> &'static str {
+    if is_running(status) || matches!(status, "provisioning" | "booting") {
+        "No metrics yet: the agent reports them with each heartbeat."
+    } else {
+        "No metrics: the node is not running."
+    }
+}
+
+/// Who holds the node, for people: the signed-in user's own hold
+/// (`user:<id>`, and a user only ever sees their own nodes) is "you".
+pub(crate) fn holder(claimed_by: &str) -> &str {
+    if claimed_by.starts_with("user:") {
+        "you"
+    } else {
+        claimed_by
+    }
+}
+
+/// The actions that apply to the node now. Forms for actions that may
+/// still come to apply are rendered hidden, so the live script can show
+/// them (a booting node becomes ready and releasable without a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Actions {
+    /// The user's own hold on a ready node ends; it turns warm.
+    release: bool,
+    /// The server is deleted, the record stays.
+    stop: bool,
+    /// Stop, and leave the lists once destroyed.
+    delete: bool,
+}
+
+impl Actions {
+    fn for_node(node: &NodeView) -> Self {
+        let status = node.status.as_str();
+        let held_by_user = node
+            .claimed_by
+            .as_deref()
+            .is_some_and(|c| c.starts_with("user:"));
+        Actions {
+            release: status == "ready" && held_by_user,
+            stop: !matches!(status, "destroying" | "destroyed"),
+            delete: !(status == "destroyed" && node.removed_at.is_some()),
+        }
+    }
+
+    fn any(self) -> bool {
+        self.release || self.stop || self.delete
+    }
+}
+
+/// What `deadline_at` means for the node's status, in words.
+pub(crate) struct Deadline {
+    pub text: String,
+    pub at: i64,
+    pub stamp: Stamp,
+}
+
+impl Deadline {
+    /// `None` for statuses without a deadline (`destroyed`, unknown ones).
+    pub(crate) fn new(status: &str, at: i64, now_ms: i64) -> Option<Self> {
+        Some(Deadline {
+            text: deadline_phrase(status, at, now_ms)?,
+            at,
+            stamp: time::stamp(at),
+        })
+    }
+}
+
+/// `node-live.js` has the same phrases (`deadlinePhrase`); the page tests
+/// check both.
+///
+/// For `ready` and `warm` the deadline is the earliest of the running
+/// timers (stale heartbeats, the maximum lifetime and, when warm, the warm
+/// timeout). Heartbeats push the first one on, so nothing happens before
+/// it, but something need not happen at it: hence "next check" and
+/// "at least".
+fn deadline_phrase(status: &str, at: i64, now_ms: i64) -> Option<String> {
+    let left = at.saturating_sub(now_ms);
+    let due = left <= 0;
+    Some(match status {
+        "provisioning" | "booting" if due => "boot deadline passed".to_owned(),
+        "provisioning" | "booting" => format!("boot deadline in {}", in_words(left)),
+        "ready" if due => "next check due now".to_owned(),
+        "ready" => format!("next check in {}", in_words(left)),
+        "warm" if due => "warm; next check due now (destroyed if not claimed)".to_owned(),
+        "warm" => format!(
+            "warm until at least {} (destroyed if not claimed)",
+            hour_minute(at)
+        ),
+        "destroying" if due => "next delete attempt due now".to_owned(),
+        "destroying" => format!("next delete attempt in {}", in_words(left)),
+        "error" => "its server is deleted next".to_owned(),
+        _ => return None,
+    })
+}
+
+/// A time ahead, in the units of [`time::ago`]: `8 s`, `4 min`, `3 h`,
+/// `2 d`. Seconds round up, so a moment still ahead never reads `0 s`.
+fn in_words(left_ms: i64) -> String {
+    let secs = left_ms.max(0).saturating_add(999) / 1000;
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7_200 => format!("{} min", secs / 60),
+        7_200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
+
+/// `12:30 UTC`.
+fn hour_minute(epoch_ms: i64) -> String {
+    let of_day = epoch_ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02} UTC", of_day / 3600, of_day % 3600 / 60)
 }
 
 #[derive(Template)]
@@ -94,24 +229,33 @@ struct NodePage<'a> {
     node: &'a NodeView,
     /// The id, encoded for a URL path.
     path_id: String,
+    /// When the page was rendered, so the live script can correct for the
+    /// browser's clock.
+    now_ms: i64,
     status_class: &'static str,
     health_class: &'static str,
-    /// Meta refresh while the node can still change.
-    refresh: bool,
-    deletable: bool,
+    /// The node can still change: load the live script and mark the hooks.
+    live: bool,
+    deadline: Option<Deadline>,
+    holder: Option<&'a str>,
     error_message: Option<&'a str>,
+    destroy_error: Option<&'a str>,
     ip_address: Option<&'a str>,
     server_id: Option<&'a str>,
     agent_version: Option<&'a str>,
     created: When,
     ready: Option<Milestone>,
     last_heartbeat: Option<When>,
-    deleted: Option<When>,
+    removed: Option<When>,
     metrics: Option<MetricsView>,
     metrics_note: &'static str,
-    phases: Option<Vec<PhaseView<'a>>>,
+    /// The vm-agent log can be streamed (ready or warm).
+    log_available: bool,
+    actions: Actions,
+    /// False when the node's log could not be loaded.
+    log_loaded: bool,
+    phases: Vec<PhaseView<'a>>,
 }
-
 /// A point in the node's life, with its distance from the node's creation.
 struct Milestone {
     when: When,
@@ -186,8 +330,11 @@ fn bytes(n: u64) -> String {
     format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
 }
 
-/// One boot-log entry on the timeline.
+/// One log entry on the timeline.
 struct PhaseView<'a> {
+    /// Epoch milliseconds, for `data-at`: with the phase, what the live
+    /// script deduplicates rows by.
+    at_ms: i64,
     /// As recorded, for `data-phase` and the small code next to the label.
     phase: &'a str,
     label: &'a str,
@@ -203,18 +350,26 @@ struct PhaseView<'a> {
 
 impl<'a> PhaseView<'a> {
     fn new(event: &'a BootEventRow, created_at: i64) -> Self {
+        // node-live.js has the same table (`PHASES`); the page tests check it.
         let (label, kind_class) = match event.phase.as_str() {
             "requested" => ("Requested", "phase-ok"),
-            "provider_created" => ("Server created", "phase-ok"),
             "provider_retrying" => ("Provider retry", "phase-warn"),
+            "provider_created" => ("Server created", "phase-ok"),
             "provider_failed" => ("Provider failed", "phase-error"),
             "agent_ready" => ("Agent ready", "phase-ok"),
+            "claimed" => ("Claimed", "phase-ok"),
+            "released" => ("Released", "phase-neutral"),
             "boot_deadline_passed" => ("Boot deadline passed", "phase-error"),
-            "delete_requested" => ("Delete requested", "phase-warn"),
-            "deleted" => ("Deleted", "phase-neutral"),
+            "heartbeat_stale" => ("Heartbeats stopped", "phase-error"),
+            "warm_timeout_passed" => ("Warm timeout passed", "phase-neutral"),
+            "max_lifetime_passed" => ("Maximum lifetime reached", "phase-warn"),
+            "destroy_requested" => ("Delete requested", "phase-warn"),
+            "destroy_failed" => ("Delete failed", "phase-warn"),
+            "destroyed" => ("Destroyed", "phase-neutral"),
             other => (other, "phase-unknown"),
         };
         PhaseView {
+            at_ms: event.at,
             phase: &event.phase,
             label,
             kind_class,
@@ -239,6 +394,27 @@ mod tests {
         assert_eq!(bytes(1024 * 1024 - 1), "1.0 MiB");
         assert_eq!(bytes(4_026_531_840), "3.8 GiB");
         assert_eq!(bytes(u64::MAX), "16384.0 PiB");
+    }
+
+    #[test]
+    fn times_ahead_read_like_times_ago() {
+        assert_eq!(in_words(0), "0 s");
+        assert_eq!(in_words(-5_000), "0 s");
+        assert_eq!(in_words(1), "1 s", "a moment still ahead is never 0 s");
+        assert_eq!(in_words(8_000), "8 s");
+        assert_eq!(in_words(119_000), "119 s");
+        assert_eq!(in_words(240_000), "4 min");
+        assert_eq!(in_words(7_200_000), "2 h");
+        assert_eq!(in_words(3 * 86_400_000), "3 d");
+        assert_eq!(hour_minute(1_772_359_200_000 + 9_000_000), "12:30 UTC");
+        assert_eq!(hour_minute(-60_000), "23:59 UTC");
+    }
+
+    #[test]
+    fn the_users_own_hold_is_you() {
+        assert_eq!(holder("user:01JUSER"), "you");
+        assert_eq!(holder("task-42"), "task-42");
+        assert_eq!(holder("users:x"), "users:x");
     }
 
     #[test]

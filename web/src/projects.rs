@@ -61,10 +61,19 @@ pub struct ProjectDetail {
     pub provider: Option<String>,
     pub location: Option<String>,
     pub agent: Option<String>,
+    /// How long nodes that worked for the project stay warm, in seconds.
+    pub warm_node_timeout_secs: Option<u64>,
     /// Epoch milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// The platform's warm node timeout in seconds, shown as the placeholder of
+/// the project's own (`sam_domain::projects::DEFAULT_WARM_NODE_TIMEOUT_SECS`).
+const DEFAULT_WARM_NODE_TIMEOUT_SECS: u64 = 30 * 60;
+/// The range a project's warm node timeout may take, in seconds
+/// (`sam_domain::projects::{MIN,MAX}_WARM_NODE_TIMEOUT_SECS`).
+const WARM_NODE_TIMEOUT_SECS_RANGE: (u64, u64) = (10, 86_400);
 
 /// The values the settings selects offer (from the domain catalogue).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,6 +178,9 @@ pub fn render_project_page(
         providers: choices(&options.providers, project.provider.as_deref()),
         locations: choices(&options.locations, project.location.as_deref()),
         agents: choices(&options.agents, project.agent.as_deref()),
+        warm_default_secs: DEFAULT_WARM_NODE_TIMEOUT_SECS,
+        warm_min_secs: WARM_NODE_TIMEOUT_SECS_RANGE.0,
+        warm_max_secs: WARM_NODE_TIMEOUT_SECS_RANGE.1,
         agent_options: &options.agents,
         kinds: CREDENTIAL_KINDS,
         overrides: credential_rows(agent_overrides, now_ms),
@@ -233,6 +245,10 @@ struct ProjectPage<'a> {
     providers: Vec<Choice<'a>>,
     locations: Vec<Choice<'a>>,
     agents: Vec<Choice<'a>>,
+    /// Placeholder of the warm node timeout field (empty = this default).
+    warm_default_secs: u64,
+    warm_min_secs: u64,
+    warm_max_secs: u64,
     agent_options: &'a [String],
     kinds: &'static [&'static str],
     overrides: Vec<CredentialView<'a>>,

@@ -22,6 +22,10 @@ fn node(id: &str, name: &str, status: &str) -> NodeView {
         location: "fsn1".into(),
         server_type: "cx23".into(),
         status: status.into(),
+        status_since: NOW_MS - 600_000,
+        deadline_at: None,
+        claimed_by: None,
+        project_id: None,
         health: "unknown".into(),
         error_message: None,
         provider_server_id: None,
@@ -31,9 +35,14 @@ fn node(id: &str, name: &str, status: &str) -> NodeView {
         agent_version: None,
         last_heartbeat_at: None,
         metrics: None,
-        deleted_at: None,
+        destroy_attempts: 0,
+        destroy_error: None,
+        removed_at: None,
     }
 }
+
+/// The signed-in user's own hold on a node.
+const USER_HOLD: &str = "user:01JUSER0000000000000000AA";
 
 fn three_nodes() -> Vec<NodeView> {
     let running = NodeView {
@@ -43,17 +52,22 @@ fn three_nodes() -> Vec<NodeView> {
         agent_ready_at: Some(NOW_MS - 500_000),
         agent_version: Some("0.1.0".into()),
         last_heartbeat_at: Some(NOW_MS - 12_000),
+        claimed_by: Some(USER_HOLD.into()),
+        deadline_at: Some(NOW_MS + 168_000),
         size: "medium".into(),
         server_type: "cx33".into(),
         location: "hel1".into(),
-        ..node("01JNODERUNNING0000000000AA", "dev-box", "running")
+        ..node("01JNODERUNNING0000000000AA", "dev-box", "ready")
     };
     let creating = NodeView {
         created_at: NOW_MS - 20_000,
-        ..node("01JNODECREATING000000000BB", "fresh-node", "creating")
+        deadline_at: Some(NOW_MS + 880_000),
+        claimed_by: Some(USER_HOLD.into()),
+        ..node("01JNODECREATING000000000BB", "fresh-node", "booting")
     };
     let error = NodeView {
         error_message: Some("hetzner: no capacity for cx23 in fsn1 (placement_error)".into()),
+        deadline_at: Some(NOW_MS),
         ..node("01JNODEERROR000000000000CC", "broken-node", "error")
     };
     vec![running, creating, error]
@@ -85,14 +99,99 @@ fn nodes_page_empty() {
 #[test]
 fn nodes_page_with_three_nodes() {
     let html = render_nodes_page(Some(&ADMIN), &three_nodes(), NOW_MS, "0.1.0-test").unwrap();
-    assert!(html.contains(r#"data-node-id="01JNODERUNNING0000000000AA" data-status="running""#));
-    assert!(html.contains(r#"data-status="creating""#));
+    assert!(html.contains(r#"data-node-id="01JNODERUNNING0000000000AA" data-status="ready""#));
+    assert!(html.contains(r#"data-status="booting""#));
     assert!(html.contains(r#"data-status="error""#));
+    assert!(html.contains("badge status-ready"));
+    assert!(html.contains("badge status-booting"));
     assert!(html.contains("12 s ago"));
     assert!(html.contains("no capacity for cx23"));
     assert!(html.contains("status-error"));
+    // Held nodes say so; what happens next reads as on the node's page.
+    assert!(html.contains(r#"<span class="tag tag-held" data-holder>held by you</span>"#));
+    assert!(html.contains("next check in 2 min"));
+    assert!(html.contains("boot deadline in 14 min"));
+    assert!(html.contains("its server is deleted next"));
+    assert!(!html.contains(USER_HOLD), "the raw claim id stays internal");
     assert!(!html.contains("No nodes yet"));
     insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn nodes_page_marks_warm_held_and_removed_nodes() {
+    let warm = NodeView {
+        deadline_at: Some(NOW_MS + 1_800_000),
+        ..node("01JNODEWARM0000000000000DD", "warm-node", "warm")
+    };
+    let task = NodeView {
+        claimed_by: Some("task-42".into()),
+        ..node("01JNODETASK0000000000000EE", "task-node", "ready")
+    };
+    let going = NodeView {
+        removed_at: Some(NOW_MS - 5_000),
+        deadline_at: Some(NOW_MS + 8_000),
+        destroy_attempts: 2,
+        ..node("01JNODEGOING000000000000FF", "going-node", "destroying")
+    };
+    let html = render_nodes_page(Some(&USER), &[warm, task, going], NOW_MS, "v").unwrap();
+    assert!(html.contains("badge status-warm"), "{html}");
+    assert!(html.contains(r#"<span class="tag tag-free">free for reuse</span>"#));
+    assert!(html.contains("warm until at least 10:30 UTC (destroyed if not claimed)"));
+    assert!(html.contains("held by task-42"));
+    assert!(html.contains("badge status-destroying"));
+    assert!(html.contains("being removed"));
+    assert!(html.contains("next delete attempt in 8 s"));
+    // Exactly one row is warm and free, one held, one being removed.
+    assert_eq!(html.matches("tag-free").count(), 1);
+    assert_eq!(html.matches("data-holder").count(), 1);
+    assert_eq!(html.matches("tag-removing").count(), 1);
+}
+
+#[test]
+fn nodes_page_status_and_health_classes_cover_the_lifecycle() {
+    for (status, class) in [
+        ("provisioning", "status-provisioning"),
+        ("booting", "status-booting"),
+        ("ready", "status-ready"),
+        ("warm", "status-warm"),
+        ("destroying", "status-destroying"),
+        ("destroyed", "status-destroyed"),
+        ("error", "status-error"),
+        ("running", "status-unknown"),
+    ] {
+        let html = render_nodes_page(None, &[node("01JN", "n", status)], NOW_MS, "v").unwrap();
+        assert!(html.contains(&format!("badge {class}")), "{status}");
+    }
+    for (health, class) in [
+        ("healthy", "health-healthy"),
+        ("stale", "health-stale"),
+        ("unhealthy", "health-unhealthy"),
+        ("unknown", "health-unknown"),
+        ("weird", "health-unknown"),
+    ] {
+        let n = NodeView {
+            health: health.into(),
+            ..node("01JN", "n", "ready")
+        };
+        let html = render_nodes_page(None, &[n], NOW_MS, "v").unwrap();
+        assert!(html.contains(&format!("health {class}")), "{health}");
+    }
+    // Every class the pages can produce has a style.
+    let css = std::str::from_utf8(static_asset("app.css").unwrap().body).unwrap();
+    for class in [
+        "status-provisioning",
+        "status-booting",
+        "status-ready",
+        "status-warm",
+        "status-destroying",
+        "status-destroyed",
+        "status-error",
+        "health-healthy",
+        "health-stale",
+        "health-unhealthy",
+    ] {
+        assert!(css.contains(&format!(".{class}")), "{class} has no CSS");
+    }
 }
 
 #[test]
@@ -118,13 +217,15 @@ fn layout_basics_are_present() {
 fn user_strings_are_escaped() {
     let evil = NodeView {
         error_message: Some(r#"<img src=x onerror="alert(1)">"#.into()),
+        claimed_by: Some("<b>task</b>".into()),
         ..node(r#"id"><script>"#, "<script>alert(1)</script>", "error")
     };
     let html = render_nodes_page(None, &[evil], NOW_MS, "<b>v</b>").unwrap();
     assert!(!html.contains("<script>"), "{html}");
     assert!(!html.contains("<img"), "{html}");
-    assert!(!html.contains("<b>v"), "{html}");
+    assert!(!html.contains("<b>"), "{html}");
     assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(html.contains("held by &#60;b&#62;task&#60;/b&#62;"));
     // The attribute cannot be broken out of either.
     assert!(html.contains(r#"data-node-id="id&#34;&#62;&#60;script&#62;""#));
 }
@@ -157,6 +258,10 @@ fn running_node() -> (NodeView, Vec<BootEventRow>) {
         agent_ready_at: Some(created + 42_130),
         agent_version: Some("0.1.0".into()),
         last_heartbeat_at: Some(NOW_MS - 12_000),
+        claimed_by: Some(USER_HOLD.into()),
+        status_since: created + 42_130,
+        // Three minutes after the last heartbeat.
+        deadline_at: Some(NOW_MS + 168_000),
         metrics: Some(NodeMetrics {
             load_avg_1m: 0.42,
             load_avg_5m: 0.3,
@@ -167,7 +272,7 @@ fn running_node() -> (NodeView, Vec<BootEventRow>) {
             disk_available_bytes: 28_672_000_000,
             uptime_secs: 558,
         }),
-        ..node("01JNODERUNNING0000000000AA", "dev-box", "running")
+        ..node("01JNODERUNNING0000000000AA", "dev-box", "ready")
     };
     let events = vec![
         boot_event(created, "requested", None),
@@ -182,23 +287,41 @@ fn running_node() -> (NodeView, Vec<BootEventRow>) {
     (node, events)
 }
 
+/// The opening tag of the element with `id`, e.g. `<form id="x" … hidden>`.
+fn tag_with_id<'h>(html: &'h str, id: &str) -> Option<&'h str> {
+    let at = html.find(&format!(r#"id="{id}""#))?;
+    let start = html[..at].rfind('<')?;
+    let end = at + html[at..].find('>')?;
+    Some(&html[start..=end])
+}
+
+/// The element is in the page and not hidden.
+fn shown(html: &str, id: &str) -> bool {
+    tag_with_id(html, id).is_some_and(|tag| !tag.contains(" hidden"))
+}
+
+/// The element is in the page, hidden (for the live script to show).
+fn hidden(html: &str, id: &str) -> bool {
+    tag_with_id(html, id).is_some_and(|tag| tag.contains(" hidden"))
+}
+
 #[test]
 fn node_page_running_with_metrics_and_phases() {
     let (node, events) = running_node();
     let html = render_node_page(&USER, &node, Some(&events), NOW_MS, "0.1.0-test").unwrap();
     assert!(html.contains("<title>dev-box · SAM</title>"));
-    assert!(html.contains(r#"<meta name="sam-refresh" content="5">"#));
-    assert!(html.contains(r#"data-status="running""#));
-    assert!(html.contains("badge status-running"));
+    assert!(html.contains(r#"data-status="ready""#));
+    assert!(html.contains("badge status-ready"));
     assert!(html.contains("health health-healthy"));
-    for phase in [
-        "requested",
-        "provider_retrying",
-        "provider_created",
-        "agent_ready",
+    for (at, phase) in [
+        (0, "requested"),
+        (420, "provider_retrying"),
+        (800, "provider_created"),
+        (42_130, "agent_ready"),
     ] {
+        let at = node.created_at + at;
         assert!(
-            html.contains(&format!(r#"data-phase="{phase}""#)),
+            html.contains(&format!(r#"data-phase="{phase}" data-at="{at}""#)),
             "{phase}"
         );
     }
@@ -212,10 +335,263 @@ fn node_page_running_with_metrics_and_phases() {
     assert!(html.contains("38.1 GiB"));
     assert!(html.contains("9 min 18 s"));
     assert!(html.contains("0.42"));
+    // Held by the user, who may release it; what happens next, in words.
+    assert!(html.contains(r#"<dd id="node-holder">you</dd>"#));
+    assert!(!html.contains(USER_HOLD));
+    assert!(html.contains(r#"data-deadline-at="1772359368000""#));
+    assert!(html.contains(">next check in 2 min</time>"), "{html}");
+    assert!(shown(&html, "release-node-form"));
+    assert!(shown(&html, "stop-node-form"));
+    assert!(shown(&html, "delete-node-form"));
+    assert!(html.contains(
+        r#"action="/api/nodes/01JNODERUNNING0000000000AA/release" data-node-action="release""#
+    ));
+    assert!(html.contains(
+        r#"action="/api/nodes/01JNODERUNNING0000000000AA/stop" data-node-action="stop" data-confirm="Stop node dev-box?"#
+    ));
     assert!(html.contains(r#"data-api="DELETE" action="/api/nodes/01JNODERUNNING0000000000AA""#));
     assert!(html.contains(r#"data-redirect="/nodes""#));
-    assert!(!html.contains("node-error-box"));
+    // The agent log can be streamed.
+    assert!(shown(&html, "agent-log"));
+    assert!(html.contains(">Show agent log</button>"));
+    assert!(hidden(&html, "node-error"));
+    assert!(hidden(&html, "node-destroy"));
     insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn node_page_is_updated_live_not_reloaded() {
+    let (node, events) = running_node();
+    let html = render_node_page(&USER, &node, Some(&events), NOW_MS, "v").unwrap();
+    // No timed reload with JavaScript; a plain one without it.
+    assert!(!html.contains("sam-refresh"));
+    assert!(html.contains(r#"<noscript><meta http-equiv="refresh" content="10"></noscript>"#));
+    // The script, from our origin like forms.js, and the hooks it reads.
+    assert!(html.contains(&format!(
+        r#"<script src="/static/node-live.js?v={}" defer></script>"#,
+        asset_version()
+    )));
+    assert_eq!(html.matches("<script").count(), 2);
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(!html.contains(" style="));
+    assert!(!html.contains("javascript:"));
+    for hook in [
+        r#"id="node-head""#,
+        r#"data-live-node="/api/nodes/01JNODERUNNING0000000000AA""#,
+        r#"data-live-events="/api/nodes/01JNODERUNNING0000000000AA/events/ws""#,
+        r#"data-live-logs="/api/nodes/01JNODERUNNING0000000000AA/logs/stream""#,
+        r#"data-created-at="1772358600000""#,
+        r#"data-rendered-at="1772359200000""#,
+        r#"id="node-status""#,
+        r#"id="node-health""#,
+        r#"id="node-deadline""#,
+        r#"id="node-holder""#,
+        r#"id="node-live-state""#,
+        r#"id="node-timeline""#,
+        r#"id="node-metrics-body""#,
+        r#"id="node-heartbeat""#,
+        r#"id="agent-log-start""#,
+        r#"id="agent-log-stop""#,
+        r#"id="agent-log-lines""#,
+    ] {
+        assert!(html.contains(hook), "{hook}");
+    }
+    // Every element the script looks up by id is on the page.
+    let js = std::str::from_utf8(static_asset("node-live.js").unwrap().body).unwrap();
+    for id in js
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("node-") || s.starts_with("agent-log-") || *s == "agent-log")
+        .filter(|s| s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        .filter(|s| !s.ends_with('-'))
+    {
+        assert!(
+            html.contains(&format!(r#"id="{id}""#)),
+            "node-live.js uses #{id}"
+        );
+    }
+    // The live actions are the script's, not forms.js's; every action form
+    // has a place for its error.
+    assert!(!html.contains(r#"data-api="POST""#));
+    let forms = html.matches("<form class=\"action-form\"").count();
+    assert_eq!(forms, 3);
+    assert_eq!(html.matches(r#"role="alert""#).count(), forms);
+}
+
+#[test]
+fn node_page_offers_the_actions_of_each_status() {
+    // (status, held by the user, removed) → [release, stop, delete, agent log]
+    // shown.
+    let cases = [
+        (("provisioning", true, false), [false, true, true, false]),
+        (("booting", true, false), [false, true, true, false]),
+        (("ready", true, false), [true, true, true, true]),
+        // Held by a task: only the task may release it.
+        (("ready", false, false), [false, true, true, true]),
+        (("warm", false, false), [false, true, true, true]),
+        (("destroying", false, false), [false, false, true, false]),
+        (("destroying", false, true), [false, false, true, false]),
+        (("error", false, false), [false, true, true, false]),
+        (("destroyed", false, false), [false, false, true, false]),
+        (("destroyed", false, true), [false, false, false, false]),
+    ];
+    for ((status, held_by_user, removed), [release, stop, delete, agent_log]) in cases {
+        let n = NodeView {
+            claimed_by: if held_by_user {
+                Some(USER_HOLD.into())
+            } else if status == "ready" {
+                Some("task-7".into())
+            } else {
+                None
+            },
+            removed_at: removed.then_some(NOW_MS - 1_000),
+            ..node("01JNODEX", "x", status)
+        };
+        let html = render_node_page(&USER, &n, Some(&[]), NOW_MS, "v").unwrap();
+        let what = format!("{status} held={held_by_user} removed={removed}");
+        assert_eq!(
+            shown(&html, "release-node-form"),
+            release,
+            "release: {what}"
+        );
+        assert_eq!(shown(&html, "stop-node-form"), stop, "stop: {what}");
+        assert_eq!(shown(&html, "delete-node-form"), delete, "delete: {what}");
+        assert_eq!(shown(&html, "agent-log"), agent_log, "agent log: {what}");
+        let live = status != "destroyed";
+        assert_eq!(html.contains("node-live.js"), live, "script: {what}");
+        assert_eq!(html.contains("data-live-events="), live, "hooks: {what}");
+        if live {
+            // Forms that may come to apply are there for the script to show.
+            assert!(tag_with_id(&html, "release-node-form").is_some(), "{what}");
+            assert!(tag_with_id(&html, "stop-node-form").is_some(), "{what}");
+            assert!(tag_with_id(&html, "agent-log").is_some(), "{what}");
+        } else {
+            // Nothing comes back: no hidden forms, no live parts.
+            assert!(tag_with_id(&html, "release-node-form").is_none(), "{what}");
+            assert!(tag_with_id(&html, "stop-node-form").is_none(), "{what}");
+            assert!(tag_with_id(&html, "agent-log").is_none(), "{what}");
+            assert!(!html.contains("http-equiv=\"refresh\""), "{what}");
+        }
+        assert_eq!(
+            tag_with_id(&html, "node-actions").is_some(),
+            release || stop || delete,
+            "actions panel: {what}"
+        );
+    }
+}
+
+#[test]
+fn node_page_says_what_the_deadline_means() {
+    let cases: [(&str, Option<i64>, Option<&str>); 13] = [
+        (
+            "provisioning",
+            Some(240_000),
+            Some("boot deadline in 4 min"),
+        ),
+        ("booting", Some(8_000), Some("boot deadline in 8 s")),
+        ("booting", Some(400), Some("boot deadline in 1 s")),
+        ("booting", Some(-5_000), Some("boot deadline passed")),
+        ("ready", Some(119_000), Some("next check in 119 s")),
+        ("ready", Some(0), Some("next check due now")),
+        // 10:00 now; 12:30 UTC is 2.5 h ahead.
+        (
+            "warm",
+            Some(9_000_000),
+            Some("warm until at least 12:30 UTC (destroyed if not claimed)"),
+        ),
+        (
+            "destroying",
+            Some(8_000),
+            Some("next delete attempt in 8 s"),
+        ),
+        ("destroying", Some(-1), Some("next delete attempt due now")),
+        (
+            "destroying",
+            Some(3 * 3_600_000),
+            Some("next delete attempt in 3 h"),
+        ),
+        ("error", Some(0), Some("its server is deleted next")),
+        ("destroyed", Some(1_000), None),
+        ("ready", None, None),
+    ];
+    for (status, left, want) in cases {
+        let n = NodeView {
+            deadline_at: left.map(|l| NOW_MS + l),
+            ..node("01JNODEX", "x", status)
+        };
+        let html = render_node_page(&USER, &n, Some(&[]), NOW_MS, "v").unwrap();
+        match want {
+            Some(text) => {
+                assert!(shown(&html, "node-deadline"), "{status} {left:?}");
+                assert!(
+                    html.contains(&format!(">{text}</time>")),
+                    "{status} {left:?}: {html}"
+                );
+            }
+            None => assert!(hidden(&html, "node-deadline"), "{status} {left:?}"),
+        }
+    }
+    // The live script has the same phrases.
+    let js = std::str::from_utf8(static_asset("node-live.js").unwrap().body).unwrap();
+    for phrase in [
+        "\"boot deadline in \"",
+        "\"boot deadline passed\"",
+        "\"next check in \"",
+        "\"next check due now\"",
+        "\"warm until at least \"",
+        "\" (destroyed if not claimed)\"",
+        "\"next delete attempt in \"",
+        "\"next delete attempt due now\"",
+        "\"its server is deleted next\"",
+    ] {
+        assert!(js.contains(phrase), "node-live.js lacks {phrase}");
+    }
+}
+
+#[test]
+fn node_page_names_the_holder() {
+    let task = NodeView {
+        claimed_by: Some("task-42".into()),
+        ..node("01JNODEX", "x", "ready")
+    };
+    let html = render_node_page(&USER, &task, Some(&[]), NOW_MS, "v").unwrap();
+    assert!(html.contains(r#"<dd id="node-holder">task-42</dd>"#));
+    let free = node("01JNODEX", "x", "warm");
+    let html = render_node_page(&USER, &free, Some(&[]), NOW_MS, "v").unwrap();
+    assert!(html.contains(r#"<dd id="node-holder"><span class="muted">nobody</span></dd>"#));
+    assert!(html.contains("badge status-warm"));
+}
+
+#[test]
+fn node_page_destroying_shows_the_failed_delete() {
+    let n = NodeView {
+        destroy_attempts: 3,
+        destroy_error: Some("hetzner: 503 service unavailable <retry>".into()),
+        deadline_at: Some(NOW_MS + 8_000),
+        removed_at: Some(NOW_MS - 30_000),
+        ..node("01JNODEGOING000000000000FF", "going-node", "destroying")
+    };
+    let html = render_node_page(&USER, &n, Some(&[]), NOW_MS, "v").unwrap();
+    assert!(shown(&html, "node-destroy"));
+    assert!(html.contains(r#"<span class="metric" id="node-destroy-attempts">3</span>"#));
+    assert!(shown(&html, "node-destroy-error-line"));
+    assert!(html.contains("hetzner: 503 service unavailable &#60;retry&#62;"));
+    assert!(html.contains(">next delete attempt in 8 s</time>"));
+    assert!(html.contains("<dt>Removed</dt>"));
+    // A delete without an error yet shows the attempts only.
+    let calm = NodeView {
+        destroy_error: None,
+        ..n
+    };
+    let html = render_node_page(&USER, &calm, Some(&[]), NOW_MS, "v").unwrap();
+    assert!(shown(&html, "node-destroy"));
+    assert!(hidden(&html, "node-destroy-error-line"));
+    // Other statuses keep the box hidden, even with an old error.
+    let ready = NodeView {
+        destroy_error: Some("old".into()),
+        ..node("01JNODEX", "x", "ready")
+    };
+    let html = render_node_page(&USER, &ready, Some(&[]), NOW_MS, "v").unwrap();
+    assert!(hidden(&html, "node-destroy"));
 }
 
 #[test]
@@ -224,6 +600,7 @@ fn node_page_in_error() {
     let node = NodeView {
         error_message: Some("the agent did not register within 300 s".into()),
         provider_server_id: Some("4712".into()),
+        deadline_at: Some(NOW_MS),
         ..node("01JNODEERROR000000000000CC", "broken-node", "error")
     };
     let events = vec![
@@ -237,53 +614,116 @@ fn node_page_in_error() {
     ];
     let html = render_node_page(&ADMIN, &node, Some(&events), NOW_MS, "0.1.0-test").unwrap();
     assert!(html.contains("badge status-error"));
-    assert!(html.contains(r#"id="node-error""#));
+    assert!(shown(&html, "node-error"));
+    assert!(html.contains(r#"<p id="node-error-message">the agent did not register"#));
     assert!(html.contains("timeline-item phase-error"));
     assert!(html.contains("+5 min 0 s"));
     assert!(html.contains("No metrics: the node is not running."));
-    assert!(html.contains(r#"<meta name="sam-refresh" content="5">"#));
-    assert!(html.contains("delete-node-form"));
+    assert!(html.contains("its server is deleted next"));
+    assert!(html.contains("node-live.js"));
+    assert!(shown(&html, "delete-node-form"));
     insta::assert_snapshot!(stable(&html));
 }
 
 #[test]
-fn node_page_deleted() {
+fn node_page_destroyed_and_removed() {
     let (running, mut events) = running_node();
-    let deleted_at = NOW_MS - 60_000;
-    events.push(boot_event(deleted_at - 900, "delete_requested", None));
-    events.push(boot_event(deleted_at, "deleted", None));
+    let removed_at = NOW_MS - 60_000;
+    events.push(boot_event(removed_at - 900, "destroy_requested", None));
+    events.push(boot_event(removed_at, "destroyed", None));
     let node = NodeView {
-        status: "deleted".into(),
+        status: "destroyed".into(),
         health: "unknown".into(),
-        deleted_at: Some(deleted_at),
+        claimed_by: None,
+        deadline_at: None,
+        removed_at: Some(removed_at),
         ..running
     };
     let html = render_node_page(&USER, &node, Some(&events), NOW_MS, "0.1.0-test").unwrap();
-    assert!(html.contains("badge status-deleted"));
-    // Nothing changes any more: no refresh, no delete button, no stale metrics.
+    assert!(html.contains("badge status-destroyed"));
+    // Nothing changes any more: no refresh, no live script, no actions, no
+    // stale metrics.
     assert!(!html.contains("http-equiv=\"refresh\"") && !html.contains("sam-refresh"));
+    assert!(!html.contains("node-live.js"));
+    assert!(!html.contains("data-live-"));
+    assert!(!html.contains("node-actions"));
     assert!(!html.contains("delete-node-form"));
     assert!(!html.contains("<noscript>"));
     assert!(!html.contains("<meter"));
+    assert!(!html.contains("agent-log"));
+    assert!(hidden(&html, "node-deadline"));
     assert!(html.contains("No metrics: the node is not running."));
-    assert!(html.contains(r#"data-phase="deleted""#));
-    assert!(html.contains("<dt>Deleted</dt>"));
+    assert!(html.contains(r#"data-phase="destroyed""#));
+    assert!(html.contains(">Destroyed</span>"));
+    assert!(html.contains(">Delete requested</span>"));
+    assert!(html.contains("<dt>Removed</dt>"));
     insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn node_page_stopped_can_still_be_deleted() {
+    let n = node("01JNODESTOPPED0000000000GG", "stopped", "destroyed");
+    let html = render_node_page(&USER, &n, Some(&[]), NOW_MS, "v").unwrap();
+    assert!(shown(&html, "delete-node-form"));
+    assert!(!html.contains("release-node-form"));
+    assert!(!html.contains("stop-node-form"));
+    assert!(!html.contains("node-live.js"));
+    assert!(!html.contains("<dt>Removed</dt>"));
 }
 
 #[test]
 fn node_page_without_boot_log_or_metrics() {
     let fresh = NodeView {
         created_at: NOW_MS - 3_000,
-        ..node("01JNODECREATING000000000BB", "fresh-node", "creating")
+        ..node("01JNODECREATING000000000BB", "fresh-node", "booting")
     };
     let html = render_node_page(&USER, &fresh, None, NOW_MS, "v").unwrap();
     assert!(html.contains(r#"id="boot-log-unavailable""#));
+    assert!(html.contains("it appears here once the live connection is up"));
+    // The (empty) timeline is there for the live script to fill.
+    assert!(hidden(&html, "node-timeline"));
     assert!(html.contains("No metrics yet"));
     assert!(html.contains("not yet"));
     assert!(html.contains("never"));
     let html = render_node_page(&USER, &fresh, Some(&[]), NOW_MS, "v").unwrap();
     assert!(html.contains("Nothing recorded yet."));
+    assert!(hidden(&html, "node-timeline"));
+    assert!(!html.contains("boot-log-unavailable"));
+}
+
+#[test]
+fn every_lifecycle_phase_has_a_label_here_and_in_the_live_script() {
+    let js = std::str::from_utf8(static_asset("node-live.js").unwrap().body).unwrap();
+    for phase in [
+        "requested",
+        "provider_retrying",
+        "provider_created",
+        "provider_failed",
+        "agent_ready",
+        "claimed",
+        "released",
+        "boot_deadline_passed",
+        "heartbeat_stale",
+        "warm_timeout_passed",
+        "max_lifetime_passed",
+        "destroy_requested",
+        "destroy_failed",
+        "destroyed",
+    ] {
+        let n = node("01JNODEX", "x", "ready");
+        let events = [boot_event(NOW_MS, phase, None)];
+        let html = render_node_page(&USER, &n, Some(&events), NOW_MS, "v").unwrap();
+        assert!(!html.contains("phase-unknown"), "{phase} has no label");
+        let label = html
+            .split(r#"<span class="timeline-label">"#)
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap();
+        assert!(
+            js.contains(&format!(r#"{phase}: ["{label}", "#)),
+            "node-live.js labels {phase} differently from the page ({label})"
+        );
+    }
 }
 
 #[test]
@@ -292,6 +732,8 @@ fn node_page_escapes_user_strings() {
         error_message: Some(r#"<img src=x onerror="alert(1)">"#.into()),
         ip_address: Some("<i>ip</i>".into()),
         agent_version: Some("\"><script>v</script>".into()),
+        claimed_by: Some("<u>task</u>".into()),
+        destroy_error: Some("<em>boom</em>".into()),
         ..node(r#"id"><script>/x"#, "<script>alert(1)</script>", "error")
     };
     let events = vec![boot_event(
@@ -303,21 +745,64 @@ fn node_page_escapes_user_strings() {
     assert!(!html.contains("<script>"), "{html}");
     assert!(!html.contains("<img"), "{html}");
     assert!(!html.contains("<i>"), "{html}");
+    assert!(!html.contains("<u>"), "{html}");
+    assert!(!html.contains("<em>"), "{html}");
     assert!(!html.contains("<b "), "{html}");
     assert!(html.contains("<title>&#60;script&#62;alert(1)&#60;/script&#62; · SAM</title>"));
     assert!(html.contains(r#"data-node-id="id&#34;&#62;&#60;script&#62;/x""#));
-    // The id in the delete URL is percent-encoded: it stays one path segment.
-    assert!(
-        html.contains(r#"action="/api/nodes/id%22%3E%3Cscript%3E%2Fx""#),
-        "{html}"
-    );
-    // An unknown phase keeps a neutral class and its text, escaped.
+    // The id in every URL is percent-encoded: it stays one path segment.
+    for url in [
+        r#"action="/api/nodes/id%22%3E%3Cscript%3E%2Fx""#,
+        r#"action="/api/nodes/id%22%3E%3Cscript%3E%2Fx/stop""#,
+        r#"data-live-events="/api/nodes/id%22%3E%3Cscript%3E%2Fx/events/ws""#,
+        r#"data-live-logs="/api/nodes/id%22%3E%3Cscript%3E%2Fx/logs/stream""#,
+    ] {
+        assert!(html.contains(url), "{url}: {html}");
+    }
+    // An unknown phase keeps a neutral class and its text, escaped; so does
+    // the log line's detail.
     assert!(html.contains("timeline-item phase-unknown"));
     assert!(html.contains("&#60;b onclick=x&#62;phase&#60;/b&#62;"));
-    // The confirm question carries the name escaped inside its attribute.
+    assert!(html.contains("&#60;script&#62;detail&#60;/script&#62;"));
+    assert!(html.contains("&#60;u&#62;task&#60;/u&#62;"));
+    // The confirm questions carry the name escaped inside their attribute.
     assert!(html.contains(
         r#"data-confirm="Delete node &#60;script&#62;alert(1)&#60;/script&#62;? Its server is destroyed.""#
     ));
+    assert!(html.contains(
+        r#"data-confirm="Stop node &#60;script&#62;alert(1)&#60;/script&#62;? Its server is deleted; the node's record stays.""#
+    ));
+}
+
+#[test]
+fn node_live_js_is_served_and_writes_text_only() {
+    let js = static_asset("/static/node-live.js").unwrap();
+    assert_eq!(js.content_type, "application/javascript; charset=utf-8");
+    assert_eq!(static_asset("node-live.js"), Some(js.clone()));
+    let text = std::str::from_utf8(js.body).unwrap();
+    // Log lines and server strings only ever become text.
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "setTimeout(\"",
+        "DOMParser",
+    ] {
+        assert!(!text.contains(sink), "node-live.js uses {sink}");
+    }
+    assert!(text.contains("textContent"));
+    // Same origin, cookie auth, the right protocols and the line cap.
+    assert!(text.contains("credentials: \"same-origin\""));
+    assert!(text.contains("\"wss:\" : \"ws:\""));
+    assert!(text.contains("new EventSource("));
+    assert!(text.contains("\"content-type\": \"application/json\""));
+    assert!(text.contains("var MAX_LOG_LINES = 500;"));
+    // The layout loads it nowhere else.
+    let list = render_nodes_page(Some(&USER), &[], NOW_MS, "v").unwrap();
+    assert!(!list.contains("node-live.js"));
 }
 
 #[test]
@@ -482,6 +967,7 @@ fn project() -> ProjectDetail {
         provider: None,
         location: Some("hel1".into()),
         agent: Some("claude-code".into()),
+        warm_node_timeout_secs: Some(900),
         created_at: NOW_MS - 7 * 86_400_000,
         updated_at: NOW_MS - 600_000,
     }
@@ -633,11 +1119,14 @@ fn project_page_without_overrides() {
         vm_size: None,
         location: None,
         agent: None,
+        warm_node_timeout_secs: None,
         ..project()
     };
     let html = render_project_page(&USER, &bare, &options(), &[], "0.1.0-test", NOW_MS).unwrap();
     assert!(html.contains("No project-specific keys"));
     assert!(!html.contains(" selected>"));
+    // No warm timeout of its own: the field is empty, the default its placeholder.
+    assert!(html.contains(r#"placeholder="1800" data-type="number" data-empty="null""#));
     insta::assert_snapshot!(stable(&html));
 }
 
@@ -665,6 +1154,7 @@ fn project_page_with_overrides() {
         "settings.provider",
         "settings.location",
         "settings.agent",
+        "settings.warm_node_timeout_secs",
     ] {
         assert!(html.contains(&format!(r#"name="{field}""#)), "{field}");
     }
@@ -672,6 +1162,16 @@ fn project_page_with_overrides() {
     assert!(html.contains(r#"<option value="hel1" selected>hel1</option>"#));
     assert!(html.contains(r#"<option value="claude-code" selected>claude-code</option>"#));
     assert!(html.contains(r#"<option value="">platform default</option>"#));
+    // The warm node timeout: labelled, a whole number of seconds in range,
+    // the stored value filled in, empty sent as null (the platform default).
+    assert!(
+        html.contains(r#"<label for="settings-warm-timeout">Warm node timeout (seconds)</label>"#)
+    );
+    assert!(html.contains(
+        r#"<input id="settings-warm-timeout" name="settings.warm_node_timeout_secs" type="number" min="10" max="86400" step="1" inputmode="numeric" placeholder="1800" value="900" data-type="number" data-empty="null" aria-describedby="settings-warm-timeout-hint">"#
+    ));
+    assert!(html.contains(r#"id="settings-warm-timeout-hint""#));
+    assert!(html.contains("empty for the platform default (1800)"));
     assert!(html.contains(&format!(
         r#"data-api="DELETE" action="/api/projects/{id}/agent-credentials/claude-code" data-confirm="#
     )));
@@ -861,6 +1361,7 @@ fn hostile_strings_are_escaped_on_every_new_page() {
         provider: Some(evil()),
         location: Some(evil()),
         agent: Some(evil()),
+        warm_node_timeout_secs: Some(u64::MAX),
         created_at: NOW_MS,
         updated_at: NOW_MS,
     };

@@ -1,10 +1,10 @@
 //! The node lifecycle with warm reuse, lifetimes and destroy retries.
 //!
-//! This is the successor of [`crate::node`]: a pure state machine over a
-//! [`NodeState`] record. Nothing here performs I/O or reads a clock; the
-//! caller passes `now` (Unix milliseconds) and performs the side effects a
-//! new status implies (call the provider's delete on entering `destroying`,
-//! set the Durable Object alarm to [`deadline`], ...).
+//! A pure state machine over a [`NodeState`] record (a node's D1 row).
+//! Nothing here performs I/O or reads a clock; the caller
+//! (`sam_control::lifecycle`) passes `now` (Unix milliseconds) and performs
+//! the side effects a new status implies (call the provider's delete on
+//! entering `destroying`, set the Durable Object alarm to [`deadline`], ...).
 //!
 //! ```text
 //!                  server created            agent ready (claimed)
