@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use futures::FutureExt as _;
 use sam_recorder::Config;
 
 /// Recording reverse proxy for the end-to-end harness: forwards every
@@ -33,10 +34,16 @@ async fn main() -> anyhow::Result<()> {
     sam_standin_kit::init_logging();
     let args = Args::parse();
 
-    let router = sam_recorder::router(Config {
-        upstream: args.upstream.clone(),
-        record: args.record.clone(),
-    })
+    // One signal for both: event streams still open end (recorded as
+    // incomplete) so that the graceful shutdown does not wait on them.
+    let shutdown = sam_standin_kit::shutdown_signal().boxed().shared();
+    let router = sam_recorder::router_with_shutdown(
+        Config {
+            upstream: args.upstream.clone(),
+            record: args.record.clone(),
+        },
+        shutdown.clone(),
+    )
     .context("starting recorder")?;
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating {}", args.state_dir.display()))?;
@@ -48,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     sam_standin_kit::announce("recorder", &args.state_dir, addr).context("announcing")?;
 
     axum::serve(listener, router)
-        .with_graceful_shutdown(sam_standin_kit::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving")
 }

@@ -1,5 +1,6 @@
 //! The `recorder` binary as the harness runs it: the announcement line,
-//! the port file, proxying, a clean exit on SIGTERM.
+//! the port file, proxying, a clean exit on SIGTERM (event streams still
+//! open included).
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 #[tokio::test]
-async fn announces_proxies_records_and_exits_on_sigterm() {
+async fn announces_proxies_records_and_exits_on_sigterm_despite_open_streams() {
     let upstream = common::serve(common::upstream_router()).await;
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
@@ -60,6 +61,19 @@ async fn announces_proxies_records_and_exits_on_sigterm() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["path"], "/hello");
 
+    // An event stream that never ends must not keep the recorder up.
+    let mut events = common::client()
+        .get(format!("{base}/events/endless"))
+        .send()
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, "data: hello\n\n");
+
     let pid = child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -71,6 +85,18 @@ async fn announces_proxies_records_and_exits_on_sigterm() {
         .expect("exit in time")
         .unwrap();
     assert!(status.success(), "{status}");
+    let rest = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+        .await
+        .expect("the stream ended in time");
+    assert!(
+        rest.is_err(),
+        "an aborted stream, not a clean end: {rest:?}"
+    );
+    let records = common::read_records(&record);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1]["path"], "/events/endless");
+    assert_eq!(records[1]["body"], "data: hello\n\n");
+    assert_eq!(records[1]["complete"], false);
 }
 
 #[tokio::test]

@@ -65,8 +65,19 @@ async fn methods_pass_through_with_status_query_headers_and_body() {
     assert_eq!(body["body"], "body of POST");
     assert_eq!(
         post.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["body", "content_type", "method", "path", "query", "status"]
+        [
+            "body",
+            "complete",
+            "content_type",
+            "kind",
+            "method",
+            "path",
+            "query",
+            "status"
+        ]
     );
+    assert_eq!(post["complete"], true);
+    assert_eq!(post["kind"], "response");
 }
 
 #[tokio::test]
@@ -150,14 +161,9 @@ async fn head_requests_do_not_hang() {
 #[tokio::test]
 async fn large_responses_are_forwarded_whole_and_recorded_cut() {
     let s = Setup::new().await;
-    let body = client()
-        .get(s.url("/big"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let response = client().get(s.url("/big")).send().await.unwrap();
+    assert_eq!(response.content_length(), Some(3 * 1024 * 1024));
+    let body = response.text().await.unwrap();
     assert_eq!(body.len(), 3 * 1024 * 1024);
     let records = s.records();
     assert_eq!(
@@ -263,8 +269,9 @@ async fn request_bodies_over_16_mib_get_413_and_up_to_16_mib_pass() {
 }
 
 #[tokio::test]
-async fn upgrade_requests_get_501_without_hanging() {
+async fn an_upgrade_the_upstream_refuses_passes_through_and_is_recorded() {
     let s = Setup::new().await;
+    // The echo upstream answers 200 to anything, upgrade requests included.
     let response = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         client()
@@ -278,12 +285,41 @@ async fn upgrade_requests_get_501_without_hanging() {
     .await
     .expect("an answer in time")
     .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["path"], "/ws");
+    assert_eq!(echo["connection"], "upgrade");
+    let records = s.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], 200);
+    assert_eq!(records[0]["kind"], "response");
+    let recorded: Value = serde_json::from_str(records[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(recorded, echo);
+}
+
+#[tokio::test]
+async fn h2c_upgrades_get_501_without_hanging() {
+    let s = Setup::new().await;
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client()
+            .get(s.url("/h2"))
+            .header("connection", "Upgrade, HTTP2-Settings")
+            .header("upgrade", "h2c")
+            .header("http2-settings", "AAMAAABkAAQAAP__")
+            .send(),
+    )
+    .await
+    .expect("an answer in time")
+    .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
     assert_eq!(
         response.text().await.unwrap(),
         sam_recorder::UPGRADE_REFUSAL
     );
-    assert_eq!(s.records()[0]["status"], 501);
+    let records = s.records();
+    assert_eq!(records[0]["status"], 501);
+    assert_eq!(records[0]["body"], sam_recorder::UPGRADE_REFUSAL);
 }
 
 #[tokio::test]

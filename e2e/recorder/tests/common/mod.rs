@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 /// Answers what it was asked: method, path, query, selected headers and
@@ -85,6 +86,41 @@ async fn len(body: Bytes) -> String {
     body.len().to_string()
 }
 
+/// Chunks 20 ms apart, then the end; no `Content-Length`.
+fn paced(content_type: &'static str, chunks: &'static [&'static str]) -> Response {
+    let stream = futures::stream::iter(chunks).then(|chunk| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        Ok::<_, std::convert::Infallible>(*chunk)
+    });
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Server-Sent Events that end.
+async fn finite_events() -> Response {
+    paced("text/event-stream", &["data: one\n\n", "data: two\n\n"])
+}
+
+/// A chunked body that is not an event stream.
+async fn chunked() -> Response {
+    paced("text/plain", &["first ", "second ", "third"])
+}
+
+/// One event, then a stream that never ends.
+async fn endless_events() -> Response {
+    let stream =
+        futures::stream::once(async { Ok::<_, std::convert::Infallible>("data: hello\n\n") })
+            .chain(futures::stream::pending());
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 pub fn upstream_router() -> Router {
     Router::new()
         .route("/cookies", get(cookies))
@@ -92,6 +128,9 @@ pub fn upstream_router() -> Router {
         .route("/hops", get(hops))
         .route("/big", get(big))
         .route("/len", any(len))
+        .route("/events/finite", get(finite_events))
+        .route("/events/endless", get(endless_events))
+        .route("/chunked", get(chunked))
         .fallback(echo)
         .layer(DefaultBodyLimit::disable())
 }
@@ -159,6 +198,24 @@ pub fn read_records(path: &Path) -> Vec<Value> {
             value
         })
         .collect()
+}
+
+/// The records once there are `n` of them (appended in the background,
+/// e.g. after a client went away); panics after 10 s.
+pub async fn wait_for_records(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let records = read_records(path);
+        if records.len() >= n {
+            return records;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} records, waiting for {n}: {records:?}",
+            records.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 pub fn client() -> reqwest::Client {
