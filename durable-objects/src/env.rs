@@ -62,7 +62,9 @@ pub fn lifecycle_config(env: &Env) -> Result<LifecycleConfig, String> {
 pub fn provider_urls(env: &Env) -> ProviderUrls {
     ProviderUrls {
         hetzner: var(env, "HETZNER_API_URL")
-            .unwrap_or_else(|| "https://api.hetzner.cloud/v1".to_owned()),
+            .unwrap_or_else(|| sam_providers::HETZNER_API_BASE.to_owned()),
+        scaleway: var(env, "SCALEWAY_API_URL")
+            .unwrap_or_else(|| sam_providers::SCALEWAY_API_BASE.to_owned()),
     }
 }
 

@@ -70,8 +70,7 @@ impl Config {
                 &base_domain,
             ),
             hetzner_api_url: sam_durable_objects::env::provider_urls(env).hetzner,
-            scaleway_api_url: var(env, "SCALEWAY_API_URL")
-                .unwrap_or_else(|| sam_providers::SCALEWAY_API_BASE.to_owned()),
+            scaleway_api_url: sam_durable_objects::env::provider_urls(env).scaleway,
             orphan_grace_ms: number::<i64>(env, "ORPHAN_GRACE_SECS", 600)? * 1000,
             nodes: NodeSettings {
                 control_plane_url: api_origin.clone(),
@@ -85,7 +84,10 @@ impl Config {
                 max_nodes_per_user: number(env, "MAX_NODES_PER_USER", 10)?,
                 lifecycle: sam_durable_objects::env::lifecycle_config(env)
                     .map_err(|message| ApiError::new(500, "misconfigured", message))?,
-                image: var(env, "NODE_IMAGE").unwrap_or_else(|| "ubuntu-24.04".to_owned()),
+                images: [("hetzner", "NODE_IMAGE"), ("scaleway", "SCALEWAY_NODE_IMAGE")]
+                    .into_iter()
+                    .filter_map(|(provider, name)| Some((provider.to_owned(), var(env, name)?)))
+                    .collect(),
                 // Distinct per deployment by default (the API origin), so
                 // two deployments sharing a cloud account never sweep each
                 // other's servers.

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use sam_auth::{Audience, Grant, SigningKey, TokenClaims};
 use sam_cloud_init::NodeBootstrap;
 use sam_domain::catalog::{
-    ProviderKind, locations as catalog_locations, validate_node_name, validate_node_spec,
+    ProviderKind, default_image, locations as catalog_locations, validate_node_name,
+    validate_node_spec,
 };
 use sam_domain::ids::NodeId;
 use sam_domain::lifecycle::{
@@ -47,8 +48,9 @@ pub struct NodeSettings {
     pub max_nodes_per_user: u64,
     /// Boot, warm, lifetime, heartbeat and delete-retry timings.
     pub lifecycle: LifecycleConfig,
-    /// Provider image for new servers.
-    pub image: String,
+    /// Image overrides by provider name (`hetzner` → `ubuntu-22.04`);
+    /// the catalogue's default otherwise.
+    pub images: BTreeMap<String, String>,
     /// This deployment's label value (see [`LABEL_DEPLOYMENT`]).
     pub deployment: String,
     /// Retries of the provider's create call.
@@ -228,7 +230,11 @@ pub async fn create_node<A: CloudAccounts>(
         name: hostname,
         server_type: spec.server_type.name.to_owned(),
         location: spec.location.clone(),
-        image: settings.image.clone(),
+        image: settings
+            .images
+            .get(spec.provider.as_str())
+            .cloned()
+            .unwrap_or_else(|| default_image(spec.provider).to_owned()),
         user_data,
         labels: node_labels(settings, &record.id),
     };

@@ -61,7 +61,7 @@ fn settings() -> NodeSettings {
         callback_token_ttl_secs: 3600,
         max_nodes_per_user: 2,
         lifecycle: lifecycle(),
-        image: "ubuntu-24.04".into(),
+        images: BTreeMap::new(),
         deployment: DEPLOYMENT.into(),
         create_retry: CreateRetryPolicy::default(),
     }
@@ -722,6 +722,7 @@ fn create_boot_heartbeat_stop_delete() {
         // secret is a callback token scoped to this node.
         let created = env.cloud.requests.borrow()[0].clone();
         assert_eq!(created.server_type, "cx33");
+        assert_eq!(created.image, "ubuntu-24.04", "the catalogue's image when none is configured");
         assert_eq!(
             created.labels,
             BTreeMap::from([

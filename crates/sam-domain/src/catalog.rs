@@ -11,14 +11,16 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Hetzner,
+    Scaleway,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 1] = [ProviderKind::Hetzner];
+    pub const ALL: [ProviderKind; 2] = [ProviderKind::Hetzner, ProviderKind::Scaleway];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Hetzner => "hetzner",
+            ProviderKind::Scaleway => "scaleway",
         }
     }
 
@@ -80,6 +82,16 @@ pub struct ServerType {
 }
 
 const HETZNER_LOCATIONS: &[&str] = &["fsn1", "nbg1", "hel1", "ash", "hil"];
+/// Scaleway's Instance API zones.
+const SCALEWAY_ZONES: &[&str] = &["fr-par-1", "fr-par-2", "nl-ams-1", "pl-waw-1"];
+
+/// The image new nodes boot (Ubuntu 24.04), by the provider's name for it.
+pub fn default_image(provider: ProviderKind) -> &'static str {
+    match provider {
+        ProviderKind::Hetzner => "ubuntu-24.04",
+        ProviderKind::Scaleway => "ubuntu_noble",
+    }
+}
 
 /// The provider's server type for a size.
 pub fn server_type(provider: ProviderKind, size: VmSize) -> ServerType {
@@ -105,6 +117,27 @@ pub fn server_type(provider: ProviderKind, size: VmSize) -> ServerType {
             memory_gb: 16,
             disk_gb: 160,
         },
+        (ProviderKind::Scaleway, VmSize::Small) => ServerType {
+            name: "DEV1-S",
+            arch: Arch::X86_64,
+            vcpus: 2,
+            memory_gb: 2,
+            disk_gb: 20,
+        },
+        (ProviderKind::Scaleway, VmSize::Medium) => ServerType {
+            name: "DEV1-M",
+            arch: Arch::X86_64,
+            vcpus: 3,
+            memory_gb: 4,
+            disk_gb: 40,
+        },
+        (ProviderKind::Scaleway, VmSize::Large) => ServerType {
+            name: "DEV1-L",
+            arch: Arch::X86_64,
+            vcpus: 4,
+            memory_gb: 8,
+            disk_gb: 80,
+        },
     }
 }
 
@@ -112,13 +145,14 @@ pub fn server_type(provider: ProviderKind, size: VmSize) -> ServerType {
 pub fn locations(provider: ProviderKind) -> &'static [&'static str] {
     match provider {
         ProviderKind::Hetzner => HETZNER_LOCATIONS,
+        ProviderKind::Scaleway => SCALEWAY_ZONES,
     }
 }
 
 /// Why a node request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    #[error("unknown provider '{0}'; supported: hetzner")]
+    #[error("unknown provider '{0}'; supported: hetzner, scaleway")]
     UnknownProvider(String),
     #[error("unknown size '{0}'; supported: small, medium, large")]
     UnknownSize(String),
@@ -209,6 +243,24 @@ fn clip(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scaleway_sizes_map_to_commercial_types_in_its_zones() {
+        let spec = validate_node_spec("scaleway", "small", None).unwrap();
+        assert_eq!(
+            (spec.server_type.name, spec.location.as_str()),
+            ("DEV1-S", "fr-par-1")
+        );
+        let spec = validate_node_spec("scaleway", "large", Some("nl-ams-1")).unwrap();
+        assert_eq!(spec.server_type.name, "DEV1-L");
+        assert_eq!(
+            validate_node_spec("scaleway", "small", Some("fsn1"))
+                .unwrap_err()
+                .code(),
+            "unknown_location"
+        );
+        assert_eq!(default_image(ProviderKind::Scaleway), "ubuntu_noble");
+    }
 
     #[test]
     fn valid_spec_maps_size_to_server_type() {

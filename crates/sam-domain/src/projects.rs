@@ -55,7 +55,7 @@ pub enum ProjectInputError {
     InvalidRepositoryRef,
     #[error("unknown VM size '{0}'; supported: small, medium, large")]
     UnknownSize(String),
-    #[error("unknown provider '{0}'; supported: hetzner")]
+    #[error("unknown provider '{0}'; supported: hetzner, scaleway")]
     UnknownProvider(String),
     #[error("unknown location '{location}'; supported: {supported}")]
     UnknownLocation { location: String, supported: String },

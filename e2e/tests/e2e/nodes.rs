@@ -557,3 +557,99 @@ async fn boot_deadline_fails_and_destroys_a_silent_node() {
     // The node's alarm deleted its server: nobody had to.
     assert!(p.devcloud_server(&server_id).await.unwrap().is_none());
 }
+
+/// The Scaleway stand-in's view of a server (`None` once deleted).
+async fn scaleway_server(p: &Platform, id: &str) -> Option<serde_json::Value> {
+    let (zone, uuid) = id.split_once('/').expect("a Scaleway id is <zone>/<uuid>");
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/instance/v1/zones/{zone}/servers/{uuid}",
+            p.devcloud_url
+        ))
+        .header("x-auth-token", &p.scaleway.0)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return None;
+    }
+    let body: serde_json::Value = resp.error_for_status().unwrap().json().await.unwrap();
+    Some(body["server"].clone())
+}
+
+#[tokio::test]
+async fn scaleway_node_boots_registers_and_is_destroyed() {
+    let p = Platform::from_env();
+    let client = p.signed_in("scw-node-owner").await.unwrap();
+    let (secret_key, project_id) = p.scaleway.clone();
+    client
+        .put(p.api("/api/credentials/cloud/scaleway"))
+        .json(&json!({ "secret_key": secret_key, "project_id": project_id }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    let resp = client
+        .post(p.api("/api/nodes"))
+        .json(&json!({ "provider": "scaleway", "size": "small", "location": "nl-ams-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: NodeView = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            created.provider.as_str(),
+            created.server_type.as_str(),
+            created.location.as_str()
+        ),
+        ("scaleway", "DEV1-S", "nl-ams-1")
+    );
+    let server_id = created.provider_server_id.clone().unwrap();
+    assert!(server_id.starts_with("nl-ams-1/"), "{server_id}");
+    let server = scaleway_server(&p, &server_id).await.expect("server exists");
+    let tags: Vec<&str> = server["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(tags.contains(&format!("sam-node={}", created.id).as_str()), "{tags:?}");
+    assert!(tags.contains(&"sam-managed=true"), "{tags:?}");
+
+    // It boots from our cloud-init and its agent registers like on Hetzner.
+    eventually(
+        "the Scaleway node to be ready",
+        Duration::from_secs(60),
+        || async {
+            let n = get_node(&client, &p, &created.id).await?;
+            Ok((n.status == "ready").then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+
+    // Stop: the server is terminated at Scaleway (a server still starting
+    // is busy there; the delete is retried until it goes).
+    let resp = client
+        .post(p.api(&format!("/api/nodes/{}/stop", created.id)))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    eventually(
+        "the Scaleway node to be destroyed",
+        Duration::from_secs(30),
+        || async {
+            let n = get_node(&client, &p, &created.id).await?;
+            Ok((n.status == "destroyed").then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    assert!(scaleway_server(&p, &server_id).await.is_none());
+}
