@@ -206,9 +206,7 @@ impl<'a> NodeRow<'a> {
             status_class: status_class(&node.status),
             holder: node.claimed_by.as_deref().map(node::holder),
             removing: node.removed_at.is_some() && node.status != "destroyed",
-            deadline: node
-                .deadline_at
-                .and_then(|at| node::Deadline::new(&node.status, at, now_ms)),
+            deadline: node::Deadline::of(node, now_ms),
             health: &node.health,
             health_class: health_class(&node.health),
             // A message is only worth showing while the node is in error;

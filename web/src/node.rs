@@ -61,9 +61,7 @@ pub fn render_node_page(
         status_class: status_class(status),
         health_class: health_class(&node.health),
         live,
-        deadline: node
-            .deadline_at
-            .and_then(|at| Deadline::new(status, at, now_ms)),
+        deadline: Deadline::of(node, now_ms),
         holder: node.claimed_by.as_deref().map(holder),
         // As on the list: a message belongs to the error it explains.
         error_message: node
@@ -162,6 +160,16 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
+    /// The node's deadline in words; for a warm node, its warm timeout
+    /// (the deadline itself is often just the next heartbeat check).
+    pub(crate) fn of(node: &NodeView, now_ms: i64) -> Option<Self> {
+        let at = match node.status.as_str() {
+            "warm" => node.warm_until.or(node.deadline_at),
+            _ => node.deadline_at,
+        }?;
+        Self::new(&node.status, at, now_ms)
+    }
+
     /// `None` for statuses without a deadline (`destroyed`, unknown ones).
     pub(crate) fn new(status: &str, at: i64, now_ms: i64) -> Option<Self> {
         Some(Deadline {
@@ -175,11 +183,10 @@ impl Deadline {
 /// `node-live.js` has the same phrases (`deadlinePhrase`); the page tests
 /// check both.
 ///
-/// For `ready` and `warm` the deadline is the earliest of the running
-/// timers (stale heartbeats, the maximum lifetime and, when warm, the warm
-/// timeout). Heartbeats push the first one on, so nothing happens before
-/// it, but something need not happen at it: hence "next check" and
-/// "at least".
+/// For `ready` the deadline is the earliest of the running timers (stale
+/// heartbeats, the maximum lifetime). Heartbeats push the first one on, so
+/// nothing happens before it, but something need not happen at it: hence
+/// "next check". A warm node is described by its warm timeout instead.
 fn deadline_phrase(status: &str, at: i64, now_ms: i64) -> Option<String> {
     let left = at.saturating_sub(now_ms);
     let due = left <= 0;
@@ -190,7 +197,7 @@ fn deadline_phrase(status: &str, at: i64, now_ms: i64) -> Option<String> {
         "ready" => format!("next check in {}", in_words(left)),
         "warm" if due => "warm; next check due now (destroyed if not claimed)".to_owned(),
         "warm" => format!(
-            "warm until at least {} (destroyed if not claimed)",
+            "warm until {} (destroyed if not claimed)",
             hour_minute(at)
         ),
         "destroying" if due => "next delete attempt due now".to_owned(),

@@ -215,7 +215,7 @@
       case "warm":
         return due
           ? "warm; next check due now (destroyed if not claimed)"
-          : "warm until at least " + hourMinute(at) + " (destroyed if not claimed)";
+          : "warm until " + hourMinute(at) + " (destroyed if not claimed)";
       case "destroying":
         return due ? "next delete attempt due now" : "next delete attempt in " + inWords(left);
       case "error":
@@ -329,7 +329,11 @@
   function renderDeadline() {
     var p = $("node-deadline");
     if (!p || !current) return;
-    var at = current.deadline_at;
+    // A warm node is described by its warm timeout (node.rs Deadline::of).
+    var at =
+      current.status === "warm" && typeof current.warm_until === "number"
+        ? current.warm_until
+        : current.deadline_at;
     var text = typeof at === "number" ? deadlinePhrase(current.status, at, now()) : null;
     if (!text) {
       p.hidden = true;

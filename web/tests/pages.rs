@@ -24,6 +24,7 @@ fn node(id: &str, name: &str, status: &str) -> NodeView {
         status: status.into(),
         status_since: NOW_MS - 600_000,
         deadline_at: None,
+        warm_until: None,
         claimed_by: None,
         project_id: None,
         health: "unknown".into(),
@@ -120,7 +121,9 @@ fn nodes_page_with_three_nodes() {
 #[test]
 fn nodes_page_marks_warm_held_and_removed_nodes() {
     let warm = NodeView {
-        deadline_at: Some(NOW_MS + 1_800_000),
+        // The next heartbeat check comes first; the warm timeout is what it shows.
+        deadline_at: Some(NOW_MS + 180_000),
+        warm_until: Some(NOW_MS + 1_800_000),
         ..node("01JNODEWARM0000000000000DD", "warm-node", "warm")
     };
     let task = NodeView {
@@ -136,7 +139,7 @@ fn nodes_page_marks_warm_held_and_removed_nodes() {
     let html = render_nodes_page(Some(&USER), &[warm, task, going], NOW_MS, "v").unwrap();
     assert!(html.contains("badge status-warm"), "{html}");
     assert!(html.contains(r#"<span class="tag tag-free">free for reuse</span>"#));
-    assert!(html.contains("warm until at least 10:30 UTC (destroyed if not claimed)"));
+    assert!(html.contains("warm until 10:30 UTC (destroyed if not claimed)"));
     assert!(html.contains("held by task-42"));
     assert!(html.contains("badge status-destroying"));
     assert!(html.contains("being removed"));
@@ -496,7 +499,7 @@ fn node_page_says_what_the_deadline_means() {
         (
             "warm",
             Some(9_000_000),
-            Some("warm until at least 12:30 UTC (destroyed if not claimed)"),
+            Some("warm until 12:30 UTC (destroyed if not claimed)"),
         ),
         (
             "destroying",
@@ -537,7 +540,7 @@ fn node_page_says_what_the_deadline_means() {
         "\"boot deadline passed\"",
         "\"next check in \"",
         "\"next check due now\"",
-        "\"warm until at least \"",
+        "\"warm until \"",
         "\" (destroyed if not claimed)\"",
         "\"next delete attempt in \"",
         "\"next delete attempt due now\"",

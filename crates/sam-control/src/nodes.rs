@@ -17,7 +17,8 @@ use sam_domain::catalog::{
 };
 use sam_domain::ids::NodeId;
 use sam_domain::lifecycle::{
-    Event, LifecycleConfig, NodeState, TransitionError, deadline as lifecycle_deadline,
+    Event, LifecycleConfig, LifecycleStatus, NodeState, TransitionError,
+    deadline as lifecycle_deadline,
 };
 use sam_domain::node::{BootPhase, health_in};
 use sam_providers::{CreateServer, ProviderError, Server};
@@ -624,6 +625,10 @@ pub fn node_view(n: &NodeRecord, settings: &NodeSettings, now: i64) -> NodeView 
         status: n.status.clone(),
         status_since: n.status_since,
         deadline_at: n.deadline_at,
+        warm_until: (n.status() == LifecycleStatus::Warm).then(|| {
+            n.status_since
+                .saturating_add(node_config(&settings.lifecycle, n).warm_timeout_ms)
+        }),
         claimed_by: n.claimed_by.clone(),
         project_id: n.project_id.clone(),
         health: health.as_str().to_owned(),

@@ -80,6 +80,9 @@ pub struct NodeView {
     /// timeout, delete retry...); absent once destroyed.
     #[serde(default)]
     pub deadline_at: Option<i64>,
+    /// When a `warm` node is destroyed unless claimed (its warm timeout).
+    #[serde(default)]
+    pub warm_until: Option<i64>,
     /// The task or user holding a `ready` node.
     #[serde(default)]
     pub claimed_by: Option<String>,

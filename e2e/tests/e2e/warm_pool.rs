@@ -78,6 +78,7 @@ async fn warm_pool_claim_release_expire() {
     let warm_until = released.deadline_at.unwrap();
     let expected = released.status_since + WARM_TIMEOUT_SECS * 1000;
     assert_eq!(warm_until, expected, "{released:?}");
+    assert_eq!(released.warm_until, Some(expected), "{released:?}");
     let resp = client
         .post(format!("{}/release", node_url(&created.id)))
         .json(&json!({ "claim_id": own_hold }))
