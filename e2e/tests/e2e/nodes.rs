@@ -653,3 +653,58 @@ async fn scaleway_node_boots_registers_and_is_destroyed() {
     .unwrap();
     assert!(scaleway_server(&p, &server_id).await.is_none());
 }
+
+#[tokio::test]
+async fn node_quota_refuses_clearly_and_frees_on_destroy() {
+    let p = Platform::from_env();
+    let worker = sam_e2e::ScratchWorker::start(&p, "quota", &[], &[("MAX_NODES_PER_USER", "1")])
+        .unwrap();
+    let client = worker.signed_in_with_cloud(&p, "quota-user").await.unwrap();
+    let create = || {
+        client
+            .post(worker.api("/api/nodes"))
+            .json(&json!({ "provider": "hetzner", "size": "small" }))
+            .send()
+    };
+    let first: NodeView = create().await.unwrap().json().await.unwrap();
+    let resp = create().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let err: ErrorBody = resp.json().await.unwrap();
+    assert_eq!(err.code, "node_quota_exceeded");
+    assert!(err.message.contains('1'), "the message names the limit: {}", err.message);
+    let list: NodeList = sam_e2e::get_json(&client, &worker.api("/api/nodes")).await;
+    assert_eq!(list.nodes.len(), 1, "the refused node was not written");
+
+    // Another user has their own quota.
+    let other = worker.signed_in_with_cloud(&p, "quota-other").await.unwrap();
+    let resp = other
+        .post(worker.api("/api/nodes"))
+        .json(&json!({ "provider": "hetzner", "size": "small" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let others: NodeView = resp.json().await.unwrap();
+
+    // A destroyed node no longer counts.
+    let resp = client
+        .post(worker.api(&format!("/api/nodes/{}/stop", first.id)))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let second = create().await.unwrap();
+    assert_eq!(second.status(), 201);
+    let second: NodeView = second.json().await.unwrap();
+
+    // Leave nothing running at the shared stand-in.
+    for (who, id) in [(&client, &second.id), (&other, &others.id)] {
+        let resp = who
+            .delete(worker.api(&format!("/api/nodes/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}
