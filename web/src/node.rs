@@ -196,10 +196,7 @@ fn deadline_phrase(status: &str, at: i64, now_ms: i64) -> Option<String> {
         "ready" if due => "next check due now".to_owned(),
         "ready" => format!("next check in {}", in_words(left)),
         "warm" if due => "warm; next check due now (destroyed if not claimed)".to_owned(),
-        "warm" => format!(
-            "warm until {} (destroyed if not claimed)",
-            hour_minute(at)
-        ),
+        "warm" => format!("warm until {} (destroyed if not claimed)", hour_minute(at)),
         "destroying" if due => "next delete attempt due now".to_owned(),
         "destroying" => format!("next delete attempt in {}", in_words(left)),
         "error" => "its server is deleted next".to_owned(),

@@ -84,10 +84,13 @@ impl Config {
                 max_nodes_per_user: number(env, "MAX_NODES_PER_USER", 10)?,
                 lifecycle: sam_durable_objects::env::lifecycle_config(env)
                     .map_err(|message| ApiError::new(500, "misconfigured", message))?,
-                images: [("hetzner", "NODE_IMAGE"), ("scaleway", "SCALEWAY_NODE_IMAGE")]
-                    .into_iter()
-                    .filter_map(|(provider, name)| Some((provider.to_owned(), var(env, name)?)))
-                    .collect(),
+                images: [
+                    ("hetzner", "NODE_IMAGE"),
+                    ("scaleway", "SCALEWAY_NODE_IMAGE"),
+                ]
+                .into_iter()
+                .filter_map(|(provider, name)| Some((provider.to_owned(), var(env, name)?)))
+                .collect(),
                 // Distinct per deployment by default (the API origin), so
                 // two deployments sharing a cloud account never sweep each
                 // other's servers.

@@ -722,7 +722,10 @@ fn create_boot_heartbeat_stop_delete() {
         // secret is a callback token scoped to this node.
         let created = env.cloud.requests.borrow()[0].clone();
         assert_eq!(created.server_type, "cx33");
-        assert_eq!(created.image, "ubuntu-24.04", "the catalogue's image when none is configured");
+        assert_eq!(
+            created.image, "ubuntu-24.04",
+            "the catalogue's image when none is configured"
+        );
         assert_eq!(
             created.labels,
             BTreeMap::from([

@@ -610,14 +610,19 @@ async fn scaleway_node_boots_registers_and_is_destroyed() {
     );
     let server_id = created.provider_server_id.clone().unwrap();
     assert!(server_id.starts_with("nl-ams-1/"), "{server_id}");
-    let server = scaleway_server(&p, &server_id).await.expect("server exists");
+    let server = scaleway_server(&p, &server_id)
+        .await
+        .expect("server exists");
     let tags: Vec<&str> = server["tags"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(serde_json::Value::as_str)
         .collect();
-    assert!(tags.contains(&format!("sam-node={}", created.id).as_str()), "{tags:?}");
+    assert!(
+        tags.contains(&format!("sam-node={}", created.id).as_str()),
+        "{tags:?}"
+    );
     assert!(tags.contains(&"sam-managed=true"), "{tags:?}");
 
     // It boots from our cloud-init and its agent registers like on Hetzner.
@@ -657,8 +662,8 @@ async fn scaleway_node_boots_registers_and_is_destroyed() {
 #[tokio::test]
 async fn node_quota_refuses_clearly_and_frees_on_destroy() {
     let p = Platform::from_env();
-    let worker = sam_e2e::ScratchWorker::start(&p, "quota", &[], &[("MAX_NODES_PER_USER", "1")])
-        .unwrap();
+    let worker =
+        sam_e2e::ScratchWorker::start(&p, "quota", &[], &[("MAX_NODES_PER_USER", "1")]).unwrap();
     let client = worker.signed_in_with_cloud(&p, "quota-user").await.unwrap();
     let create = || {
         client
@@ -671,12 +676,19 @@ async fn node_quota_refuses_clearly_and_frees_on_destroy() {
     assert_eq!(resp.status(), 429);
     let err: ErrorBody = resp.json().await.unwrap();
     assert_eq!(err.code, "node_quota_exceeded");
-    assert!(err.message.contains('1'), "the message names the limit: {}", err.message);
+    assert!(
+        err.message.contains('1'),
+        "the message names the limit: {}",
+        err.message
+    );
     let list: NodeList = sam_e2e::get_json(&client, &worker.api("/api/nodes")).await;
     assert_eq!(list.nodes.len(), 1, "the refused node was not written");
 
     // Another user has their own quota.
-    let other = worker.signed_in_with_cloud(&p, "quota-other").await.unwrap();
+    let other = worker
+        .signed_in_with_cloud(&p, "quota-other")
+        .await
+        .unwrap();
     let resp = other
         .post(worker.api("/api/nodes"))
         .json(&json!({ "provider": "hetzner", "size": "small" }))

@@ -87,6 +87,28 @@ async fn warm_pool_claim_release_expire() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
+    // A claim for a project that is not the user's is refused (404, like
+    // any resource of another user) and takes nothing; a malformed claim id
+    // is refused before anything is looked at.
+    let resp = client
+        .post(worker.api("/api/nodes/claim"))
+        .json(&json!({ "project_id": "01JPROJECTNOTMINE000000000" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = client
+        .post(worker.api("/api/nodes/claim"))
+        .json(&json!({ "claim_id": "has spaces" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<ErrorBody>().await.unwrap().code,
+        "invalid_claim_id"
+    );
+
     // Another user cannot take it.
     let stranger = worker.signed_in("warm-stranger").await.unwrap();
     let resp = stranger

@@ -59,19 +59,12 @@ pub async fn create(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
     let key = Config::signing_key(&ctx.env)?;
     let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
     let accounts = ports.accounts();
-    // The credential is opened before anything is written: a user without
-    // one gets a clear 4xx and no node.
+    // Bad input is refused first; then the credential is opened before
+    // anything is written: a user without one gets a clear 4xx and no node.
+    sam_domain::catalog::validate_node_spec(&req.provider, &req.size, req.location.as_deref())
+        .map_err(ControlError::Spec)?;
     let provider = sam_control::CloudAccounts::open(&accounts, user, &req.provider)
-        .await
-        .map_err(|e| match e {
-            // An unknown provider is the request's fault: say so like the catalogue does.
-            ControlError::UnknownCloudProvider(_) => ApiError::from(ControlError::Spec(
-                sam_domain::catalog::SpecError::UnknownProvider(
-                    req.provider.chars().take(40).collect(),
-                ),
-            )),
-            other => other.into(),
-        })?
+        .await?
         .provider;
     let node = create_node(
         &db,
