@@ -59,6 +59,21 @@ pub enum DeleteOutcome {
     AlreadyGone,
 }
 
+/// A power action the provider accepted. Both clients return it, so callers
+/// handle one shape.
+///
+/// Hetzner: its action (`command` `stop_server` or `start_server`; `status`
+/// `running`, `success` or `error`). Scaleway: its task (`command` is the
+/// task description, `server_poweroff` or `server_poweron`; `status`
+/// `pending`, `started`, `success` or `failure`). Either way the server's
+/// own status, from `get_server`, is what tells when the server got there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerAction {
+    pub id: String,
+    pub command: String,
+    pub status: String,
+}
+
 /// An entry of `GET /server_types`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerTypeInfo {
@@ -160,6 +175,43 @@ impl<H: HttpClient> HetznerClient<H> {
         }
         self.expect_success(resp)?;
         Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Cuts the server's power (Hetzner's `poweroff`: no ACPI shutdown, like
+    /// pulling the plug). Returns once Hetzner accepted it; the server then
+    /// goes `stopping`, then `off` ([`HetznerClient::get_server`] tells when).
+    ///
+    /// A server that is already off is no error: Hetzner answers with an
+    /// action that has already succeeded. An unknown id is a
+    /// [`ProviderErrorKind::NotFound`] error.
+    pub async fn power_off(&self, id: &str) -> Result<PowerAction, ProviderError> {
+        self.power_action(id, "poweroff").await
+    }
+
+    /// Powers the server on; it then goes `starting`, then `running`.
+    ///
+    /// A running server is no error (the action has already succeeded).
+    /// While a power-off is still under way Hetzner refuses with 423
+    /// `locked`, a [`ProviderErrorKind::Transient`] error: retry once the
+    /// server is `off`. An unknown id is a [`ProviderErrorKind::NotFound`]
+    /// error.
+    pub async fn power_on(&self, id: &str) -> Result<PowerAction, ProviderError> {
+        self.power_action(id, "poweron").await
+    }
+
+    /// `POST /servers/{id}/actions/{action}`, which takes no body.
+    async fn power_action(&self, id: &str, action: &str) -> Result<PowerAction, ProviderError> {
+        let id = check_id(id)?;
+        let resp = self
+            .send(
+                Method::Post,
+                &format!("/servers/{id}/actions/{action}"),
+                None,
+            )
+            .await?;
+        let resp = self.expect_success(resp)?;
+        let parsed: ActionEnvelope = parse_json(&resp)?;
+        Ok(parsed.action.into())
     }
 
     /// All servers carrying every given label (`key=value`), across all pages.
@@ -347,6 +399,28 @@ struct WireServer {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     public_net: Option<WirePublicNet>,
+}
+
+#[derive(Deserialize)]
+struct ActionEnvelope {
+    action: WireAction,
+}
+
+#[derive(Deserialize)]
+struct WireAction {
+    id: WireId,
+    command: String,
+    status: String,
+}
+
+impl From<WireAction> for PowerAction {
+    fn from(a: WireAction) -> Self {
+        PowerAction {
+            id: a.id.into(),
+            command: a.command,
+            status: a.status,
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -18,7 +18,7 @@ pub use error::{ProviderError, ProviderErrorKind, backoff_delay_ms, classify, pa
 pub use github_app::{GithubApp, GithubAppKey, InstallationClient, InstallationToken};
 pub use github_webhook::{WebhookError, WebhookEvent};
 pub use hetzner::{
-    CreateServer, DeleteOutcome, HetznerClient, LocationInfo, Server, ServerTypeInfo,
+    CreateServer, DeleteOutcome, HetznerClient, LocationInfo, PowerAction, Server, ServerTypeInfo,
 };
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use scaleway::{

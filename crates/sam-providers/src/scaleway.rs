@@ -12,6 +12,9 @@
 //! - `DELETE .../servers/{id}` only works on a stopped server and leaves its
 //!   volumes behind; a running server is removed with the `terminate`
 //!   action, which also deletes its volumes.
+//! - Power actions (`poweroff`, `poweron`) refuse a server already in the
+//!   wanted state (400), where Hetzner answers with an action that has
+//!   already succeeded.
 //! - Errors are `{"type": "...", "message": "...", ...}`; they are mapped to
 //!   the shared [`ProviderErrorKind`]s by [`classify_scaleway`].
 //!
@@ -27,7 +30,7 @@ use crate::error::{
     ProviderError, ProviderErrorKind, classify, expect_success, json_body, parse_json,
     response_error, scrub, send_json_api,
 };
-use crate::hetzner::DeleteOutcome;
+use crate::hetzner::{DeleteOutcome, PowerAction};
 use crate::http::{HttpClient, HttpResponse, Method, percent_encode, trim_base_url};
 
 /// Scaleway's public API root (every product lives under it, the Instance
@@ -289,6 +292,51 @@ impl<H: HttpClient> ScalewayClient<H> {
                 ),
             )),
         }
+    }
+
+    /// Powers the server off (the `poweroff` action: the server is stopped
+    /// and leaves its hypervisor). Returns once Scaleway accepted it; the
+    /// server then goes `stopping`, then `stopped`
+    /// ([`ScalewayClient::get_server`] tells when).
+    ///
+    /// Refusals keep the API's meaning: a server still `stopping` is a 409
+    /// `transient_state`, [`ProviderErrorKind::Transient`] (retry); a server
+    /// already stopped a 400 `invalid_request_error` ("server should be
+    /// running"), [`ProviderErrorKind::InvalidConfig`]: unlike Hetzner,
+    /// Scaleway does not treat a power action on a server already in that
+    /// state as done, and retrying cannot help. An unknown id is a
+    /// [`ProviderErrorKind::NotFound`] error.
+    pub async fn power_off(&self, zone: &str, id: &str) -> Result<PowerAction, ProviderError> {
+        self.power_action(zone, id, "poweroff").await
+    }
+
+    /// Powers the server on; it then goes `starting`, then `running`.
+    ///
+    /// A server still `stopping` is refused as [`ProviderErrorKind::Transient`]
+    /// (409 `transient_state`: retry once it is stopped); a server that is
+    /// running or already starting as [`ProviderErrorKind::InvalidConfig`]
+    /// (400 `invalid_request_error`, "server should be stopped"). An unknown
+    /// id is a [`ProviderErrorKind::NotFound`] error.
+    pub async fn power_on(&self, zone: &str, id: &str) -> Result<PowerAction, ProviderError> {
+        self.power_action(zone, id, "poweron").await
+    }
+
+    async fn power_action(
+        &self,
+        zone: &str,
+        id: &str,
+        action: &str,
+    ) -> Result<PowerAction, ProviderError> {
+        let zone = check_zone(zone)?;
+        let id = check_id(id)?;
+        let resp = self.action(zone, id, action).await?;
+        let resp = self.expect_success(resp)?;
+        let parsed: TaskEnvelope = parse_json(&resp)?;
+        Ok(PowerAction {
+            id: parsed.task.id,
+            command: parsed.task.description,
+            status: parsed.task.status,
+        })
     }
 
     /// Stores the user data, then powers the server on.
@@ -652,6 +700,21 @@ impl WireError {
 #[derive(Deserialize)]
 struct ServerEnvelope {
     server: WireServer,
+}
+
+/// The answer to a server action.
+#[derive(Deserialize)]
+struct TaskEnvelope {
+    task: WireTask,
+}
+
+#[derive(Deserialize)]
+struct WireTask {
+    id: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    status: String,
 }
 
 #[derive(Deserialize)]

@@ -9,9 +9,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Canned, Log, ReqwestHttp, canned, closed_port_url, with_header};
+use common::{Canned, Log, ReqwestHttp, canned, closed_port_url, log, with_header};
 use sam_providers::{
-    CreateServer, DeleteOutcome, HetznerClient, HttpRequest, Method, ProviderError,
+    CreateServer, DeleteOutcome, HetznerClient, HttpRequest, Method, PowerAction, ProviderError,
     ProviderErrorKind,
 };
 use serde_json::{Value, json};
@@ -282,6 +282,209 @@ async fn garbage_success_body_is_an_invalid_response() {
     let err = client.get_server("1").await.unwrap_err();
     assert_eq!(err.code, "invalid_response");
     assert_eq!(err.kind, ProviderErrorKind::Unknown);
+}
+
+// ---- Power ----
+
+/// A power action as Hetzner (and devcloud) answers it: 201 with the action.
+fn power_action(id: u64, command: &str, status: &str) -> Canned {
+    let finished = (status == "success").then_some("2026-03-01T10:00:01+00:00");
+    canned(
+        201,
+        json!({"action": {
+            "id": id, "command": command, "status": status,
+            "progress": if status == "success" { 100 } else { 0 },
+            "started": "2026-03-01T10:00:00+00:00", "finished": finished,
+            "resources": [{"id": 4711, "type": "server"}], "error": null,
+        }}),
+    )
+}
+
+fn server_with_status(status: &str) -> Canned {
+    canned(
+        200,
+        json!({"server": hetzner_server(4711, "sam-node-1", status, Some("203.0.113.7"))}),
+    )
+}
+
+/// Polls `get_server` until the server reports `want`, as a caller would
+/// (the canned server answers each poll with the next scripted status).
+async fn poll_until(client: &HetznerClient<ReqwestHttp>, id: &str, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let status = client.get_server(id).await.unwrap().unwrap().status;
+        seen.push(status.clone());
+        if status == want {
+            return seen;
+        }
+    }
+    panic!("server {id} never reached {want}: {seen:?}");
+}
+
+#[tokio::test]
+async fn power_off_then_on_round_trip() {
+    let (client, recorded) = start(vec![
+        canned(
+            201,
+            json!({
+                "server": hetzner_server(4711, "sam-node-1", "initializing", Some("203.0.113.7")),
+                "action": {"id": 1, "command": "create_server", "status": "running"},
+                "next_actions": [{"id": 2, "command": "start_server", "status": "running"}],
+                "root_password": null,
+            }),
+        ),
+        power_action(3, "stop_server", "running"),
+        server_with_status("stopping"),
+        server_with_status("off"),
+        power_action(4, "start_server", "running"),
+        server_with_status("starting"),
+        server_with_status("running"),
+    ])
+    .await;
+
+    let server = client.create_server(&sample_create()).await.unwrap();
+    let action = client.power_off(&server.id).await.unwrap();
+    assert_eq!(
+        action,
+        PowerAction {
+            id: "3".into(),
+            command: "stop_server".into(),
+            status: "running".into(),
+        }
+    );
+    assert_eq!(
+        poll_until(&client, &server.id, "off").await,
+        ["stopping", "off"]
+    );
+
+    let action = client.power_on(&server.id).await.unwrap();
+    assert_eq!(
+        (action.id.as_str(), action.command.as_str()),
+        ("4", "start_server")
+    );
+    assert_eq!(
+        poll_until(&client, &server.id, "running").await,
+        ["starting", "running"]
+    );
+
+    let sent = log(&recorded);
+    let calls: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("POST", "/v1/servers"),
+            ("POST", "/v1/servers/4711/actions/poweroff"),
+            ("GET", "/v1/servers/4711"),
+            ("GET", "/v1/servers/4711"),
+            ("POST", "/v1/servers/4711/actions/poweron"),
+            ("GET", "/v1/servers/4711"),
+            ("GET", "/v1/servers/4711"),
+        ]
+    );
+    for power in [&sent[1], &sent[4]] {
+        assert_eq!(power.bearer(), TOKEN);
+        // Hetzner's power actions take no body.
+        assert!(power.body.is_empty(), "{power:?}");
+        assert_eq!(power.header("content-type"), None);
+    }
+}
+
+#[tokio::test]
+async fn power_action_on_a_server_already_there_is_no_error() {
+    // Hetzner (and devcloud) answer with an action that already succeeded.
+    let (client, _) = start(vec![
+        power_action(8, "start_server", "success"),
+        power_action(9, "stop_server", "success"),
+    ])
+    .await;
+    let action = client.power_on("4711").await.unwrap();
+    assert_eq!(
+        (action.command.as_str(), action.status.as_str()),
+        ("start_server", "success")
+    );
+    let action = client.power_off("4711").await.unwrap();
+    assert_eq!(
+        (action.command.as_str(), action.status.as_str()),
+        ("stop_server", "success")
+    );
+}
+
+#[tokio::test]
+async fn power_on_while_powering_off_is_locked_and_transient() {
+    let (client, _) = start(vec![canned(
+        423,
+        hetzner_error("locked", "server is locked by a running stop action"),
+    )])
+    .await;
+    let err = client.power_on("4711").await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::Transient);
+    assert_eq!(err.status, Some(423));
+    assert_eq!(err.code, "locked");
+    assert!(err.message.contains("stop action"), "{}", err.message);
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn power_actions_on_an_unknown_server_are_not_found() {
+    let (client, recorded) = start(vec![
+        canned(
+            404,
+            hetzner_error("not_found", "server with ID '99' not found"),
+        ),
+        canned(
+            404,
+            hetzner_error("not_found", "server with ID '99' not found"),
+        ),
+    ])
+    .await;
+    for err in [
+        client.power_off("99").await.unwrap_err(),
+        client.power_on("99").await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind, ProviderErrorKind::NotFound);
+        assert_eq!(err.status, Some(404));
+        assert_eq!(err.code, "not_found");
+        assert!(!err.is_retryable());
+    }
+    // An id that is not a Hetzner id never reaches the network.
+    for bad in ["", "abc", "1/../../locations"] {
+        let err = client.power_off(bad).await.unwrap_err();
+        assert_eq!(err.code, "invalid_server_id", "{bad}");
+        let err = client.power_on(bad).await.unwrap_err();
+        assert_eq!(err.code, "invalid_server_id", "{bad}");
+    }
+    assert_eq!(log(&recorded).len(), 2);
+}
+
+#[tokio::test]
+async fn power_action_errors_never_show_the_token() {
+    let (client, _) = start(vec![
+        canned(
+            423,
+            // A hostile or buggy proxy echoing the credential back.
+            hetzner_error("locked", &format!("locked for Bearer {TOKEN}")),
+        ),
+        canned(
+            404,
+            hetzner_error("not_found", &format!("no server for {TOKEN}")),
+        ),
+    ])
+    .await;
+    let errors = [
+        client.power_on("4711").await.unwrap_err(),
+        client.power_off("4711").await.unwrap_err(),
+    ];
+    assert_eq!(errors[0].kind, ProviderErrorKind::Transient);
+    assert_eq!(errors[1].kind, ProviderErrorKind::NotFound);
+    for err in errors {
+        for text in [format!("{err}"), format!("{err:?}")] {
+            assert!(!text.contains(TOKEN), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+    }
 }
 
 // ---- Error classification ----

@@ -11,7 +11,8 @@ mod common;
 
 use common::{Canned, Log, ReqwestHttp, canned, closed_port_url, log, with_header};
 use sam_providers::{
-    DeleteOutcome, HttpRequest, Method, ProviderErrorKind, ScalewayClient, ScalewayCreateServer,
+    DeleteOutcome, HttpRequest, Method, PowerAction, ProviderErrorKind, ScalewayClient,
+    ScalewayCreateServer,
 };
 use serde_json::{Value, json};
 
@@ -375,6 +376,226 @@ async fn delete_is_idempotent_and_waits_out_transitions() {
         DeleteOutcome::AlreadyGone
     );
     assert_eq!(log(&recorded).len(), 4);
+}
+
+// ---- Power ----
+
+/// A server action as Scaleway (and devcloud) answers it: 202 with a task.
+fn action_task(task_id: &str, action: &str) -> Canned {
+    canned(
+        202,
+        json!({"task": {
+            "id": task_id,
+            "description": format!("server_{action}"),
+            "status": "pending",
+            "href_from": format!("/servers/{SERVER_ID}/action"),
+            "href_result": format!("/servers/{SERVER_ID}"),
+            "progress": 0,
+            "started_at": "2026-01-01T00:00:01+00:00",
+            "terminated_at": null,
+            "zone": "fr-par-1",
+        }}),
+    )
+}
+
+fn server_in(state: &str) -> Canned {
+    canned(200, json!({"server": server_json(state)}))
+}
+
+/// Polls `get_server` until the server reports `want`, as a caller would
+/// (the canned server answers each poll with the next scripted state).
+async fn poll_until(client: &ScalewayClient<ReqwestHttp>, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let state = client
+            .get_server("fr-par-1", SERVER_ID)
+            .await
+            .unwrap()
+            .unwrap()
+            .state;
+        seen.push(state.clone());
+        if state == want {
+            return seen;
+        }
+    }
+    panic!("server never reached {want}: {seen:?}");
+}
+
+const TASK_OFF: &str = "5ca1e004-0000-4000-8000-00000000000a";
+const TASK_ON: &str = "5ca1e004-0000-4000-8000-00000000000b";
+
+#[tokio::test]
+async fn power_off_then_on_round_trip() {
+    let (client, recorded) = start(vec![
+        canned(201, json!({"server": server_json("stopped")})),
+        canned(204, Value::Null),
+        action_task("5ca1e004-0000-4000-8000-000000000009", "poweron"),
+        action_task(TASK_OFF, "poweroff"),
+        server_in("stopping"),
+        server_in("stopped"),
+        action_task(TASK_ON, "poweron"),
+        server_in("starting"),
+        server_in("running"),
+    ])
+    .await;
+
+    let server = client.create_server(&create_request()).await.unwrap();
+    let action = client.power_off(&server.zone, &server.id).await.unwrap();
+    assert_eq!(
+        action,
+        PowerAction {
+            id: TASK_OFF.into(),
+            command: "server_poweroff".into(),
+            status: "pending".into(),
+        }
+    );
+    assert_eq!(
+        poll_until(&client, "stopped").await,
+        ["stopping", "stopped"]
+    );
+
+    let action = client.power_on(&server.zone, &server.id).await.unwrap();
+    assert_eq!(
+        (action.id.as_str(), action.command.as_str()),
+        (TASK_ON, "server_poweron")
+    );
+    assert_eq!(
+        poll_until(&client, "running").await,
+        ["starting", "running"]
+    );
+
+    let sent = log(&recorded);
+    let action_path = format!("/instance/v1/zones/fr-par-1/servers/{SERVER_ID}/action");
+    for (i, action) in [(3, "poweroff"), (6, "poweron")] {
+        assert_eq!(sent[i].method, "POST");
+        assert_eq!(sent[i].path, action_path);
+        assert_eq!(sent[i].header("content-type"), Some("application/json"));
+        assert_eq!(sent[i].header("x-auth-token"), Some(SECRET));
+        assert_eq!(sent[i].json(), json!({ "action": action }));
+    }
+    assert_eq!(sent.len(), 9);
+}
+
+#[tokio::test]
+async fn power_action_on_a_server_already_there_is_refused_as_invalid() {
+    // Scaleway's (and devcloud's) answers for a running or starting server
+    // powered on, and a stopped one powered off.
+    let (client, _) = start(vec![
+        canned(
+            400,
+            scw_error("invalid_request_error", "server should be stopped"),
+        ),
+        canned(
+            400,
+            scw_error("invalid_request_error", "server should be running"),
+        ),
+    ])
+    .await;
+    let err = client.power_on("fr-par-1", SERVER_ID).await.unwrap_err();
+    assert_eq!(
+        (err.kind, err.status, err.code.as_str()),
+        (
+            ProviderErrorKind::InvalidConfig,
+            Some(400),
+            "invalid_request_error"
+        )
+    );
+    assert_eq!(err.message, "server should be stopped");
+    assert!(!err.is_retryable());
+
+    let err = client.power_off("fr-par-1", SERVER_ID).await.unwrap_err();
+    assert_eq!(err.kind, ProviderErrorKind::InvalidConfig);
+    assert_eq!(err.message, "server should be running");
+}
+
+#[tokio::test]
+async fn power_action_mid_transition_is_transient() {
+    let transient = || {
+        canned(
+            409,
+            json!({"type": "transient_state", "resource": "instance_server",
+                   "resource_id": SERVER_ID, "current_state": "stopping",
+                   "message": "resource is in a transient state: stopping"}),
+        )
+    };
+    let (client, _) = start(vec![transient(), transient()]).await;
+    for err in [
+        client.power_on("fr-par-1", SERVER_ID).await.unwrap_err(),
+        client.power_off("fr-par-1", SERVER_ID).await.unwrap_err(),
+    ] {
+        assert_eq!(
+            (err.kind, err.status, err.code.as_str()),
+            (ProviderErrorKind::Transient, Some(409), "transient_state")
+        );
+        assert!(err.message.contains("stopping"), "{}", err.message);
+        assert!(err.is_retryable());
+    }
+}
+
+#[tokio::test]
+async fn power_actions_on_an_unknown_server_are_not_found() {
+    let not_found = || {
+        canned(
+            404,
+            json!({"type": "not_found", "resource": "instance_server",
+                   "resource_id": SERVER_ID, "message": "resource is not found"}),
+        )
+    };
+    let (client, recorded) = start(vec![not_found(), not_found()]).await;
+    for err in [
+        client.power_off("fr-par-1", SERVER_ID).await.unwrap_err(),
+        client.power_on("fr-par-1", SERVER_ID).await.unwrap_err(),
+    ] {
+        assert_eq!(
+            (err.kind, err.status, err.code.as_str()),
+            (ProviderErrorKind::NotFound, Some(404), "not_found")
+        );
+        assert!(!err.is_retryable());
+    }
+    // Bad ids and zones never reach the network.
+    for id in ["42", "../servers", ""] {
+        let err = client.power_off("fr-par-1", id).await.unwrap_err();
+        assert_eq!(err.code, "invalid_server_id", "{id}");
+        let err = client.power_on("fr-par-1", id).await.unwrap_err();
+        assert_eq!(err.code, "invalid_server_id", "{id}");
+    }
+    let err = client.power_on("fr-par-1/..", SERVER_ID).await.unwrap_err();
+    assert_eq!(err.code, "invalid_zone");
+    assert_eq!(log(&recorded).len(), 2);
+}
+
+#[tokio::test]
+async fn power_action_errors_never_show_the_secret() {
+    let (client, _) = start(vec![
+        canned(
+            409,
+            // A hostile or buggy proxy echoing the credential back.
+            scw_error(
+                "transient_state",
+                &format!("busy for X-Auth-Token {SECRET}"),
+            ),
+        ),
+        canned(
+            400,
+            scw_error(
+                "invalid_request_error",
+                &format!("server should be stopped ({SECRET})"),
+            ),
+        ),
+    ])
+    .await;
+    let errors = [
+        client.power_off("fr-par-1", SERVER_ID).await.unwrap_err(),
+        client.power_on("fr-par-1", SERVER_ID).await.unwrap_err(),
+    ];
+    assert_eq!(errors[0].kind, ProviderErrorKind::Transient);
+    assert_eq!(errors[1].kind, ProviderErrorKind::InvalidConfig);
+    for err in errors {
+        for text in [format!("{err}"), format!("{err:?}")] {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+    }
 }
 
 // ---- Error classification ----
