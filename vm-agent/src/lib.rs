@@ -14,6 +14,7 @@
 //! handling; everything else lives here so tests can run a whole agent
 //! in-process against a fake control plane.
 
+mod access;
 mod agent;
 mod callback;
 mod config;

@@ -187,7 +187,7 @@ async fn not_found() -> ApiError {
 }
 
 /// Checks the bearer token: node-management audience, scoped to this node.
-async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -245,13 +245,13 @@ fn hostname(proc_dir: &Path) -> String {
 
 /// An error response: status plus the API-wide JSON body.
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: ErrorBody,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: &str) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, message: &str) -> Self {
         Self {
             status,
             body: ErrorBody {

@@ -143,6 +143,8 @@ async fn system_info_refuses_bad_tokens_with_their_codes() {
         &sam_auth::Grant {
             audience: Audience::NodeManagement,
             node_id: NODE_ID.to_owned(),
+            workspace_id: None,
+            port: None,
             ttl_secs: 3600,
         },
         now_ms(),

@@ -23,6 +23,15 @@ pub enum Audience {
     NodeCallback,
     /// API → vm-agent management calls.
     NodeManagement,
+    /// vm-agent → API calls about one workspace (ready, failed, git
+    /// credentials, boot log); scoped to that workspace.
+    WorkspaceCallback,
+    /// A browser's short-lived ticket into one workspace (`ws-<id>.`),
+    /// which the vm-agent exchanges for its own cookie.
+    Terminal,
+    /// A browser's short-lived ticket to one forwarded port of one
+    /// workspace (`ws-<id>--<port>.`).
+    PortAccess,
 }
 
 impl Audience {
@@ -30,6 +39,9 @@ impl Audience {
         match self {
             Audience::NodeCallback => "node-callback",
             Audience::NodeManagement => "node-management",
+            Audience::WorkspaceCallback => "workspace-callback",
+            Audience::Terminal => "terminal",
+            Audience::PortAccess => "port-access",
         }
     }
 }
@@ -40,8 +52,33 @@ pub struct Grant {
     pub audience: Audience,
     /// The node the token is scoped to.
     pub node_id: String,
+    /// The workspace (on that node) it is further scoped to, if any.
+    pub workspace_id: Option<String>,
+    /// The forwarded port it is scoped to (port-access tokens).
+    pub port: Option<u16>,
     /// Lifetime in seconds.
     pub ttl_secs: i64,
+}
+
+impl Grant {
+    /// A token about a whole node.
+    pub fn node(audience: Audience, node_id: &str, ttl_secs: i64) -> Self {
+        Self {
+            audience,
+            node_id: node_id.to_owned(),
+            workspace_id: None,
+            port: None,
+            ttl_secs,
+        }
+    }
+
+    /// A token about one workspace on a node.
+    pub fn workspace(audience: Audience, node_id: &str, workspace_id: &str, ttl_secs: i64) -> Self {
+        Self {
+            workspace_id: Some(workspace_id.to_owned()),
+            ..Self::node(audience, node_id, ttl_secs)
+        }
+    }
 }
 
 /// Claims of a verified token.
@@ -49,12 +86,18 @@ pub struct Grant {
 pub struct TokenClaims {
     pub iss: String,
     pub aud: String,
-    /// Subject: `node:<id>`.
+    /// Subject: `node:<id>` or `workspace:<id>`.
     pub sub: String,
-    /// Scope kind; `node` for now, `workspace` arrives with workspaces.
+    /// Scope kind: `node` or `workspace`.
     pub scope: String,
     /// The node this token is scoped to.
     pub node: String,
+    /// The workspace this token is scoped to, for workspace scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// The forwarded port this token is scoped to, for port-access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Expiry in Unix milliseconds; filled in by [`Verifier::verify`] from
     /// the standard `exp` claim (not a claim of its own).
     #[serde(skip)]
@@ -105,9 +148,19 @@ impl SigningKey {
         let claims = Claims::new(TokenClaims {
             iss: issuer.to_owned(),
             aud: grant.audience.as_str().to_owned(),
-            sub: format!("node:{}", grant.node_id),
-            scope: "node".to_owned(),
+            sub: match &grant.workspace_id {
+                Some(workspace) => format!("workspace:{workspace}"),
+                None => format!("node:{}", grant.node_id),
+            },
+            scope: if grant.workspace_id.is_some() {
+                "workspace"
+            } else {
+                "node"
+            }
+            .to_owned(),
             node: grant.node_id.clone(),
+            workspace: grant.workspace_id.clone(),
+            port: grant.port,
             expires_at_ms: 0,
         })
         .set_duration_and_issuance(&time, Duration::seconds(grant.ttl_secs));
@@ -214,7 +267,30 @@ impl Verifier {
         let claims = self
             .verify(token, Audience::NodeCallback, now_ms)
             .map_err(CallbackAuthError::Token)?;
-        if claims.node != path_node_id {
+        if claims.node != path_node_id || claims.workspace.is_some() {
+            return Err(CallbackAuthError::ScopeMismatch);
+        }
+        Ok(claims)
+    }
+
+    /// Authenticates a vm-agent's call about a workspace: a Bearer
+    /// workspace-callback token that verifies and is scoped to
+    /// `path_workspace_id`. A node's token opens no workspace endpoint.
+    pub fn authorize_workspace_callback(
+        &self,
+        authorization: Option<&str>,
+        path_workspace_id: &str,
+        now_ms: i64,
+    ) -> Result<TokenClaims, CallbackAuthError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(CallbackAuthError::Missing)?;
+        let claims = self
+            .verify(token, Audience::WorkspaceCallback, now_ms)
+            .map_err(CallbackAuthError::Token)?;
+        if claims.workspace.as_deref() != Some(path_workspace_id) {
             return Err(CallbackAuthError::ScopeMismatch);
         }
         Ok(claims)
@@ -266,6 +342,8 @@ mod tests {
         Grant {
             audience,
             node_id: "01HZX3Y0000000000000000000".to_owned(),
+            workspace_id: None,
+            port: None,
             ttl_secs: 3600,
         }
     }
@@ -415,5 +493,55 @@ mod tests {
         assert!(v.knows_kid(k.kid()));
         let token = k.issue(ISSUER, &grant(Audience::NodeManagement), NOW);
         assert!(v.verify(&token, Audience::NodeManagement, NOW).is_ok());
+    }
+
+    #[test]
+    fn workspace_tokens_open_only_their_workspace() {
+        let k = key(1);
+        let v = Verifier::for_key(ISSUER, &k);
+        let node = "01HZX3Y0000000000000000000";
+        let ws =
+            |audience, id: &str| k.issue(ISSUER, &Grant::workspace(audience, node, id, 600), NOW);
+        let header = |t: &str| format!("Bearer {t}");
+        let mine = ws(Audience::WorkspaceCallback, "WS1");
+        let claims = v
+            .authorize_workspace_callback(Some(&header(&mine)), "WS1", NOW)
+            .unwrap();
+        assert_eq!(
+            (
+                claims.scope.as_str(),
+                claims.sub.as_str(),
+                claims.workspace.as_deref()
+            ),
+            ("workspace", "workspace:WS1", Some("WS1"))
+        );
+        // Another workspace's path, a node token, a terminal ticket, expiry.
+        let refusals = [
+            (header(&mine), "WS2", NOW, "token_scope_mismatch"),
+            (
+                header(&k.issue(ISSUER, &Grant::node(Audience::NodeCallback, node, 600), NOW)),
+                "WS1",
+                NOW,
+                "token_wrong_audience",
+            ),
+            (
+                header(&ws(Audience::Terminal, "WS1")),
+                "WS1",
+                NOW,
+                "token_wrong_audience",
+            ),
+            (header(&mine), "WS1", NOW + 3_600_000, "token_expired"),
+        ];
+        for (auth, path, now, code) in refusals {
+            let err = v
+                .authorize_workspace_callback(Some(&auth), path, now)
+                .unwrap_err();
+            assert_eq!(err.code(), code, "{path}");
+        }
+        // A workspace token opens no node endpoint either.
+        let err = v
+            .authorize_node_callback(Some(&header(&ws(Audience::NodeCallback, "WS1"))), node, NOW)
+            .unwrap_err();
+        assert_eq!(err.code(), "token_scope_mismatch");
     }
 }

@@ -110,6 +110,8 @@ fn callback_token(key: &SigningKey, settings: &NodeSettings, node_id: &str, now:
         &Grant {
             audience: Audience::NodeCallback,
             node_id: node_id.to_owned(),
+            workspace_id: None,
+            port: None,
             ttl_secs: settings.callback_token_ttl_secs,
         },
         now,

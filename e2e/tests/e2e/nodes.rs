@@ -117,6 +117,8 @@ async fn j15_node_manage_and_observe() {
             &sam_auth::Grant {
                 audience,
                 node_id: node.to_owned(),
+                workspace_id: None,
+                port: None,
                 ttl_secs: 300,
             },
             sam_e2e::now_ms(),
@@ -317,6 +319,8 @@ async fn j15_node_manage_and_observe() {
         &sam_auth::Grant {
             audience: sam_auth::Audience::NodeCallback,
             node_id: created.id.clone(),
+            workspace_id: None,
+            port: None,
             ttl_secs: 600,
         },
         sam_e2e::now_ms(),

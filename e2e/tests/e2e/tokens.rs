@@ -15,6 +15,8 @@ fn token(key: &SigningKey, issuer: &str, audience: Audience, node: &str, issued_
         &Grant {
             audience,
             node_id: node.to_owned(),
+            workspace_id: None,
+            port: None,
             ttl_secs: 600,
         },
         issued_at,

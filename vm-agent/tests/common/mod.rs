@@ -114,6 +114,8 @@ impl FakeControlPlane {
             &Grant {
                 audience,
                 node_id: node.to_owned(),
+                workspace_id: None,
+                port: None,
                 ttl_secs: 3600,
             },
             at_ms,

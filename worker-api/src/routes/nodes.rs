@@ -274,6 +274,8 @@ async fn agent_call(ctx: &Ctx, node: &NodeRecord, path: &str) -> ApiResult<Respo
         &Grant {
             audience: Audience::NodeManagement,
             node_id: node.id.clone(),
+            workspace_id: None,
+            port: None,
             ttl_secs: MANAGEMENT_TOKEN_TTL_SECS,
         },
         now_ms(),
