@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod node;
 pub mod projects;
 pub mod tokens;
+pub mod workspace;
 
 /// Unix time in milliseconds, as handed in by the edge (`Date::now()` in the
 /// Worker, the system clock in native binaries).
