@@ -37,10 +37,11 @@ fn seconds_ms(env: &Env, name: &str, default_secs: i64) -> Result<i64, String> {
     Ok(number::<i64>(env, name, default_secs)?.saturating_mul(1000))
 }
 
-/// Node lifecycle timings (`NODE_*_SECS`).
+/// Node lifecycle timings (`NODE_*_SECS`); each must be positive (a zero
+/// backoff or timeout would make alarms ring back to back).
 pub fn lifecycle_config(env: &Env) -> Result<LifecycleConfig, String> {
     let defaults = LifecycleConfig::default();
-    Ok(LifecycleConfig {
+    let config = LifecycleConfig {
         boot_timeout_ms: seconds_ms(env, "NODE_BOOT_TIMEOUT_SECS", 900)?,
         warm_timeout_ms: seconds_ms(env, "NODE_WARM_TIMEOUT_SECS", 30 * 60)?,
         max_lifetime_ms: seconds_ms(env, "NODE_MAX_LIFETIME_SECS", 24 * 3600)?,
@@ -55,7 +56,22 @@ pub fn lifecycle_config(env: &Env) -> Result<LifecycleConfig, String> {
             "NODE_DESTROY_BACKOFF_MAX_MS",
             defaults.destroy_backoff_max_ms,
         )?,
-    })
+    };
+    let all = [
+        ("NODE_BOOT_TIMEOUT_SECS", config.boot_timeout_ms),
+        ("NODE_WARM_TIMEOUT_SECS", config.warm_timeout_ms),
+        ("NODE_MAX_LIFETIME_SECS", config.max_lifetime_ms),
+        ("NODE_HEARTBEAT_STALE_SECS", config.heartbeat_stale_ms),
+        (
+            "NODE_DESTROY_BACKOFF_BASE_MS",
+            config.destroy_backoff_base_ms,
+        ),
+        ("NODE_DESTROY_BACKOFF_MAX_MS", config.destroy_backoff_max_ms),
+    ];
+    if let Some((name, _)) = all.iter().find(|(_, value)| *value <= 0) {
+        return Err(format!("configuration variable {name} must be positive"));
+    }
+    Ok(config)
 }
 
 /// Cloud provider API roots (the local stand-ins take their place in dev).

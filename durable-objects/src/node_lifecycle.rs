@@ -46,6 +46,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// it tries again.
 const ALARM_RETRY_MS: i64 = 30_000;
 
+/// The soonest an alarm run sets the next one.
+const MIN_REARM_MS: i64 = 1_000;
+
 /// `POST /wake`: ring no later than `at` for node `node_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WakeRequest {
@@ -116,7 +119,15 @@ impl DurableObject for NodeLifecycle {
         };
         let now = now_ms();
         match self.run_due(&sql, &node_id, now).await {
-            Ok(Some(at)) => set_alarm_at(&self.state, at).await?,
+            // Never again at once (a deadline the run could not act on must
+            // not spin), and never later than a wake requested meanwhile.
+            Ok(Some(at)) => {
+                let at = at.max(now + MIN_REARM_MS);
+                let requested = self.state.storage().get_alarm().await?;
+                if requested.is_none_or(|set| at < set) {
+                    set_alarm_at(&self.state, at).await?;
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 worker::console_error!("NodeLifecycle alarm for {node_id} failed: {e}");

@@ -691,12 +691,23 @@ pub async fn session_cookie(p: &Platform, login: &str) -> Result<String> {
 pub type NodeEventSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens a node's log WebSocket; a refused upgrade is an error naming the
-/// HTTP status.
+/// Opens a node's log WebSocket from SAM's own app page; a refused upgrade
+/// is an error naming the HTTP status.
 pub async fn node_event_socket(
     p: &Platform,
     cookie: &str,
     node_id: &str,
+) -> Result<NodeEventSocket> {
+    let origin = format!("http://app.localhost:{}", p.port);
+    node_event_socket_from(p, cookie, node_id, &origin).await
+}
+
+/// Like [`node_event_socket`], from a page at `origin`.
+pub async fn node_event_socket_from(
+    p: &Platform,
+    cookie: &str,
+    node_id: &str,
+    origin: &str,
 ) -> Result<NodeEventSocket> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let url = format!(
@@ -707,6 +718,9 @@ pub async fn node_event_socket(
     request
         .headers_mut()
         .insert("cookie", cookie.parse().context("cookie header")?);
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().context("origin header")?);
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", p.port)).await?;
     match tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
         .await

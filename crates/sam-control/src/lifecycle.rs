@@ -114,9 +114,50 @@ pub async fn settle<A: CloudAccounts>(
     now: i64,
 ) -> Result<NodeRecord, ControlError> {
     let node_id = applied.node.id.clone();
+    let driven = drive(db, accounts, boot_log, platform, &mut applied, now).await;
+    let node = match driven {
+        Ok(()) => refresh_deadline(db, platform, applied.node).await?,
+        // One of our own follow-up events lost to a concurrent change (a
+        // racing request confirmed the server gone first): what is stored
+        // is the truth.
+        Err(ControlError::Transition(_) | ControlError::NodeBusy) => {
+            let stored = NodeRepository::new(db)
+                .get(&node_id)
+                .await?
+                .ok_or(ControlError::NotFound)?;
+            refresh_deadline(db, platform, stored).await?
+        }
+        Err(e) => {
+            // Still arm what is stored, so the failure is retried.
+            if let Ok(Some(stored)) = NodeRepository::new(db).get(&node_id).await
+                && let Some(at) = stored.deadline_at
+            {
+                let _ = timer.wake_at(&node_id, at).await;
+            }
+            return Err(e);
+        }
+    };
+    if let Some(at) = node.deadline_at {
+        // The timer is the first layer; the sweep finds the node by its
+        // stored deadline if arming fails.
+        let _ = timer.wake_at(&node_id, at).await;
+    }
+    Ok(node)
+}
+
+/// The steps of [`settle`] up to the point where nothing more is due.
+async fn drive<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    accounts: &A,
+    boot_log: &impl BootLog,
+    platform: &LifecycleConfig,
+    applied: &mut Applied,
+    now: i64,
+) -> Result<(), ControlError> {
+    let node_id = applied.node.id.clone();
     for _ in 0..MAX_SETTLE_STEPS {
-        log_change(boot_log, &applied, now).await;
-        let deleting = delete_owed(&applied);
+        log_change(boot_log, applied, now).await;
+        let deleting = delete_owed(applied);
         let next = if deleting {
             Some(destroy_servers(accounts, &applied.node).await)
         } else {
@@ -127,7 +168,7 @@ pub async fn settle<A: CloudAccounts>(
             )
         };
         let Some(event) = next else { break };
-        applied = advance(db, platform, &node_id, &event, now).await?;
+        *applied = advance(db, platform, &node_id, &event, now).await?;
         // A retry failing the same way changes nothing in the state, but
         // every failed delete call belongs in the node's log.
         if let (true, false, Event::DestroyFailed { reason }) =
@@ -138,12 +179,31 @@ pub async fn settle<A: CloudAccounts>(
                 .await;
         }
     }
-    if let Some(at) = applied.node.deadline_at {
-        // The timer is the first layer; the sweep finds the node by its
-        // stored deadline if arming fails.
-        let _ = timer.wake_at(&node_id, at).await;
+    Ok(())
+}
+
+/// The node with its stored deadline recomputed under the current
+/// settings: they may have changed since it was written (a longer stale
+/// limit, a migrated row), and a stale past deadline would make the alarm
+/// ring again at once for nothing.
+async fn refresh_deadline(
+    db: &impl SqlDatabase,
+    platform: &LifecycleConfig,
+    mut node: NodeRecord,
+) -> Result<NodeRecord, ControlError> {
+    let due = deadline(&node.state(), &node_config(platform, &node));
+    if due == node.deadline_at {
+        return Ok(node);
     }
-    Ok(applied.node)
+    let nodes = NodeRepository::new(db);
+    let version = u64::try_from(node.version).unwrap_or(0);
+    if nodes.set_deadline(&node.id, version, due).await? {
+        node.deadline_at = due;
+        Ok(node)
+    } else {
+        // Changed meanwhile; whoever changed it stored a fresh deadline.
+        nodes.get(&node.id).await?.ok_or(ControlError::NotFound)
+    }
 }
 
 /// Runs whatever is due for a node now (its alarm rang, or the sweep found

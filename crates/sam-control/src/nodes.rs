@@ -262,14 +262,20 @@ pub async fn create_node<A: CloudAccounts>(
             });
         }
     };
-    nodes
-        .record_address(&record.id, server.ipv4.as_deref(), &location)
-        .await?;
     let event = Event::ServerCreated {
         server_id: server.id.clone(),
     };
+    // The server id first: it is what lets a failure below still find
+    // and delete the server.
     match advance(db, &settings.lifecycle, &record.id, &event, now).await {
-        Ok(applied) => {
+        Ok(mut applied) => {
+            nodes
+                .record_address(&record.id, server.ipv4.as_deref(), &location)
+                .await?;
+            applied.node.location.clone_from(&location);
+            if let Some(ip) = &server.ipv4 {
+                applied.node.ip_address = Some(ip.clone());
+            }
             settle(
                 db,
                 ports.accounts,
@@ -284,7 +290,16 @@ pub async fn create_node<A: CloudAccounts>(
         Err(ControlError::Transition(TransitionError::NodeDestroyed { .. })) => {
             // Destroyed while its server was being created: that server
             // must not outlive it. (The orphan sweep is the fallback.)
-            let _ = provider.delete_server(&server.id).await;
+            if let Err(e) = provider.delete_server(&server.id).await {
+                let detail = format!(
+                    "server {} created after the node was destroyed: {e}",
+                    server.id
+                );
+                let _ = ports
+                    .boot_log
+                    .record(&record.id, now, BootPhase::DestroyFailed, Some(&detail))
+                    .await;
+            }
             nodes.get(&record.id).await?.ok_or(ControlError::NotFound)
         }
         Err(e) => Err(e),
@@ -471,17 +486,22 @@ pub async fn claim_warm_node<A: CloudAccounts>(
     now: i64,
 ) -> Result<NodeRecord, ControlError> {
     let nodes = NodeRepository::new(db);
+    // A repeated claim (its first answer was lost) gets the node it holds.
+    if let Some(held) = nodes.find_claimed(user_id, claim_id).await? {
+        return Ok(held);
+    }
     let claim = Event::Claim {
         claim_id: claim_id.to_owned(),
     };
     for candidate in nodes.list_warm_owned(user_id).await? {
         match advance(db, &settings.lifecycle, &candidate.id, &claim, now).await {
             Ok(applied) => {
-                let (project_id, warm_timeout) = project.unwrap_or((
-                    candidate.project_id.as_deref().unwrap_or_default(),
-                    candidate.warm_timeout_ms,
-                ));
-                let project_id = Some(project_id).filter(|p| !p.is_empty());
+                // Without a project the node works for no project, and the
+                // platform's warm timeout applies when it is released.
+                let (project_id, warm_timeout) = match project {
+                    Some((id, warm)) => (Some(id), warm),
+                    None => (None, None),
+                };
                 nodes
                     .record_project(&candidate.id, project_id, warm_timeout)
                     .await?;

@@ -1479,6 +1479,46 @@ mod sweeping {
 
 // ---- the warm pool ----
 
+/// A longer stale limit than the one a node's stored deadline was computed
+/// with (a changed setting, a migrated row): the alarm ringing at the old
+/// deadline finds nothing due and stores and arms the new deadline, instead
+/// of re-arming the past one (which would ring again at once, forever).
+#[test]
+fn a_stale_stored_deadline_is_recomputed_not_rearmed() {
+    let env = Env::new();
+    let t = env.ctx();
+    block_on(async {
+        let node = t.ready_node(NOW).await;
+        let old = node.deadline_at.unwrap();
+        let longer = LifecycleConfig {
+            heartbeat_stale_ms: STALE_MS * 10,
+            ..lifecycle()
+        };
+        let after = run_due(
+            t.db(),
+            &t.accounts,
+            &env.log,
+            &env.timer,
+            &longer,
+            &node.id,
+            old + 1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(after.status, "ready");
+        let fresh = deadline(&after.state(), &longer).unwrap();
+        assert!(fresh > old + 1, "{fresh} is not ahead of {}", old + 1);
+        assert_eq!(after.deadline_at, Some(fresh));
+        let stored = NodeRepository::new(t.db())
+            .get(&node.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.deadline_at, Some(fresh));
+        assert_eq!(env.timer.latest(&node.id), Some(fresh));
+    });
+}
+
 mod warm_pool {
     use super::*;
 
@@ -1793,8 +1833,13 @@ mod warm_pool {
             );
             t.armed(&id).await;
 
-            // A claim naming no project keeps the node's own timeout.
-            t.claim("U1", "task:2", None, warmed + 10).await.unwrap();
+            // A repeated claim (its answer was lost) gets the same node.
+            t.claim("U1", "task:2", Some(("P1", Some(own))), warmed + 10)
+                .await
+                .unwrap();
+            let again = t.claim("U1", "task:2", None, warmed + 15).await.unwrap();
+            assert_eq!(again.id, id);
+            assert_eq!(again.claimed_by.as_deref(), Some("task:2"));
             let warmed = warmed + 20;
             let warm = t.release("U1", &id, "task:2", warmed).await.unwrap();
             assert_eq!(

@@ -141,16 +141,13 @@ pub fn apply(
     use WorkspaceEvent as E;
     use WorkspaceStatus as S;
     let to = match (from, event) {
-        (S::Deleted, E::DeleteRequested | E::Gone) => S::Deleted,
+        (S::Deleted | S::Deleting, E::Gone) | (S::Deleted, E::DeleteRequested) => S::Deleted,
         (S::Deleted, _) => return Err(WorkspaceTransitionError::Deleted),
         (S::Creating | S::Running, E::Ready) => S::Running,
-        (S::Creating, E::ProvisioningFailed) => S::Error,
-        (S::Error, E::ProvisioningFailed) => S::Error,
+        (S::Creating | S::Error, E::ProvisioningFailed) => S::Error,
         (S::Running | S::Stopping, E::StopRequested) => S::Stopping,
-        (S::Stopped, E::StopRequested) => S::Stopped,
-        (S::Stopping | S::Stopped, E::Stopped) => S::Stopped,
+        (S::Stopped, E::StopRequested) | (S::Stopping | S::Stopped, E::Stopped) => S::Stopped,
         (S::Stopped | S::Running, E::StartRequested) => S::Creating,
-        (S::Deleting, E::Gone) => S::Deleted,
         (_, E::DeleteRequested) => S::Deleting,
         _ => return Err(WorkspaceTransitionError::Invalid { from, event }),
     };

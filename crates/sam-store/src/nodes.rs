@@ -265,6 +265,44 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         Ok(changed > 0)
     }
 
+    /// Corrects the stored deadline of an unchanged node (the settings it
+    /// was computed with changed). Returns whether the version still held.
+    pub async fn set_deadline(
+        &self,
+        id: &str,
+        expected_version: u64,
+        deadline_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .db
+            .execute(
+                "UPDATE nodes SET deadline_at = ? WHERE id = ? AND version = ?",
+                &[
+                    deadline_at.into(),
+                    id.into(),
+                    i64::try_from(expected_version).unwrap_or(i64::MAX).into(),
+                ],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
+    /// The user's node held by `claim_id`, if any (a repeated claim).
+    pub async fn find_claimed(
+        &self,
+        user_id: &str,
+        claim_id: &str,
+    ) -> Result<Option<NodeRecord>, StoreError> {
+        self.one(
+            &format!(
+                "SELECT {COLUMNS} FROM nodes WHERE user_id = ? AND claimed_by = ? \
+                 AND status IN ('provisioning', 'booting', 'ready') LIMIT 1"
+            ),
+            &[user_id.into(), claim_id.into()],
+        )
+        .await
+    }
+
     /// Where the provider put the node's server (a capacity fallback may
     /// have moved it). Not part of the state machine.
     pub async fn record_address(

@@ -117,13 +117,14 @@ pub struct NodeView {
 
 /// `POST /api/nodes/claim`: take one of the user's warm nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClaimNodeRequest {
     /// Names the holder; a retry with the same id gets the same node.
     /// Generated when absent.
     #[serde(default)]
     pub claim_id: Option<String>,
     /// The project the node will work for: its warm timeout applies when
-    /// the node is released.
+    /// the node is released. Without one, the platform's applies.
     #[serde(default)]
     pub project_id: Option<String>,
 }
@@ -137,6 +138,7 @@ pub struct ClaimedNode {
 
 /// `POST /api/nodes/{id}/release`: the holder is done with the node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseNodeRequest {
     /// The claim to release; the user's own hold (`user:<id>`) when absent.
     #[serde(default)]

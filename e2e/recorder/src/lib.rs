@@ -454,6 +454,9 @@ async fn forward(
     if let Some(protocol) = upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, protocol.clone());
+        // No compression is negotiated, so every text message the upstream
+        // sends can be read and recorded (browsers offer permessage-deflate).
+        headers.remove("sec-websocket-extensions");
     }
     let mut request = shared
         .client

@@ -187,6 +187,16 @@ async fn j15_node_manage_and_observe() {
         .unwrap();
     assert_eq!(replayed, phases);
     // ...and it refuses anyone but the owner (another user's node is a 404).
+    // Another site's page cannot open it with the owner's cookie.
+    let foreign =
+        sam_e2e::node_event_socket_from(&p, &cookie, &created.id, "http://evil.example").await;
+    assert!(
+        foreign
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("403")),
+        "a foreign page's socket: {:?}",
+        foreign.map(|_| ())
+    );
     let stranger_cookie = sam_e2e::session_cookie(&p, "j15-stranger").await.unwrap();
     let refused = sam_e2e::node_event_socket(&p, &stranger_cookie, &created.id).await;
     assert!(

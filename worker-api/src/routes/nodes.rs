@@ -219,6 +219,17 @@ pub async fn event_stream(ctx: &Ctx, user: &str) -> ApiResult<Response> {
             "this endpoint streams over a WebSocket; send an Upgrade: websocket request",
         ));
     }
+    // Browsers always name the page that opens a socket, and cookies ride
+    // along from any same-site page (workspace hosts will serve user
+    // content): only our own pages may open it.
+    let origin = ctx.req.headers().get("Origin")?.unwrap_or_default();
+    if origin != ctx.config.app_origin && origin != ctx.config.api_origin {
+        return Err(ApiError::new(
+            403,
+            "csrf_origin_mismatch",
+            "the node log can only be opened from SAM's own pages",
+        ));
+    }
     let headers = Headers::new();
     headers.set("Upgrade", "websocket")?;
     let mut init = RequestInit::new();
@@ -242,7 +253,7 @@ pub async fn boot_log(env: &Env, node_id: &str) -> ApiResult<Vec<BootEvent>> {
 pub async fn agent_logs(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let node = owned_node(ctx, user).await?;
     let query = ctx.query_string();
-    agent_call(ctx, &node, &format!("/logs{query}")).await
+    agent_call(ctx, &node, &format!("/logs{query}"), "application/json").await
 }
 
 /// `GET /api/nodes/{id}/logs/stream`: the vm-agent's log as Server-Sent
@@ -250,12 +261,29 @@ pub async fn agent_logs(ctx: &Ctx, user: &str) -> ApiResult<Response> {
 pub async fn agent_log_stream(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let node = owned_node(ctx, user).await?;
     let query = ctx.query_string();
-    agent_call(ctx, &node, &format!("/logs/stream{query}")).await
+    agent_call(
+        ctx,
+        &node,
+        &format!("/logs/stream{query}"),
+        "text/event-stream",
+    )
+    .await
 }
 
 /// Calls the node's vm-agent with a short-lived management token scoped
-/// to this node, and passes its answer (status, type, streaming body) on.
-async fn agent_call(ctx: &Ctx, node: &NodeRecord, path: &str) -> ApiResult<Response> {
+/// to this node, and passes its answer (status, streaming body) on.
+///
+/// The node is user territory: whatever answers there is not trusted. So
+/// the address must be an IP literal, redirects are not followed (the
+/// Worker must not become a proxy to anywhere), and only the expected
+/// content type (or the agent's JSON errors) is passed on, as inert data
+/// (`nosniff`, a sandboxing CSP) — never as a page on our origin.
+async fn agent_call(
+    ctx: &Ctx,
+    node: &NodeRecord,
+    path: &str,
+    expected_type: &str,
+) -> ApiResult<Response> {
     let running = matches!(
         node.status(),
         sam_domain::lifecycle::LifecycleStatus::Ready
@@ -268,23 +296,27 @@ async fn agent_call(ctx: &Ctx, node: &NodeRecord, path: &str) -> ApiResult<Respo
             "the node's vm-agent is not running; logs are available while the node is ready or warm",
         ));
     };
+    let host = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Err(_) => return Err(bad_agent_answer("the node's address is not an IP address")),
+    };
     let key = Config::signing_key(&ctx.env)?;
     let token = key.issue(
         &ctx.config.nodes.control_plane_url,
-        &Grant {
-            audience: Audience::NodeManagement,
-            node_id: node.id.clone(),
-            workspace_id: None,
-            port: None,
-            ttl_secs: MANAGEMENT_TOKEN_TTL_SECS,
-        },
+        &Grant::node(
+            Audience::NodeManagement,
+            &node.id,
+            MANAGEMENT_TOKEN_TTL_SECS,
+        ),
         now_ms(),
     );
     let headers = Headers::new();
     headers.set("Authorization", &format!("Bearer {token}"))?;
     let mut init = RequestInit::new();
-    init.with_headers(headers);
-    let url = format!("http://{ip}:{}{path}", ctx.config.nodes.vm_agent_port);
+    init.with_headers(headers)
+        .with_redirect(worker::RequestRedirect::Manual);
+    let url = format!("http://{host}:{}{path}", ctx.config.nodes.vm_agent_port);
     let request = Request::new_with_init(&url, &init)?;
     let upstream = Fetch::Request(request).send().await.map_err(|e| {
         ApiError::new(
@@ -297,13 +329,30 @@ async fn agent_call(ctx: &Ctx, node: &NodeRecord, path: &str) -> ApiResult<Respo
     let content_type = upstream
         .headers()
         .get("content-type")?
-        .unwrap_or_else(|| "application/json".to_owned());
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let acceptable = if (200..300).contains(&status) {
+        content_type.starts_with(expected_type)
+    } else {
+        (400..600).contains(&status) && content_type.starts_with("application/json")
+    };
+    if !acceptable {
+        return Err(bad_agent_answer(&format!(
+            "the node's vm-agent answered {status} with an unexpected kind of content"
+        )));
+    }
     let out = Headers::new();
     out.set("content-type", &content_type)?;
     out.set("cache-control", "no-store")?;
+    out.set("x-content-type-options", "nosniff")?;
+    out.set("content-security-policy", "default-src 'none'; sandbox")?;
     Ok(Response::from_body(upstream.body().clone())?
         .with_status(status)
         .with_headers(out))
+}
+
+fn bad_agent_answer(message: &str) -> ApiError {
+    ApiError::new(502, "vm_agent_bad_answer", message)
 }
 
 pub async fn ready(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {
