@@ -41,7 +41,8 @@ pub struct WebhookConfig {
 /// What a devgithub instance needs to know; the CLI builds it from flags.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Holds `state.json` and the `port` file.
+    /// Holds `state.json`, the `port` file and `git/` (a bare repository
+    /// per repository).
     pub state_dir: PathBuf,
     /// Base URL the server is reached at (`http://127.0.0.1:PORT`), used for
     /// `clone_url`, `html_url`, `Link` headers and webhook payloads. When
@@ -58,5 +59,9 @@ pub struct Config {
 impl Config {
     pub(crate) fn state_file(&self) -> PathBuf {
         self.state_dir.join("state.json")
+    }
+
+    pub(crate) fn git_root(&self) -> PathBuf {
+        self.state_dir.join("git")
     }
 }

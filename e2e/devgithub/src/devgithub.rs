@@ -7,6 +7,7 @@ use axum::Router;
 use jsonwebtoken::DecodingKey;
 
 use crate::config::Config;
+use crate::git::GitRepos;
 use crate::hooks::Webhooks;
 use crate::server::{self, AppState};
 use crate::state::{Store, StoreError};
@@ -56,8 +57,9 @@ fn check_url(what: &'static str, url: Option<&str>) -> Result<(), StartError> {
 }
 
 impl DevGitHub {
-    /// Loads state from `config.state_dir` and starts the webhook delivery
-    /// task. Must run inside a Tokio runtime.
+    /// Loads state from `config.state_dir` (bare git repositories live in
+    /// its `git/`) and starts the webhook delivery task. Must run inside a
+    /// Tokio runtime.
     pub fn start(config: Config) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::StateDir {
             path: config.state_dir.display().to_string(),
@@ -70,6 +72,11 @@ impl DevGitHub {
             "--webhook-url",
             config.webhook.as_ref().map(|w| w.url.as_str()),
         )?;
+        let git_root = config.git_root();
+        std::fs::create_dir_all(&git_root).map_err(|source| StartError::StateDir {
+            path: git_root.display().to_string(),
+            source,
+        })?;
         let app_key = DecodingKey::from_rsa_pem(config.app.public_key_pem.as_bytes())?;
         let store = Arc::new(Store::open(config.state_file())?);
         let hooks = Webhooks::start(config.webhook.clone(), config.app.id, Arc::clone(&store))?;
@@ -79,6 +86,7 @@ impl DevGitHub {
                 config: Arc::new(config),
                 app_key: Arc::new(app_key),
                 hooks,
+                git: Arc::new(GitRepos::new(git_root)),
             },
         })
     }

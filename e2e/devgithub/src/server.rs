@@ -7,16 +7,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::HOST;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jsonwebtoken::DecodingKey;
 
 use crate::api::ApiError;
 use crate::config::Config;
+use crate::git::GitRepos;
 use crate::hooks::Webhooks;
 use crate::state::Store;
 use crate::{admin, api, avatars, git, install, oauth};
@@ -28,6 +29,8 @@ pub(crate) struct AppState {
     /// Verifies the app's RS256 JWTs.
     pub app_key: Arc<DecodingKey>,
     pub hooks: Webhooks,
+    /// The bare repositories behind git's smart HTTP.
+    pub git: Arc<GitRepos>,
 }
 
 /// The base URL this request reached the server at, without a trailing
@@ -57,11 +60,12 @@ impl FromRequestParts<AppState> for Base {
     }
 }
 
-/// Unknown paths: git's smart HTTP paths go to their (future) module,
-/// everything else gets GitHub's JSON 404.
-async fn fallback(uri: Uri) -> Response {
-    if git::is_git_path(uri.path()) {
-        return git::not_emulated(uri.path());
+/// Unknown paths: git's smart HTTP paths (`/{owner}/{repo}.git/…`) go to
+/// `git`, everything else gets GitHub's JSON 404. Routing git here rather
+/// than by route patterns keeps `/{owner}/…` from shadowing anything.
+async fn fallback(State(state): State<AppState>, Base(base): Base, request: Request) -> Response {
+    if git::is_git_path(request.uri().path()) {
+        return git::serve(state, base, request).await;
     }
     ApiError::not_found().into_response()
 }

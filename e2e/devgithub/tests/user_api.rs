@@ -244,14 +244,16 @@ async fn unknown_routes_and_methods_are_json_404s() {
     assert_eq!(body["message"], "Not Found");
     let (status, _) = decode(hub.client.patch(hub.url("/user")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // The seams say what is missing.
+    // Git paths are git's: an unknown repository asks for credentials
+    // (tests/git.rs covers the rest).
     let response = hub
         .client
-        .get(hub.url("/octocat/hello.git/info/refs"))
+        .get(hub.url("/octocat/hello.git/info/refs?service=git-upload-pack"))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The pull request seam says what is missing.
     let (status, body) = decode(
         hub.client
             .get(hub.url("/repos/o/r/pulls"))

@@ -1,6 +1,7 @@
-//! `POST /_devgithub/repos`, `POST /_devgithub/repos/{owner}/{repo}/rename`
-//! (sends `repository.renamed`), `DELETE /_devgithub/repos/{owner}/{repo}`
-//! (sends `repository.deleted`).
+//! `POST /_devgithub/repos` (also creates the bare git repository),
+//! `POST /_devgithub/repos/{owner}/{repo}/rename` (sends
+//! `repository.renamed`), `DELETE /_devgithub/repos/{owner}/{repo}` (sends
+//! `repository.deleted`, removes the bare repository).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,6 +12,7 @@ use serde_json::Value;
 use super::sender_id;
 use crate::api::{ApiError, JsonBody};
 use crate::changes;
+use crate::git;
 use crate::render;
 use crate::server::{AppState, Base};
 use crate::state::{BranchSpec, NewRepo};
@@ -65,6 +67,9 @@ pub(super) struct CreateRepo {
 }
 
 /// 201 with the repository JSON. An unknown owner becomes an organization.
+/// The bare git repository is built before answering; branches point at
+/// its initial commit, except those seeded with an explicit `sha`. If git
+/// fails, the repository is not created (500).
 pub(super) async fn create(
     State(state): State<AppState>,
     Base(base): Base,
@@ -78,10 +83,26 @@ pub(super) async fn create(
         default_branch: body.default_branch,
         branches: body.branches.into_iter().map(BranchSpec::from).collect(),
     };
-    let repo = state.store.update(|w| {
-        w.create_repo(spec)
-            .map(|r| render::repo(&base, w, &r, None))
-    })?;
+    let pinned: Vec<String> = spec
+        .branches
+        .iter()
+        .filter(|b| b.sha.is_some())
+        .map(|b| b.name.clone())
+        .collect();
+    let id = state.store.update(|w| w.create_repo(spec).map(|r| r.id))?;
+    if let Err(error) = git::materialize(&state, id, &pinned).await {
+        tracing::error!(%error, "creating a bare repository");
+        state.store.update(|w| w.delete_repo(id));
+        git::remove(&state, id).await;
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("creating the git repository failed: {error}"),
+        ));
+    }
+    let repo = state
+        .store
+        .read(|w| w.repos.get(&id).map(|r| render::repo(&base, w, r, None)))
+        .ok_or_else(ApiError::not_found)?;
     Ok((StatusCode::CREATED, Json(repo)))
 }
 
@@ -128,5 +149,6 @@ pub(super) async fn delete(
         .store
         .read(|w| sender_id(w, query.sender.as_deref()))?;
     changes::delete_repo(&state, &base, id, sender)?;
+    git::remove(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }

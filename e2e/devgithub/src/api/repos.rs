@@ -1,5 +1,7 @@
 //! Repositories and branches, by `owner/name` or by id. A renamed
 //! repository's old name answers 301 to `/repositories/{id}…`, like GitHub.
+//! Branches come from `Repo::branches`, which pushes over git keep equal
+//! to the bare repository's `refs/heads/*` (see `crate::git`).
 //!
 //! Visibility: public repositories to anyone (installation tokens
 //! included); private ones to users on the owner's side, and to

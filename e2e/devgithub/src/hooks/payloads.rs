@@ -1,6 +1,6 @@
 //! Webhook payloads for the events devgithub emits, shaped like GitHub's:
 //! `installation` (created, deleted), `installation_repositories` (added,
-//! removed) and `repository` (renamed, deleted).
+//! removed), `repository` (renamed, deleted) and `push`.
 
 use serde_json::{Value, json};
 
@@ -112,6 +112,30 @@ impl Ctx<'_> {
         if let Some(changes) = changes {
             payload["changes"] = changes;
         }
+        self.envelope(repo.owner_id, payload)
+    }
+
+    /// `push`: `fields` carries `ref`, `before`, `after`, `commits`,
+    /// `pusher` and the rest; this adds `repository` (with GitHub's
+    /// push-only quirk of Unix timestamps for `created_at` and
+    /// `pushed_at`), `installation`, `sender` and `organization`.
+    pub(crate) fn push(&self, repo: &Repo, installation_id: u64, fields: Value) -> Value {
+        let mut repository = render::repo(self.base, self.world, repo, None);
+        for key in ["created_at", "pushed_at"] {
+            let seconds = repository[key]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp());
+            if let Some(seconds) = seconds {
+                repository[key] = Value::from(seconds);
+            }
+        }
+        let mut payload = fields;
+        payload["repository"] = repository;
+        payload["installation"] = json!({
+            "id": installation_id,
+            "node_id": node_id("Installation", installation_id),
+        });
         self.envelope(repo.owner_id, payload)
     }
 }

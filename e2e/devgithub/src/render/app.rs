@@ -10,6 +10,12 @@ use crate::state::{Installation, World};
 /// Id of the synthetic organization that owns the app.
 const APP_OWNER_ID: u64 = 1;
 
+/// Id of the app's bot user (`{slug}[bot]`), which installation tokens
+/// act as; outside the account id range.
+pub(crate) fn bot_id(app_id: u64) -> u64 {
+    41_000_000 + app_id
+}
+
 pub(crate) fn app(base: &str, config: &AppConfig, world: &World) -> Value {
     let mut permissions = serde_json::Map::new();
     let mut events: Vec<String> = Vec::new();

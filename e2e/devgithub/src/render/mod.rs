@@ -7,5 +7,5 @@ mod app;
 mod repo;
 
 pub(crate) use account::{private_user, simple_user};
-pub(crate) use app::{app, installation};
+pub(crate) use app::{app, bot_id, installation};
 pub(crate) use repo::{branch_full, branch_short, repo, repo_minimal};

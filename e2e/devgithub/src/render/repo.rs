@@ -98,7 +98,8 @@ pub(crate) fn branch_short(base: &str, world: &World, repo: &Repo, branch: &Bran
 }
 
 /// `GET /repos/{owner}/{repo}/branches/{branch}`: the branch with its
-/// head commit. The commit is a placeholder; no git data exists yet.
+/// head commit. The SHA is the real head in the bare repository; the
+/// commit's details (message, author, tree, parents) are placeholders.
 pub(crate) fn branch_full(base: &str, world: &World, repo: &Repo, branch: &Branch) -> Value {
     let full_name = world.full_name(repo);
     let api = format!("{base}/repos/{full_name}");

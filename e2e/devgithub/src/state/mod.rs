@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub(crate) use mutations::{BranchSpec, NewInstallation, NewRepo, RepoDiff, default_permissions};
+pub(crate) use mutations::{
+    BranchSpec, BranchUpdate, NewInstallation, NewRepo, RepoDiff, default_permissions,
+};
 pub(crate) use queries::RepoLookup;
 pub(crate) use store::{Store, StoreError};
 
@@ -54,7 +56,9 @@ pub(crate) struct Account {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Branch {
     pub name: String,
-    /// 40 hex characters; no commit exists behind it (yet).
+    /// 40 hex characters: the head commit in the repository's bare git
+    /// repository, kept in step by pushes (a branch seeded with an
+    /// explicit SHA has no ref or commit behind it until one is pushed).
     pub sha: String,
     pub protected: bool,
 }

@@ -41,6 +41,13 @@ pub(crate) struct NewInstallation {
     pub events: Option<Vec<String>>,
 }
 
+/// A branch a push moved: `sha` is the new head, `None` once deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BranchUpdate {
+    pub name: String,
+    pub sha: Option<String>,
+}
+
 /// Repositories an installation gained and lost, by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RepoDiff {
@@ -290,6 +297,39 @@ impl World {
         self.repo_redirects.remove(&new_full);
         self.repo_redirects.insert(old_full, id);
         Ok((old_name, repo))
+    }
+
+    /// Points the named branches of a repository at `sha` (its bare
+    /// repository's initial commit).
+    pub(crate) fn set_branch_shas(&mut self, id: u64, names: &[String], sha: &str) {
+        if let Some(repo) = self.repos.get_mut(&id) {
+            for branch in repo.branches.iter_mut().filter(|b| names.contains(&b.name)) {
+                sha.clone_into(&mut branch.sha);
+            }
+        }
+    }
+
+    /// Applies a push's branch updates (new branches go last, as seeded
+    /// ones came first); returns the repository as it now is.
+    pub(crate) fn record_push(&mut self, id: u64, updates: &[BranchUpdate]) -> Option<Repo> {
+        let repo = self.repos.get_mut(&id)?;
+        for update in updates {
+            let at = repo.branches.iter().position(|b| b.name == update.name);
+            match (&update.sha, at) {
+                (Some(sha), Some(i)) => sha.clone_into(&mut repo.branches[i].sha),
+                (Some(sha), None) => repo.branches.push(Branch {
+                    name: update.name.clone(),
+                    sha: sha.clone(),
+                    protected: false,
+                }),
+                (None, Some(i)) => {
+                    repo.branches.remove(i);
+                }
+                (None, None) => {}
+            }
+        }
+        repo.updated_at = now_rfc3339();
+        Some(repo.clone())
     }
 
     /// Deletes a repository and every reference to it.
@@ -550,6 +590,34 @@ mod tests {
         w.delete_repo(r.id).unwrap();
         assert_eq!(w.lookup_repo("octo", "one"), RepoLookup::Missing);
         assert!(w.installations[&inst.id].repository_ids.is_empty());
+    }
+
+    #[test]
+    fn pushes_move_add_and_delete_branches() {
+        let mut w = World::default();
+        let r = w.create_repo(repo("acme", "api")).unwrap();
+        let head = "1".repeat(40);
+        w.set_branch_shas(r.id, &["main".into(), "develop".into()], &head);
+        let update = |name: &str, sha: Option<&str>| BranchUpdate {
+            name: name.into(),
+            sha: sha.map(str::to_owned),
+        };
+        let after = w
+            .record_push(
+                r.id,
+                &[
+                    update("develop", None),
+                    update("main", Some(&"2".repeat(40))),
+                    update("topic", Some(&head)),
+                    update("ghost", None),
+                ],
+            )
+            .unwrap();
+        let names: Vec<_> = after.branches.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["main", "feature/example", "topic"]);
+        assert_eq!(after.branches[0].sha, "2".repeat(40));
+        assert_eq!(after.branches[2].sha, head);
+        assert!(w.record_push(999, &[]).is_none());
     }
 
     #[test]
