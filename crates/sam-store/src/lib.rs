@@ -17,6 +17,7 @@ mod sql;
 pub mod sqlite;
 mod tokens;
 mod users;
+mod workspaces;
 
 pub use agent_credentials::{AgentCredentialRecord, AgentCredentialRepository};
 pub use credentials::{CloudCredentialRecord, CredentialRepository};
@@ -29,3 +30,6 @@ pub use sessions::{SessionRecord, SessionRepository};
 pub use sql::{Row, SqlDatabase, SqlValue, StoreError};
 pub use tokens::{TokenRecord, TokenRepository};
 pub use users::{GithubProfile, UserRecord, UserRepository};
+pub use workspaces::{
+    WorkspaceEventRecord, WorkspaceInsertError, WorkspaceRecord, WorkspaceRepository,
+};
