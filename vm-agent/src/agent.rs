@@ -17,6 +17,7 @@ use crate::jwks::KeyCache;
 use crate::logs::LogBuffer;
 use crate::resolver::LocalhostResolver;
 use crate::server::{AppState, router};
+use crate::workspaces::Workspaces;
 
 /// Outgoing requests give up after this long, so a hung control plane turns
 /// into a retry instead of a stuck agent.
@@ -41,6 +42,8 @@ pub struct Agent {
     logs: LogBuffer,
     /// Set once on shutdown; the server drains on it and log streams end.
     stop: watch::Sender<bool>,
+    /// The node's workspaces, shared by every router this agent builds.
+    workspaces: Workspaces,
 }
 
 impl Agent {
@@ -52,8 +55,10 @@ impl Agent {
             &config.token_issuer,
             config.jwks_min_refresh,
         ));
+        let config = Arc::new(config);
         Ok(Self {
-            config: Arc::new(config),
+            workspaces: Workspaces::new(Arc::clone(&config), client.clone()),
+            config,
             client,
             keys,
             logs: LogBuffer::new(),
@@ -78,6 +83,11 @@ impl Agent {
         &self.logs
     }
 
+    /// The node's workspaces.
+    pub fn workspaces(&self) -> &Workspaces {
+        &self.workspaces
+    }
+
     /// The HTTP API, not bound to any socket.
     pub fn router(&self) -> Router {
         let mut state = AppState::new(
@@ -86,6 +96,7 @@ impl Agent {
             self.logs.clone(),
         );
         state.shutdown = self.stop.subscribe();
+        state.workspaces = self.workspaces.clone();
         router(state)
     }
 
@@ -115,6 +126,8 @@ impl Agent {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, node_id = %self.config.node_id, version = AGENT_VERSION, "vm-agent listening");
         }
+        // A restarted agent knows its workspaces before it serves requests.
+        self.workspaces.load().await;
         let mut stopped = self.stop.subscribe();
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|stop| *stop).await;

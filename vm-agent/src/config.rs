@@ -57,6 +57,20 @@ pub struct Config {
     pub jwks_min_refresh: Duration,
     /// Retry schedule for the ready call.
     pub backoff: Backoff,
+    /// The web app's origin (`SAM_APP_ORIGIN`, e.g. `https://app.example.com`):
+    /// the one origin allowed, by CORS, to exchange a terminal ticket for the
+    /// workspace cookie with `fetch`, and one of the origins a
+    /// cookie-authenticated request may come from. `None`: no CORS at all.
+    pub app_origin: Option<String>,
+    /// Whether the workspace cookie is always `Secure`
+    /// (`SAM_SECURE_COOKIES=true`); otherwise only when the request came
+    /// over https (`X-Forwarded-Proto: https` from the Worker).
+    pub secure_cookies: bool,
+    /// The shell terminals run (`SHELL` of the agent's environment); when
+    /// unset or not executable, `/bin/bash`, then `/bin/sh`.
+    pub shell: Option<PathBuf>,
+    /// `HOME` for terminal shells (the agent's own `HOME`, default `/root`).
+    pub home: PathBuf,
 }
 
 impl Config {
@@ -130,6 +144,22 @@ impl Config {
             .parse::<IpAddr>()
             .map_err(|_| invalid("SAM_BIND_HOST", raw_host, "must be an IP address"))?;
 
+        let app_origin = get("SAM_APP_ORIGIN")
+            .map(|raw| origin("SAM_APP_ORIGIN", raw))
+            .transpose()?;
+        let secure_cookies = match get("SAM_SECURE_COOKIES") {
+            None => false,
+            Some(raw) => match raw.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => {
+                    return Err(invalid("SAM_SECURE_COOKIES", raw, "must be true or false"));
+                }
+            },
+        };
+        let shell = get("SHELL").map(PathBuf::from);
+        let home = PathBuf::from(get("HOME").unwrap_or("/root"));
+
         Ok(Self {
             node_id,
             control_plane_url,
@@ -142,6 +172,10 @@ impl Config {
             fs_root,
             jwks_min_refresh: DEFAULT_JWKS_MIN_REFRESH,
             backoff: Backoff::default(),
+            app_origin,
+            secure_cookies,
+            shell,
+            home,
         })
     }
 
@@ -186,6 +220,21 @@ fn check_http_url(var: &'static str, raw: &str) -> Result<(), ConfigError> {
         return Err(invalid(var, raw, "has no host"));
     }
     Ok(())
+}
+
+/// An http(s) origin: scheme, host and optional port, nothing else. Returned
+/// in the form browsers send in `Origin` (no trailing slash, default port
+/// omitted, host in lower case).
+fn origin(var: &'static str, raw: &str) -> Result<String, ConfigError> {
+    check_http_url(var, raw)?;
+    let url = url::Url::parse(raw).map_err(|_| invalid(var, raw, "not a URL"))?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(var, raw, "must be an origin, without a path"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(var, raw, "must not carry credentials"));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 fn absolute_path(var: &'static str, raw: &str) -> Result<PathBuf, ConfigError> {
@@ -243,6 +292,41 @@ mod tests {
         assert_eq!(c.bind_addr(), "0.0.0.0:8443".parse().unwrap());
         assert_eq!(c.token_path(), Path::new("/etc/sam/callback-token"));
         assert_eq!(c.disk_path(), Path::new("/"));
+        assert_eq!(c.app_origin, None);
+        assert!(!c.secure_cookies);
+        assert_eq!(c.shell, None);
+        assert_eq!(c.home, Path::new("/root"));
+    }
+
+    #[test]
+    fn the_app_origin_is_normalised_to_what_browsers_send() {
+        for (raw, expected) in [
+            ("https://app.example.com", "https://app.example.com"),
+            ("https://App.Example.com/", "https://app.example.com"),
+            ("https://app.example.com:443", "https://app.example.com"),
+            ("http://app.localhost:8787/", "http://app.localhost:8787"),
+        ] {
+            let mut vars = minimal();
+            vars.insert("SAM_APP_ORIGIN".to_owned(), raw.to_owned());
+            let c = Config::from_env_map(&vars).unwrap();
+            assert_eq!(c.app_origin.as_deref(), Some(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn cookie_and_shell_settings_are_read() {
+        let mut vars = minimal();
+        for (k, v) in [
+            ("SAM_SECURE_COOKIES", "true"),
+            ("SHELL", "/bin/zsh"),
+            ("HOME", "/home/dev"),
+        ] {
+            vars.insert(k.to_owned(), v.to_owned());
+        }
+        let c = Config::from_env_map(&vars).unwrap();
+        assert!(c.secure_cookies);
+        assert_eq!(c.shell.as_deref(), Some(Path::new("/bin/zsh")));
+        assert_eq!(c.home, Path::new("/home/dev"));
     }
 
     #[test]
@@ -300,6 +384,11 @@ mod tests {
             ("SAM_BIND_HOST", "localhost"),
             ("SAM_FS_ROOT", "relative/root"),
             ("SAM_CALLBACK_TOKEN_FILE", "token"),
+            ("SAM_APP_ORIGIN", "app.example.com"),
+            ("SAM_APP_ORIGIN", "https://app.example.com/path"),
+            ("SAM_APP_ORIGIN", "https://app.example.com/?q=1"),
+            ("SAM_APP_ORIGIN", "https://user:pw@app.example.com"),
+            ("SAM_SECURE_COOKIES", "maybe"),
         ];
         for (var, value) in cases {
             let mut vars = minimal();

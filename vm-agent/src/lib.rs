@@ -18,12 +18,17 @@ mod access;
 mod agent;
 mod callback;
 mod config;
+mod confine;
 mod error;
+mod files;
+mod gitview;
 mod jwks;
 mod logs;
 mod metrics;
 mod resolver;
 mod server;
+mod terminals;
+pub mod workspaces;
 
 pub use agent::Agent;
 pub use callback::Backoff;
@@ -34,6 +39,11 @@ pub use logs::{LogBuffer, LogLayer, LogLine, MAX_MESSAGE_BYTES};
 pub use metrics::{collect_metrics, parse_loadavg, parse_meminfo, parse_uptime};
 pub use resolver::{LocalhostResolver, loopback_addr};
 pub use server::{AppState, router};
+pub use workspaces::{
+    CommandSpec, CreateWorkspace, DevcontainerRuntime, GitIdentity, HostRuntime, RepositorySpec,
+    RuntimeError, RuntimeKind, RuntimeState, RuntimeTarget, WorkspaceError, WorkspaceInfo,
+    WorkspaceRuntime, WorkspaceStatus, WorkspaceView, Workspaces, git_credential_main,
+};
 
 /// The version reported in `/health`, the ready call and heartbeats.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

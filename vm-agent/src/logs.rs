@@ -144,7 +144,7 @@ impl LogBuffer {
             (ring.after(since).cloned().collect::<Vec<_>>(), subscription)
         };
         let last = backlog.last().map_or(since, |line| line.seq);
-        let state = (subscription, last, Box::pin(until));
+        let state = (subscription, last, Box::pin(until), false);
         let live = futures::stream::unfold(state, next_live);
         futures::stream::iter(backlog.into_iter().map(Followed::Line)).chain(live)
     }
@@ -180,20 +180,37 @@ impl LogBuffer {
     }
 }
 
-/// A live follower: its subscription, the last seq it was given and when to
-/// stop.
-type Live<F> = (broadcast::Receiver<LogLine>, u64, Pin<Box<F>>);
+/// A live follower: its subscription, the last seq it was given, when to
+/// stop, and whether that time has come.
+type Live<F> = (broadcast::Receiver<LogLine>, u64, Pin<Box<F>>, bool);
 
 /// The next live line (or gap) for a follower; `None` once it is to stop.
+///
+/// Once `until` resolves, the lines already logged still go out, then the
+/// follow ends; a steady flow of new lines cannot keep it open.
 async fn next_live<F: Future<Output = ()>>(
-    (mut subscription, mut last, mut until): Live<F>,
+    (mut subscription, mut last, mut until, mut stopping): Live<F>,
 ) -> Option<(Followed, Live<F>)> {
     loop {
-        let next = tokio::select! {
-            // Lines already sent go out before the end.
-            biased;
-            next = subscription.recv() => next,
-            () = &mut until => return None,
+        if !stopping && futures::FutureExt::now_or_never(&mut until).is_some() {
+            stopping = true;
+        }
+        let next = if stopping {
+            match subscription.try_recv() {
+                Ok(line) => Ok(line),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                    Err(RecvError::Lagged(missed))
+                }
+                Err(_) => return None,
+            }
+        } else {
+            tokio::select! {
+                next = subscription.recv() => next,
+                () = &mut until => {
+                    stopping = true;
+                    continue;
+                }
+            }
         };
         let followed = match next {
             // Already in the backlog.
@@ -205,7 +222,7 @@ async fn next_live<F: Future<Output = ()>>(
             Err(RecvError::Lagged(missed)) => Followed::Missed(missed),
             Err(RecvError::Closed) => return None,
         };
-        return Some((followed, (subscription, last, until)));
+        return Some((followed, (subscription, last, until, stopping)));
     }
 }
 

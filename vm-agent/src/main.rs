@@ -2,6 +2,10 @@
 //! the in-memory buffer the API serves as `/logs`), a single-threaded runtime
 //! (the agent is mostly idle; one thread keeps its memory small) and signal
 //! handling, then hands over to the library.
+//!
+//! `vm-agent git-credential --workspace <ID> --socket <path> <action>` is
+//! the credential helper git runs for workspace checkouts: it only talks to
+//! the running agent (stdout belongs to git, so nothing is logged).
 
 use std::io::IsTerminal as _;
 
@@ -13,6 +17,17 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "git-credential") {
+        let code = sam_vm_agent::git_credential_main(
+            args.get(2..).unwrap_or_default(),
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+        std::process::exit(code);
+    }
+
     let logs = LogBuffer::new();
     // The filter is global: the buffer keeps exactly what stdout shows.
     tracing_subscriber::registry()

@@ -61,16 +61,29 @@ pub struct AppState {
     /// responses (which would otherwise hold the graceful shutdown open). If
     /// its sender is gone, streams end only when their client leaves.
     pub shutdown: watch::Receiver<bool>,
+    /// Browser sessions (`sam_ws` cookies) and redeemed terminal tickets.
+    pub(crate) workspace_sessions: Arc<crate::access::WorkspaceSessions>,
+    /// Every workspace's terminals.
+    pub(crate) terminals: Arc<crate::terminals::Terminals>,
+    /// The node's workspaces (registry, runtimes, creation). `Agent`
+    /// replaces this one with its own, which it loads at start.
+    pub workspaces: crate::workspaces::Workspaces,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, keys: Arc<KeyCache>, logs: LogBuffer) -> Self {
         Self {
-            config,
+            config: Arc::clone(&config),
             keys,
             logs,
             proc_dir: PathBuf::from(PROC_DIR),
             shutdown: watch::channel(false).1,
+            workspace_sessions: Arc::default(),
+            terminals: Arc::default(),
+            workspaces: crate::workspaces::Workspaces::new(
+                config,
+                crate::workspaces::default_client(),
+            ),
         }
     }
 }
@@ -82,7 +95,19 @@ pub fn router(state: AppState) -> Router {
         .route("/system-info", get(system_info))
         .route("/logs", get(logs))
         .route("/logs/stream", get(log_stream))
+        .merge(crate::files::routes())
+        .merge(crate::gitview::routes())
+        .merge(crate::access::routes())
+        .merge(crate::terminals::routes())
+        .merge(crate::workspaces::routes())
         .fallback(not_found)
+        // Keep last: it must wrap every route (tickets in `?token=` under
+        // `/workspaces/{id}` are exchanged for the cookie before any
+        // handler runs).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::exchange_ticket,
+        ))
         .with_state(state)
 }
 

@@ -4,6 +4,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod browser;
+pub mod git_http;
+pub mod workspace_cp;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,0 +1,165 @@
+//! The workspace management routes, for the control plane (node-management
+//! bearer scoped to this node):
+//!
+//! - `POST /workspaces` → 202 `{workspace}` (`creating`; the rest happens in
+//!   the background and is reported through callbacks); 409
+//!   `workspace_exists`; 400 with a stable code for invalid input
+//!   (`invalid_body`, `invalid_workspace_id`, `invalid_clone_url`,
+//!   `invalid_branch`, `invalid_git_identity`, `invalid_devcontainer_config`,
+//!   `invalid_callback_token`).
+//! - `GET /workspaces` → `{workspaces: [...]}`; `GET /workspaces/{id}` →
+//!   `{workspace}`.
+//! - `POST /workspaces/{id}/stop|restart|rebuild` → 200 `{workspace}` once
+//!   done; 409 `workspace_busy` while it is being created or deleted; a
+//!   runtime failure is a 500 with the runtime's code (and the workspace is
+//!   `error`).
+//! - `DELETE /workspaces/{id}` → 204 once its processes are stopped and its
+//!   directory is gone.
+//!
+//! The token is checked first; then an unknown or malformed id (`..`,
+//! `%2e%2e`, anything that is not a ULID) is a 404 before anything else
+//! happens.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::model::{CreateWorkspace, WorkspaceView};
+use super::registry::WorkspaceError;
+use crate::server::{ApiError, AppState, authorize};
+
+/// The routes, to be merged into the agent's router.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaces", post(create).get(list))
+        .route("/workspaces/{id}", get(show).delete(remove))
+        .route("/workspaces/{id}/stop", post(stop))
+        .route("/workspaces/{id}/restart", post(restart))
+        .route("/workspaces/{id}/rebuild", post(rebuild))
+}
+
+#[derive(Serialize)]
+struct One {
+    workspace: WorkspaceView,
+}
+
+#[derive(Serialize)]
+struct Many {
+    workspaces: Vec<WorkspaceView>,
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(err: WorkspaceError) -> Self {
+        let status = match &err {
+            WorkspaceError::NotFound => StatusCode::NOT_FOUND,
+            WorkspaceError::Exists | WorkspaceError::Busy(_) | WorkspaceError::NotRunning => {
+                StatusCode::CONFLICT
+            }
+            WorkspaceError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            WorkspaceError::Runtime(super::RuntimeError::NotStarted) => StatusCode::CONFLICT,
+            WorkspaceError::Runtime(_) | WorkspaceError::Storage { .. } => {
+                tracing::error!(error = %err, "workspace operation failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, err.code(), &err.to_string())
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such workspace")
+}
+
+/// The path's id, after the token: a malformed one (or one that does not
+/// even decode) is simply not found.
+async fn authorized_id(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<String, ApiError> {
+    authorize(state, headers).await?;
+    let Path(raw) = path.map_err(|_| not_found())?;
+    crate::access::workspace_id(&raw).ok_or_else(not_found)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateWorkspace>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers).await?;
+    let Json(request) = body.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            &rejection.body_text(),
+        )
+    })?;
+    let workspace = state.workspaces.create(request).await?;
+    Ok((StatusCode::ACCEPTED, Json(One { workspace })).into_response())
+}
+
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Many>, ApiError> {
+    authorize(&state, &headers).await?;
+    Ok(Json(Many {
+        workspaces: state.workspaces.list().await,
+    }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<One>, ApiError> {
+    let id = authorized_id(&state, &headers, path).await?;
+    Ok(Json(One {
+        workspace: state.workspaces.view(&id).await?,
+    }))
+}
+
+async fn stop(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<One>, ApiError> {
+    let id = authorized_id(&state, &headers, path).await?;
+    Ok(Json(One {
+        workspace: state.workspaces.stop(&id).await?,
+    }))
+}
+
+async fn restart(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<One>, ApiError> {
+    let id = authorized_id(&state, &headers, path).await?;
+    Ok(Json(One {
+        workspace: state.workspaces.restart(&id).await?,
+    }))
+}
+
+async fn rebuild(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<One>, ApiError> {
+    let id = authorized_id(&state, &headers, path).await?;
+    Ok(Json(One {
+        workspace: state.workspaces.rebuild(&id).await?,
+    }))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = authorized_id(&state, &headers, path).await?;
+    state.workspaces.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
