@@ -129,6 +129,33 @@ pub async fn store_cloud_credential(
     Ok(CloudCredentialView::from(&stored))
 }
 
+/// Deletes the user's credential for `provider`, unless nodes there still
+/// need it: a node can only be destroyed with its owner's credential, so
+/// deleting it first would leave servers nobody can remove.
+pub async fn delete_cloud_credential(
+    db: &impl SqlDatabase,
+    user_id: &str,
+    provider: &str,
+) -> Result<(), ControlError> {
+    let nodes = sam_store::NodeRepository::new(db)
+        .count_live_at(user_id, provider)
+        .await?;
+    if nodes > 0 {
+        return Err(ControlError::CredentialInUse {
+            provider: provider.to_owned(),
+            nodes,
+        });
+    }
+    if CredentialRepository::new(db)
+        .delete(user_id, provider)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ControlError::NotFound)
+    }
+}
+
 /// The user's decrypted credential for `provider`, or a clear error saying what to add.
 pub async fn cloud_secret(
     db: &impl SqlDatabase,

@@ -17,6 +17,11 @@ pub enum ControlError {
     /// No warm node of the user's could be claimed.
     #[error("no warm node is available to claim")]
     NoWarmNode,
+    /// Nodes still need the credential to be destroyed.
+    #[error(
+        "{nodes} of your nodes at {provider} still need this credential to be destroyed; stop or delete them first"
+    )]
+    CredentialInUse { provider: String, nodes: u64 },
     /// Other requests kept changing the node; the caller may retry.
     #[error("the node is changing; try again")]
     NodeBusy,
@@ -90,6 +95,7 @@ impl ControlError {
             ControlError::Quota { .. } => 429,
             ControlError::NotFound => 404,
             ControlError::NoWarmNode
+            | ControlError::CredentialInUse { .. }
             | ControlError::NodeBusy
             | ControlError::Transition(_)
             | ControlError::ProjectExists { .. }
@@ -109,6 +115,7 @@ impl ControlError {
             ControlError::Quota { .. } => "node_quota_exceeded",
             ControlError::NotFound => "not_found",
             ControlError::NoWarmNode => "no_warm_node",
+            ControlError::CredentialInUse { .. } => "credential_in_use",
             ControlError::NodeBusy => "node_busy",
             ControlError::Transition(e) => e.code(),
             ControlError::Store(_) => "storage_error",

@@ -287,6 +287,23 @@ impl<'a, D: SqlDatabase> NodeRepository<'a, D> {
         Ok(changed > 0)
     }
 
+    /// How many of the user's nodes at `provider` are not destroyed (they
+    /// need the user's credential there to be destroyed).
+    pub async fn count_live_at(&self, user_id: &str, provider: &str) -> Result<u64, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Count {
+            n: i64,
+        }
+        let rows: Vec<Count> = query_as(
+            self.db,
+            "SELECT COUNT(*) AS n FROM nodes WHERE user_id = ? AND provider = ? \
+             AND status != 'destroyed'",
+            &[user_id.into(), provider.into()],
+        )
+        .await?;
+        Ok(rows.first().map_or(0, |c| u64::try_from(c.n).unwrap_or(0)))
+    }
+
     /// The user's node held by `claim_id`, if any (a repeated claim).
     pub async fn find_claimed(
         &self,

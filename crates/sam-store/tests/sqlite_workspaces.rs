@@ -95,7 +95,10 @@ fn workspaces_round_trip_and_belong_to_their_owner() {
         assert_eq!(repo.get_owned("U1", "W1").await.unwrap(), Some(w.clone()));
         assert_eq!(repo.get_owned("U2", "W1").await.unwrap(), None);
         assert_eq!(repo.get("W1").await.unwrap(), Some(w.clone()));
-        assert_eq!(repo.list_owned("U1").await.unwrap(), std::slice::from_ref(&w));
+        assert_eq!(
+            repo.list_owned("U1").await.unwrap(),
+            std::slice::from_ref(&w)
+        );
         assert!(repo.list_owned("U2").await.unwrap().is_empty());
         assert_eq!(repo.list_on_node("N1").await.unwrap(), [w]);
         assert!(repo.list_on_node("N2").await.unwrap().is_empty());

@@ -135,6 +135,15 @@ async fn j04_add_hetzner_token_then_node_uses_it() {
     })
     .await
     .unwrap();
+    // The credential cannot go while a node still needs it to be destroyed.
+    let (status, err) = error(
+        user.delete(p.api("/api/credentials/cloud/hetzner"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, err.code.as_str()), (409, "credential_in_use"));
     let resp = user
         .delete(p.api(&format!("/api/nodes/{}", created.id)))
         .send()

@@ -149,12 +149,7 @@ pub async fn list(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
 
 pub async fn delete(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
-    if !CredentialRepository::new(&db)
-        .delete(&user.id, ctx.id())
-        .await?
-    {
-        return Err(ApiError::not_found());
-    }
+    sam_control::credentials::delete_cloud_credential(&db, &user.id, ctx.id()).await?;
     Ok(json_response(200, &serde_json::json!({ "deleted": true })))
 }
 
