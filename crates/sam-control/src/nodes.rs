@@ -276,16 +276,7 @@ pub async fn create_node<A: CloudAccounts>(
             if let Some(ip) = &server.ipv4 {
                 applied.node.ip_address = Some(ip.clone());
             }
-            settle(
-                db,
-                ports.accounts,
-                ports.boot_log,
-                ports.timer,
-                &settings.lifecycle,
-                applied,
-                now,
-            )
-            .await
+            settle_with(db, ports, settings, applied, now).await
         }
         Err(ControlError::Transition(TransitionError::NodeDestroyed { .. })) => {
             // Destroyed while its server was being created: that server
@@ -304,6 +295,40 @@ pub async fn create_node<A: CloudAccounts>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Applies `event` to the node and performs what its new state asks for
+/// ([`crate::lifecycle::advance`], then [`crate::lifecycle::settle`]).
+async fn change<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
+    node_id: &str,
+    event: &Event,
+    now: i64,
+) -> Result<NodeRecord, ControlError> {
+    let applied = advance(db, &settings.lifecycle, node_id, event, now).await?;
+    settle_with(db, ports, settings, applied, now).await
+}
+
+/// [`crate::lifecycle::settle`] through the use cases' ports.
+async fn settle_with<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    settings: &NodeSettings,
+    applied: crate::lifecycle::Applied,
+    now: i64,
+) -> Result<NodeRecord, ControlError> {
+    settle(
+        db,
+        ports.accounts,
+        ports.boot_log,
+        ports.timer,
+        &settings.lifecycle,
+        applied,
+        now,
+    )
+    .await
 }
 
 /// A created server and the location it was created in.
@@ -402,16 +427,7 @@ async fn fail_creation<A: CloudAccounts>(
     };
     // A node the user already destroyed has nothing left to fail.
     if let Ok(applied) = advance(db, &settings.lifecycle, node_id, &event, now).await {
-        settle(
-            db,
-            ports.accounts,
-            ports.boot_log,
-            ports.timer,
-            &settings.lifecycle,
-            applied,
-            now,
-        )
-        .await?;
+        settle_with(db, ports, settings, applied, now).await?;
     }
     Ok(())
 }
@@ -431,17 +447,7 @@ pub async fn record_ready<A: CloudAccounts>(
     nodes
         .record_agent(node_id, &clip(agent_version, 64), now)
         .await?;
-    let applied = advance(db, &settings.lifecycle, node_id, &Event::AgentReady, now).await?;
-    settle(
-        db,
-        ports.accounts,
-        ports.boot_log,
-        ports.timer,
-        &settings.lifecycle,
-        applied,
-        now,
-    )
-    .await
+    change(db, ports, settings, node_id, &Event::AgentReady, now).await
 }
 
 /// A heartbeat from a running node's vm-agent. Returns a fresh callback
@@ -508,16 +514,7 @@ pub async fn claim_warm_node<A: CloudAccounts>(
                 let mut applied = applied;
                 applied.node.project_id = project_id.map(str::to_owned);
                 applied.node.warm_timeout_ms = warm_timeout;
-                return settle(
-                    db,
-                    ports.accounts,
-                    ports.boot_log,
-                    ports.timer,
-                    &settings.lifecycle,
-                    applied,
-                    now,
-                )
-                .await;
+                return settle_with(db, ports, settings, applied, now).await;
             }
             // Taken by a racing claim, stale, or at the end of its life.
             Err(ControlError::Transition(_) | ControlError::NodeBusy) => {}
@@ -542,17 +539,7 @@ pub async fn release_node<A: CloudAccounts>(
     let event = Event::Released {
         claim_id: claim_id.to_owned(),
     };
-    let applied = advance(db, &settings.lifecycle, node_id, &event, now).await?;
-    settle(
-        db,
-        ports.accounts,
-        ports.boot_log,
-        ports.timer,
-        &settings.lifecycle,
-        applied,
-        now,
-    )
-    .await
+    change(db, ports, settings, node_id, &event, now).await
 }
 
 /// Stops the user's node: its server is deleted (retried with backoff
@@ -567,24 +554,7 @@ pub async fn stop_node<A: CloudAccounts>(
     now: i64,
 ) -> Result<NodeRecord, ControlError> {
     owned(db, user_id, node_id).await?;
-    let applied = advance(
-        db,
-        &settings.lifecycle,
-        node_id,
-        &Event::DestroyRequested,
-        now,
-    )
-    .await?;
-    settle(
-        db,
-        ports.accounts,
-        ports.boot_log,
-        ports.timer,
-        &settings.lifecycle,
-        applied,
-        now,
-    )
-    .await
+    change(db, ports, settings, node_id, &Event::DestroyRequested, now).await
 }
 
 /// Deletes the user's node: stops it, and removes it from lists once its
