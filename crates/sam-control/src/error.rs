@@ -17,6 +17,8 @@ pub enum ControlError {
     /// No warm node of the user's could be claimed.
     #[error("no warm node is available to claim")]
     NoWarmNode,
+    #[error(transparent)]
+    InvalidClaimId(#[from] sam_domain::lifecycle::InvalidClaimId),
     /// Nodes still need the credential to be destroyed.
     #[error(
         "{nodes} of your nodes at {provider} still need this credential to be destroyed; stop or delete them first"
@@ -81,6 +83,7 @@ impl ControlError {
     pub fn status(&self) -> u16 {
         match self {
             ControlError::Spec(_)
+            | ControlError::InvalidClaimId(_)
             | ControlError::CloudCredentialsMissing(_)
             | ControlError::UnknownCloudProvider(_)
             | ControlError::InvalidCloudCredential(_)
@@ -115,6 +118,7 @@ impl ControlError {
             ControlError::Quota { .. } => "node_quota_exceeded",
             ControlError::NotFound => "not_found",
             ControlError::NoWarmNode => "no_warm_node",
+            ControlError::InvalidClaimId(_) => "invalid_claim_id",
             ControlError::CredentialInUse { .. } => "credential_in_use",
             ControlError::NodeBusy => "node_busy",
             ControlError::Transition(e) => e.code(),

@@ -21,8 +21,8 @@ pub mod sweep;
 
 pub use error::ControlError;
 pub use nodes::{
-    NodePorts, NodeSettings, claim_warm_node, create_node, delete_node, deployment_selector,
-    label_value, list_nodes, node_view, record_heartbeat, record_ready, release_node, stop_node,
-    user_claim,
+    NodePorts, NodeSettings, claim_project, claim_warm_node, create_node, delete_node,
+    deployment_selector, label_value, list_nodes, node_view, record_heartbeat, record_ready,
+    release_node, stop_node, user_claim,
 };
 pub use ports::{BootLog, CloudAccounts, NodeTimer, OpenedAccount, RetryRuntime, ServerProvider};

@@ -476,6 +476,24 @@ pub async fn record_heartbeat(
     Ok(refresh.then(|| callback_token(key, settings, node_id, now)))
 }
 
+/// The project a claim works for, if one is named: it must be the user's
+/// (another user's is not found), and its warm timeout applies when the
+/// node is released.
+pub async fn claim_project(
+    db: &impl SqlDatabase,
+    user_id: &str,
+    project_id: Option<&str>,
+) -> Result<Option<(String, Option<i64>)>, ControlError> {
+    let Some(project_id) = project_id else {
+        return Ok(None);
+    };
+    let project = sam_store::ProjectRepository::new(db)
+        .get_owned(user_id, project_id)
+        .await?
+        .ok_or(ControlError::NotFound)?;
+    Ok(Some((project.id, project.warm_node_timeout_ms)))
+}
+
 /// Claims one of the user's warm nodes for `claim_id` (a task, or the
 /// user), most recently warmed first. Exclusive: of two claims racing for
 /// the last warm node, one gets it and the other `no_warm_node`.

@@ -392,6 +392,22 @@ impl TransitionError {
     }
 }
 
+/// Longest claim id a caller may choose.
+pub const MAX_CLAIM_ID_CHARS: usize = 100;
+
+/// A claim id a caller chose is 1 to [`MAX_CLAIM_ID_CHARS`] printable
+/// ASCII characters (it is shown on pages and compared byte for byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("claim_id must be 1-100 printable ASCII characters")]
+pub struct InvalidClaimId;
+
+pub fn check_claim_id(raw: &str) -> Result<(), InvalidClaimId> {
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_CLAIM_ID_CHARS
+        && raw.bytes().all(|b| b.is_ascii_graphic());
+    if ok { Ok(()) } else { Err(InvalidClaimId) }
+}
+
 /// Delay before retrying a delete after `attempt` delete calls: the base,
 /// doubled per further attempt, capped at the maximum. Jitter-free; callers
 /// that want jitter add it when setting the alarm.
@@ -851,6 +867,21 @@ mod tests {
                 To(next.status)
             }
             Err(e) => No(e.code()),
+        }
+    }
+
+    #[test]
+    fn claim_ids_are_short_printable_ascii() {
+        assert!(check_claim_id("task:01JAB-x").is_ok());
+        assert!(check_claim_id(&"x".repeat(MAX_CLAIM_ID_CHARS)).is_ok());
+        for bad in [
+            "",
+            "has space",
+            "tab\t",
+            "é",
+            &"x".repeat(MAX_CLAIM_ID_CHARS + 1),
+        ] {
+            assert_eq!(check_claim_id(bad), Err(InvalidClaimId), "{bad:?}");
         }
     }
 

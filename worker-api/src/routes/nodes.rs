@@ -4,12 +4,12 @@
 
 use sam_auth::{Audience, Grant, TokenClaims};
 use sam_control::{
-    ControlError, claim_warm_node, create_node, delete_node, list_nodes, node_view,
+    ControlError, claim_project, claim_warm_node, create_node, delete_node, list_nodes, node_view,
     record_heartbeat, record_ready, release_node, stop_node, user_claim,
 };
 use sam_domain::ids::NodeId;
 use sam_durable_objects::BootEvent;
-use sam_store::{NodeRecord, NodeRepository, ProjectRepository};
+use sam_store::{NodeRecord, NodeRepository};
 use sam_wire::{
     ClaimNodeRequest, ClaimedNode, CreateNodeRequest, HeartbeatReply, HeartbeatRequest, NodeList,
     NodeReadyRequest, ReleaseNodeRequest,
@@ -144,41 +144,18 @@ pub async fn release(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
     Ok(view(ctx, &node, 200))
 }
 
-/// Longest claim id a caller may choose.
-const MAX_CLAIM_ID_CHARS: usize = 100;
-
 /// `POST /api/nodes/claim`: take one of the user's warm nodes.
 pub async fn claim(ctx: &mut Ctx, user: &str) -> ApiResult<Response> {
     let req: ClaimNodeRequest = ctx.json_or_default().await?;
     let claim_id = match req.claim_id {
-        Some(id)
-            if !id.is_empty()
-                && id.chars().count() <= MAX_CLAIM_ID_CHARS
-                && id.chars().all(|c| c.is_ascii_graphic()) =>
-        {
+        Some(id) => {
+            sam_domain::lifecycle::check_claim_id(&id).map_err(ControlError::from)?;
             id
-        }
-        Some(_) => {
-            return Err(ApiError::new(
-                400,
-                "invalid_claim_id",
-                format!("claim_id must be 1-{MAX_CLAIM_ID_CHARS} printable ASCII characters"),
-            ));
         }
         None => format!("claim:{}", random_hex(12)),
     };
     let db = d1(&ctx.env)?;
-    // The project must be the user's; its warm timeout then applies.
-    let project = match &req.project_id {
-        Some(project_id) => {
-            let project = ProjectRepository::new(&db)
-                .get_owned(user, project_id)
-                .await?
-                .ok_or_else(ApiError::not_found)?;
-            Some((project.id, project.warm_node_timeout_ms))
-        }
-        None => None,
-    };
+    let project = claim_project(&db, user, req.project_id.as_deref()).await?;
     let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
     let accounts = ports.accounts();
     let node = claim_warm_node(
