@@ -3,8 +3,12 @@
 use sam_cloud_init::CloudInitError;
 use sam_domain::catalog::SpecError;
 use sam_domain::lifecycle::TransitionError;
+use sam_domain::workspace::WorkspaceTransitionError;
 use sam_providers::ProviderError;
 use sam_store::StoreError;
+
+use crate::ports::AgentError;
+use crate::workspaces::WorkspaceInputError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -77,6 +81,32 @@ pub enum ControlError {
         "GitHub has not yet confirmed that you installed this; it appears under New project as soon as it does"
     )]
     InstallationUnconfirmed,
+    #[error(transparent)]
+    WorkspaceInput(#[from] WorkspaceInputError),
+    /// The project's repository cannot be checked out (`repository_missing`,
+    /// `installation_missing`, or GitHub no longer reaches it).
+    #[error("the project's repository is unavailable ({0}); reconnect it on GitHub first")]
+    ProjectUnavailable(String),
+    #[error("the node is {0}; workspaces need a ready node")]
+    NodeNotReady(String),
+    #[error("this node already has a workspace named '{0}'")]
+    WorkspaceNameTaken(String),
+    #[error(transparent)]
+    WorkspaceTransition(#[from] WorkspaceTransitionError),
+    /// A workspace callback whose token names another node than the
+    /// workspace's (the route already matched the workspace).
+    #[error("this token is for a different node")]
+    WorkspaceScopeMismatch,
+    #[error(
+        "the workspace is {0}; git credentials are handed out only while it is creating or running"
+    )]
+    WorkspaceNotActive(String),
+    /// Other requests kept changing the workspace; the caller may retry.
+    #[error("the workspace is changing; try again")]
+    WorkspaceBusy,
+    /// The node's vm-agent failed or refused (its text scrubbed of tokens).
+    #[error(transparent)]
+    VmAgent(AgentError),
 }
 
 impl ControlError {
@@ -91,10 +121,12 @@ impl ControlError {
             | ControlError::AgentInput(_)
             | ControlError::AgentCredentialMissing(_)
             | ControlError::ProjectInput(_)
-            | ControlError::BranchNotFound(_) => 400,
+            | ControlError::BranchNotFound(_)
+            | ControlError::WorkspaceInput(_) => 400,
+            ControlError::VmAgent(e) => vm_agent_status(e),
             ControlError::Github(e) if e.code() == "github_not_found" => 404,
             ControlError::Github(e) if e.code() == "oauth_code_invalid" => 400,
-            ControlError::AccountSuspended => 403,
+            ControlError::AccountSuspended | ControlError::WorkspaceScopeMismatch => 403,
             ControlError::Quota { .. } => 429,
             ControlError::NotFound => 404,
             ControlError::NoWarmNode
@@ -102,7 +134,13 @@ impl ControlError {
             | ControlError::NodeBusy
             | ControlError::Transition(_)
             | ControlError::ProjectExists { .. }
-            | ControlError::InstallationUnconfirmed => 409,
+            | ControlError::InstallationUnconfirmed
+            | ControlError::ProjectUnavailable(_)
+            | ControlError::NodeNotReady(_)
+            | ControlError::WorkspaceNameTaken(_)
+            | ControlError::WorkspaceTransition(_)
+            | ControlError::WorkspaceNotActive(_)
+            | ControlError::WorkspaceBusy => 409,
             ControlError::Store(_) | ControlError::CloudInit(_) | ControlError::Vault(_) => 500,
             ControlError::BootLog(_) => 503,
 
@@ -140,6 +178,51 @@ impl ControlError {
             ControlError::ProjectExists { .. } => "project_exists",
             ControlError::BranchNotFound(_) => "branch_not_found",
             ControlError::InstallationUnconfirmed => "installation_unconfirmed",
+            ControlError::WorkspaceInput(e) => e.code(),
+            ControlError::ProjectUnavailable(_) => "project_unavailable",
+            ControlError::NodeNotReady(_) => "node_not_ready",
+            ControlError::WorkspaceNameTaken(_) => "workspace_name_taken",
+            ControlError::WorkspaceTransition(e) => e.code(),
+            ControlError::WorkspaceScopeMismatch => "token_scope_mismatch",
+            ControlError::WorkspaceNotActive(_) => "workspace_not_active",
+            ControlError::WorkspaceBusy => "workspace_busy",
+            ControlError::VmAgent(e) => vm_agent_code(e),
         }
+    }
+}
+
+/// A vm-agent's refusal of what we asked is the caller's conflict (409)
+/// or bad input (400); anything else (unreachable, 5xx, our management
+/// token refused, a workspace it does not know) is a bad gateway.
+fn vm_agent_status(e: &AgentError) -> u16 {
+    match e {
+        AgentError::Refused { status: 409, .. } => 409,
+        AgentError::Refused { status, .. } if !matches!(status, 401 | 403) => 400,
+        _ => 502,
+    }
+}
+
+/// The vm-agent's own code when it is one of its documented refusals
+/// (docs/workspaces.md), `vm_agent_failed` otherwise.
+fn vm_agent_code(e: &AgentError) -> &'static str {
+    const KNOWN: [&str; 11] = [
+        "workspace_exists",
+        "workspace_busy",
+        "workspace_not_running",
+        "invalid_body",
+        "invalid_workspace_id",
+        "invalid_clone_url",
+        "invalid_branch",
+        "invalid_git_identity",
+        "invalid_devcontainer_config",
+        "invalid_callback_token",
+        "not_found",
+    ];
+    match e {
+        AgentError::Refused { code, .. } if vm_agent_status(e) != 502 => KNOWN
+            .into_iter()
+            .find(|k| k == code)
+            .unwrap_or("vm_agent_refused"),
+        _ => "vm_agent_failed",
     }
 }

@@ -8,13 +8,15 @@ use sam_providers::github::GithubError;
 use sam_providers::github_webhook::{
     InstallationAction, InstallationRepositoriesAction, RepositoryAction,
 };
-use sam_providers::{GithubApp, HttpClient, InstallationClient, WebhookEvent};
+use sam_providers::{
+    GithubApp, HttpClient, HttpRequest, HttpResponse, InstallationClient, Method, WebhookEvent,
+};
 use sam_store::{
     InstallationLink, InstallationRepository, ProjectRepository, SqlDatabase, UserRepository,
 };
 
 use crate::error::ControlError;
-use crate::projects::{GithubAppPort, InstallationInfo, RepositoryInfo};
+use crate::projects::{GithubAppPort, InstallationInfo, RepositoryInfo, RepositoryToken};
 
 /// The GitHub App over an HTTP client, for one request: installation tokens
 /// are minted on first use and reused for the rest of it.
@@ -115,6 +117,94 @@ impl<H: HttpClient> GithubAppPort for GithubAppClient<H> {
             Err(GithubError::NotFound) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    async fn repository_token(
+        &self,
+        installation_id: u64,
+        repository_id: u64,
+    ) -> Result<RepositoryToken, GithubError> {
+        let path = format!("/app/installations/{installation_id}/access_tokens");
+        let body = serde_json::json!({
+            "repository_ids": [repository_id],
+            "permissions": {"contents": "write"},
+        });
+        let resp = self
+            .http
+            .send(HttpRequest {
+                method: Method::Post,
+                url: format!("{}{path}", self.app.api_url.trim_end_matches('/')),
+                headers: vec![
+                    (
+                        "authorization".into(),
+                        format!("Bearer {}", self.app.jwt(self.now_secs)),
+                    ),
+                    ("accept".into(), "application/vnd.github+json".into()),
+                    ("x-github-api-version".into(), "2022-11-28".into()),
+                    ("user-agent".into(), "sam".into()),
+                    ("content-type".into(), "application/json".into()),
+                ],
+                body: Some(body.to_string().into_bytes()),
+            })
+            .await
+            .map_err(|e| GithubError::Transport(clip(&e.message)))?;
+        if !(200..300).contains(&resp.status) {
+            return Err(token_error(&path, &resp));
+        }
+        let unreadable = || GithubError::Unexpected(format!("unreadable reply from {path}"));
+        let minted: Minted = serde_json::from_slice(&resp.body).map_err(|_| unreadable())?;
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&minted.expires_at)
+            .map_err(|_| unreadable())?
+            .timestamp_millis();
+        Ok(RepositoryToken {
+            token: minted.token,
+            expires_at,
+        })
+    }
+}
+
+/// A minted installation token (`expires_at` in RFC 3339).
+#[derive(serde::Deserialize)]
+struct Minted {
+    token: String,
+    expires_at: String,
+}
+
+/// Provider text echoed into errors is clipped.
+fn clip(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+/// A refused token request. 422 is GitHub's answer for a repository the
+/// installation does not reach (or a permission it does not hold): for us,
+/// the repository is not there. Only GitHub's `message` is echoed.
+fn token_error(path: &str, resp: &HttpResponse) -> GithubError {
+    let message = serde_json::from_slice::<serde_json::Value>(&resp.body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(clip))
+        .unwrap_or_default();
+    let limited = || GithubError::RateLimited {
+        retry_after_secs: resp
+            .header("retry-after")
+            .and_then(sam_providers::parse_retry_after),
+        reset_at: resp
+            .header("x-ratelimit-reset")
+            .and_then(|v| v.trim().parse().ok()),
+    };
+    let says_limited = resp
+        .header("x-ratelimit-remaining")
+        .is_some_and(|v| v.trim() == "0")
+        || resp.header("retry-after").is_some()
+        || message.to_ascii_lowercase().contains("rate limit");
+    match resp.status {
+        401 => GithubError::BadCredentials,
+        404 | 422 => GithubError::NotFound,
+        429 => limited(),
+        403 if says_limited => limited(),
+        status if message.is_empty() => {
+            GithubError::Unexpected(format!("HTTP {status} from {path}"))
+        }
+        status => GithubError::Unexpected(format!("HTTP {status} from {path}: {message}")),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod projects;
 mod reseal;
 pub mod retry;
 pub mod sweep;
+pub mod workspaces;
 
 pub use error::ControlError;
 pub use nodes::{
@@ -25,4 +26,7 @@ pub use nodes::{
     deployment_selector, label_value, list_nodes, node_view, record_heartbeat, record_ready,
     release_node, stop_node, user_claim,
 };
-pub use ports::{BootLog, CloudAccounts, NodeTimer, OpenedAccount, RetryRuntime, ServerProvider};
+pub use ports::{
+    AgentError, BootLog, CloudAccounts, NodeAgent, NodeTimer, OpenedAccount, RetryRuntime,
+    ServerProvider, WorkspaceAction,
+};

@@ -8,6 +8,8 @@ use crate::error::ControlError;
 use sam_providers::{
     CreateServer, DeleteOutcome, HetznerClient, HttpClient, ProviderError, Server,
 };
+use sam_store::NodeRecord;
+use sam_wire::AgentWorkspaceRequest;
 
 /// Creates and deletes servers at a cloud provider.
 #[allow(async_fn_in_trait)]
@@ -108,4 +110,119 @@ pub trait RetryRuntime {
     async fn pause(&self, ms: u64);
     /// A random number in `0..=1` for backoff jitter.
     fn jitter(&self) -> f64;
+}
+
+/// What can be asked of a workspace that exists on a node
+/// (`POST /workspaces/{id}/<action>` on its vm-agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkspaceAction {
+    Stop,
+    Restart,
+    /// Restart with its runtime rebuilt (a dev container is recreated).
+    Rebuild,
+}
+
+impl WorkspaceAction {
+    /// The last segment of the vm-agent's route.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceAction::Stop => "stop",
+            WorkspaceAction::Restart => "restart",
+            WorkspaceAction::Rebuild => "rebuild",
+        }
+    }
+}
+
+/// Longest vm-agent message kept in an [`AgentError`], in characters.
+const MAX_AGENT_MESSAGE_CHARS: usize = 300;
+
+/// Why a call to a node's vm-agent did not work. Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    /// The vm-agent answered 404: it has no such workspace.
+    #[error("the node's vm-agent has no such workspace")]
+    NotFound,
+    /// The vm-agent refused the request (4xx other than 404) with its code.
+    #[error("the node's vm-agent refused ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No answer (connect, TLS, timeout) or a 5xx: the operation may or may
+    /// not have happened.
+    #[error("the node's vm-agent failed: {0}")]
+    Unreachable(String),
+}
+
+impl AgentError {
+    /// Classifies a vm-agent reply: `None` for a 2xx, otherwise 404 →
+    /// [`AgentError::NotFound`], another 4xx → [`AgentError::Refused`]
+    /// with the code and message of its `{code, message}` body, anything
+    /// else → [`AgentError::Unreachable`]. For the Worker's adapter.
+    pub fn from_reply(status: u16, body: &[u8]) -> Option<Self> {
+        if (200..300).contains(&status) {
+            return None;
+        }
+        let parsed = serde_json::from_slice::<sam_wire::ErrorBody>(body).ok();
+        let code = parsed
+            .as_ref()
+            .map_or_else(|| format!("http_{status}"), |b| clip_text(&b.code, 64));
+        let message = parsed
+            .map(|b| clip_text(&b.message, MAX_AGENT_MESSAGE_CHARS))
+            .unwrap_or_default();
+        Some(match status {
+            404 => AgentError::NotFound,
+            400..=499 => AgentError::Refused {
+                status,
+                code,
+                message,
+            },
+            _ if message.is_empty() => AgentError::Unreachable(format!("HTTP {status} ({code})")),
+            _ => AgentError::Unreachable(format!("HTTP {status} ({code}): {message}")),
+        })
+    }
+
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AgentError::NotFound => "vm_agent_not_found",
+            AgentError::Refused { .. } => "vm_agent_refused",
+            AgentError::Unreachable(_) => "vm_agent_unreachable",
+        }
+    }
+}
+
+fn clip_text(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// A node's vm-agent, called with a `node-management` token for that node
+/// (the Worker implements it over `fetch` to the node's address and
+/// `vm_agent_port`). Request bodies are exactly the vm-agent's
+/// (docs/workspaces.md).
+#[allow(async_fn_in_trait)]
+pub trait NodeAgent {
+    /// `POST /workspaces`; the vm-agent answers 202 and reports through
+    /// the workspace's callbacks.
+    async fn create_workspace(
+        &self,
+        node: &NodeRecord,
+        req: &AgentWorkspaceRequest,
+    ) -> Result<(), AgentError>;
+
+    /// `POST /workspaces/{id}/stop|restart|rebuild`; answers when done.
+    async fn workspace_action(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        action: WorkspaceAction,
+    ) -> Result<(), AgentError>;
+
+    /// `DELETE /workspaces/{id}`: stops its processes and removes its directory.
+    async fn delete_workspace(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+    ) -> Result<(), AgentError>;
 }

@@ -53,6 +53,30 @@ pub trait GithubAppPort {
         repository_id: u64,
         branch: &str,
     ) -> Result<bool, GithubError>;
+    /// An installation access token narrowed to one repository with
+    /// `contents: write` (what a workspace's git needs, nothing more).
+    /// [`GithubError::NotFound`] when the installation no longer reaches it.
+    async fn repository_token(
+        &self,
+        installation_id: u64,
+        repository_id: u64,
+    ) -> Result<RepositoryToken, GithubError>;
+}
+
+/// A short-lived GitHub token for one repository. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RepositoryToken {
+    pub token: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for RepositoryToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepositoryToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A project as the API returns it.
@@ -582,6 +606,9 @@ mod tests {
         }
         async fn branch_exists(&self, _: u64, _: u64, b: &str) -> Result<bool, GithubError> {
             Ok(b == "main")
+        }
+        async fn repository_token(&self, _: u64, _: u64) -> Result<RepositoryToken, GithubError> {
+            Err(GithubError::NotFound)
         }
     }
 

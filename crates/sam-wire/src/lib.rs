@@ -197,6 +197,159 @@ pub struct SystemInfo {
     pub metrics: NodeMetrics,
 }
 
+// ---- Workspaces (docs/workspaces.md) ----
+
+/// `POST /api/workspaces`: check a project's repository out on a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspaceRequest {
+    pub project_id: String,
+    pub node_id: String,
+    /// Unique among the node's workspaces; a slug of the branch when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The project's default branch when absent; created from it on the
+    /// remote's side when it does not exist there yet.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// `host` (the default) or `devcontainer`.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// For `devcontainer`: use `.devcontainer/<name>/devcontainer.json`.
+    #[serde(default)]
+    pub devcontainer_config: Option<String>,
+}
+
+/// `PATCH /api/workspaces/{id}`: rename.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameWorkspaceRequest {
+    pub name: String,
+}
+
+/// `PUT /api/workspaces/{id}/ports-public`: open or close the workspace's
+/// forwarded ports to anyone with the URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePortsRequest {
+    pub ports_public: bool,
+}
+
+/// A workspace as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub project_id: String,
+    pub node_id: String,
+    pub name: String,
+    pub branch: String,
+    /// `host` or `devcontainer`.
+    pub runtime: String,
+    /// `creating`, `running`, `stopping`, `stopped`, `error`, `deleting`
+    /// or `deleted`.
+    pub status: String,
+    pub status_since: i64,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    pub ports_public: bool,
+    pub created_at: i64,
+    /// When it first ran.
+    #[serde(default)]
+    pub ready_at: Option<i64>,
+    /// Where the browser reaches it: `{scheme}://ws-<id>.<BASE_DOMAIN>[:port]`.
+    pub url: String,
+}
+
+/// `GET /api/workspaces`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceList {
+    pub workspaces: Vec<WorkspaceView>,
+}
+
+/// One step of a workspace's creation: `POST /api/workspaces/{id}/boot-log`
+/// from the vm-agent, and the log's entries as the API returns them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceBootLogEntry {
+    /// Unix milliseconds (the vm-agent's clock).
+    pub at: i64,
+    /// `[a-z_]{1,40}`: `clone`, `branch`, `git_identity`, `runtime_start`...
+    pub step: String,
+    /// `started`, `done` or `failed`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `POST /api/workspaces/{id}/provisioning-failed` from the vm-agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceFailedRequest {
+    /// Already scrubbed of secrets by the vm-agent.
+    pub reason: String,
+}
+
+/// Reply to `POST /api/workspaces/{id}/git-token`: a GitHub token for the
+/// workspace's repository only. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitTokenReply {
+    pub token: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for GitTokenReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitTokenReply")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The vm-agent's `POST /workspaces` body (its `CreateWorkspace`).
+/// `Debug` hides the callback token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentWorkspaceRequest {
+    /// The workspace's ULID.
+    pub id: String,
+    pub repository: AgentRepository,
+    pub git_identity: AgentGitIdentity,
+    /// `host` or `devcontainer`.
+    pub runtime: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devcontainer_config: Option<String>,
+    /// The `workspace-callback` token (node + workspace scope).
+    pub callback_token: String,
+}
+
+impl std::fmt::Debug for AgentWorkspaceRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentWorkspaceRequest")
+            .field("id", &self.id)
+            .field("repository", &self.repository)
+            .field("git_identity", &self.git_identity)
+            .field("runtime", &self.runtime)
+            .field("devcontainer_config", &self.devcontainer_config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the vm-agent checks out (its `RepositorySpec`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRepository {
+    /// `http(s)`, without credentials.
+    pub clone_url: String,
+    pub branch: String,
+    /// Where `branch` is created from when the remote lacks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_branch: Option<String>,
+}
+
+/// `user.name` and `user.email` of the checkout (the vm-agent's `GitIdentity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentGitIdentity {
+    pub name: String,
+    pub email: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +363,59 @@ mod tests {
         let ok: CreateNodeRequest =
             serde_json::from_str(r#"{"provider":"hetzner","size":"small"}"#).unwrap();
         assert_eq!(ok.location, None);
+    }
+    #[test]
+    fn the_agent_request_has_the_vm_agents_field_names() {
+        let req = AgentWorkspaceRequest {
+            id: "01J0000000000000000000000A".into(),
+            repository: AgentRepository {
+                clone_url: "https://github.com/acme/app.git".into(),
+                branch: "feature/x".into(),
+                base_branch: Some("main".into()),
+            },
+            git_identity: AgentGitIdentity {
+                name: "Alice".into(),
+                email: "alice@example.com".into(),
+            },
+            runtime: "host".into(),
+            devcontainer_config: None,
+            callback_token: "eyJ.secret.sig".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            serde_json::json!({
+                "id": "01J0000000000000000000000A",
+                "repository": {
+                    "clone_url": "https://github.com/acme/app.git",
+                    "branch": "feature/x",
+                    "base_branch": "main"
+                },
+                "git_identity": {"name": "Alice", "email": "alice@example.com"},
+                "runtime": "host",
+                "callback_token": "eyJ.secret.sig"
+            })
+        );
+        assert!(!format!("{req:?}").contains("eyJ.secret.sig"));
+        let reply = GitTokenReply {
+            token: "ghs_secret".into(),
+            expires_at: 5,
+        };
+        assert!(!format!("{reply:?}").contains("ghs_secret"));
+    }
+
+    #[test]
+    fn the_boot_log_entry_reads_what_the_vm_agent_sends() {
+        let e: WorkspaceBootLogEntry =
+            serde_json::from_str(r#"{"at":1,"step":"clone","status":"started"}"#).unwrap();
+        assert_eq!(e.detail, None);
+        let e: WorkspaceFailedRequest =
+            serde_json::from_str(r#"{"reason":"clone failed"}"#).unwrap();
+        assert_eq!(e.reason, "clone failed");
+        assert!(
+            serde_json::from_str::<CreateWorkspaceRequest>(
+                r#"{"project_id":"P","node_id":"N","sneaky":1}"#
+            )
+            .is_err()
+        );
     }
 }
