@@ -147,8 +147,8 @@ impl WorkspaceSessions {
         }
     }
 
-    /// Ends every session of `workspace` (when it is deleted).
-    #[allow(dead_code, reason = "for the workspace registry's delete")]
+    /// Ends every session of `workspace` (the management route's delete
+    /// does, so a cookie never outlives its workspace).
     pub(crate) fn revoke_workspace(&self, workspace: &str) {
         self.tables()
             .sessions

@@ -3,7 +3,9 @@
 //!
 //! Every route first authorises the request for the workspace
 //! ([`authorize_workspace`]); then `?path=` (percent-decoded exactly once by
-//! the query extractor, and never again) is resolved under the checkout.
+//! the query extractor, and never again) is resolved under the checkout the
+//! workspace registry names ([`workspace_checkout`]: an unknown workspace is
+//! 404 `not_found`, one being created or deleted 409 `workspace_not_ready`).
 //!
 //! - `GET /workspaces/{id}/files?path=<dir>` lists a directory (the root if
 //!   `path` is absent or empty): `{path, entries: [{name, kind, size,
@@ -66,9 +68,8 @@ use tokio::io::AsyncWriteExt as _;
 use crate::access::authorize_workspace;
 use crate::confine::{self, ConfineError, RelPath, Resolve, Root};
 use crate::server::{ApiError, AppState};
+use crate::workspaces::WorkspaceStatus;
 
-/// Where workspaces live on a node (re-rooted under `SAM_FS_ROOT`).
-const WORKSPACES_DIR: &str = "/var/lib/sam/workspaces";
 /// A listing stops after this many entries.
 pub const MAX_ENTRIES: usize = 10_000;
 /// `/files/content` reads at most this much.
@@ -78,19 +79,23 @@ pub const MAX_UPLOAD_REQUEST_BYTES: u64 = 100 * 1024 * 1024;
 /// Room for multipart boundaries and part headers on top of the payload.
 const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
 
-/// The checkout of workspace `id` (already normalised), or `None` if there
-/// is none.
-///
-/// The one place that knows where a checkout lives. TODO(workspaces): ask the
-/// workspace registry (being written alongside) instead, so that a workspace
-/// being created or deleted is not served.
-pub(crate) fn workspace_root(state: &AppState, id: &str) -> Option<PathBuf> {
-    let root = state
-        .config
-        .host_path(Path::new(WORKSPACES_DIR))
-        .join(id)
-        .join("repo");
-    root.is_dir().then_some(root)
+/// The checkout of workspace `id` (already normalised), as the workspace
+/// registry knows it: 404 `not_found` for a workspace it does not know, 409
+/// `workspace_not_ready` while the workspace is being created (its checkout
+/// is not complete) or deleted (it is going away). A stopped or failed
+/// workspace's files stay readable.
+pub(crate) async fn workspace_checkout(state: &AppState, id: &str) -> Result<PathBuf, ApiError> {
+    let info = state.workspaces.get(id).await.ok_or_else(no_workspace)?;
+    match info.view.status {
+        status @ (WorkspaceStatus::Creating | WorkspaceStatus::Deleting) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "workspace_not_ready",
+            &format!("the workspace is {}", status.as_str()),
+        )),
+        WorkspaceStatus::Running | WorkspaceStatus::Stopped | WorkspaceStatus::Error => {
+            Ok(info.repo_dir)
+        }
+    }
 }
 
 /// The file routes, to merge into the agent's router.
@@ -125,11 +130,11 @@ async fn open_request(
     let id = authorize_workspace(state, headers, &raw_id).await?;
     let Query(query) = query.map_err(|rejection| invalid_query(&rejection))?;
     let rel = RelPath::parse(query.path.as_deref().unwrap_or("")).map_err(confine_error)?;
-    let root = workspace_root(state, &id).ok_or_else(no_workspace)?;
+    let root = workspace_checkout(state, &id).await?;
     Ok((root, rel))
 }
 
-pub(crate) fn no_workspace() -> ApiError {
+fn no_workspace() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such workspace")
 }
 

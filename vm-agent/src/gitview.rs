@@ -17,6 +17,11 @@
 //!   literal pathspec. The diff is at most [`MAX_DIFF_BYTES`]; `truncated`
 //!   says whether there was more. Invalid UTF-8 is shown as U+FFFD.
 //!
+//! The checkout is the one the workspace registry names, under the same
+//! rules as the file routes (`crate::files::workspace_checkout`: 404
+//! `not_found` for an unknown workspace, 409 `workspace_not_ready` while it
+//! is being created or deleted).
+//!
 //! git runs without a shell, with explicit arguments, `-C <checkout>`, no
 //! pager, colour, external diff or textconv, no optional locks (the index is
 //! never written), `GIT_TERMINAL_PROMPT=0`, `core.quotepath=false`, git's
@@ -44,7 +49,7 @@ use tokio::io::AsyncReadExt as _;
 
 use crate::access::authorize_workspace;
 use crate::confine::{ConfineError, RelPath, Resolve, Root};
-use crate::files::{blocking, confine_error, invalid_query, no_workspace, workspace_root};
+use crate::files::{blocking, confine_error, invalid_query, workspace_checkout};
 use crate::server::{ApiError, AppState};
 
 /// A diff is cut after this many bytes.
@@ -227,7 +232,8 @@ async fn check_repo(root: &Path) -> Result<(), GitError> {
     }
 }
 
-/// Authorises the request; returns the workspace's checkout.
+/// Authorises the request; returns the workspace's checkout (see
+/// [`workspace_checkout`] for when there is none).
 async fn authorized_root(
     state: &AppState,
     headers: &HeaderMap,
@@ -235,7 +241,7 @@ async fn authorized_root(
 ) -> Result<PathBuf, ApiError> {
     let raw_id = raw_id.map_or_else(|_| String::new(), |UrlPath(id)| id);
     let id = authorize_workspace(state, headers, &raw_id).await?;
-    workspace_root(state, &id).ok_or_else(no_workspace)
+    workspace_checkout(state, &id).await
 }
 
 // ---------------------------------------------------------------- status

@@ -161,8 +161,8 @@ async fn expired_foreign_and_malformed_tickets_are_refused_with_their_codes() {
 #[tokio::test]
 async fn a_cookie_opens_its_own_workspace_only() {
     let h = BrowserHarness::start(|_| {}).await;
-    h.workspace(WORKSPACE);
-    h.workspace(OTHER_WORKSPACE);
+    h.workspace(WORKSPACE).await;
+    h.workspace(OTHER_WORKSPACE).await;
     let cookie_a = h.cookie(WORKSPACE).await;
 
     let (status, _, body) = h

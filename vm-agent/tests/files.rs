@@ -50,7 +50,8 @@ async fn every_route_needs_a_credential_and_a_known_workspace() {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{route}");
         assert_eq!(reply.code(), "token_missing", "{route}");
 
-        // A malformed id and a workspace without a checkout are not found.
+        // A malformed id and a workspace the registry does not know are
+        // not found.
         let bad = ws
             .get(&format!("/workspaces/not-a-ulid/{route}?path=a.txt"))
             .await;
@@ -544,8 +545,11 @@ async fn uploads_are_limited_per_file_and_per_request() {
 async fn links_out_of_the_checkout_are_never_followed() {
     let ws = Workspace::start().await;
     std::fs::write(ws.outside.join("secret.txt"), "TOP-SECRET").unwrap();
+    // The registry's own `workspace.json`, next to the checkout, holds the
+    // workspace's callback token.
     let ws_json = ws.repo.parent().unwrap().join("workspace.json");
-    std::fs::write(&ws_json, "TOP-SECRET").unwrap();
+    let record = std::fs::read_to_string(&ws_json).unwrap();
+    assert!(record.contains(&ws.callback_token));
     symlink(ws.outside.join("secret.txt"), ws.repo.join("abs")).unwrap();
     symlink("../workspace.json", ws.repo.join("rel")).unwrap();
     symlink(&ws.outside, ws.repo.join("dir")).unwrap();
@@ -563,9 +567,114 @@ async fn links_out_of_the_checkout_are_never_followed() {
             let reply = ws.get(&Workspace::url(route, path)).await;
             assert_eq!(reply.status, StatusCode::FORBIDDEN, "{route} {path}");
             assert_eq!(reply.code(), "path_outside_workspace", "{route} {path}");
-            assert!(!String::from_utf8_lossy(&reply.body).contains("TOP-SECRET"));
+            let body = String::from_utf8_lossy(&reply.body);
+            assert!(!body.contains("TOP-SECRET"));
+            assert!(!body.contains(&ws.callback_token));
         }
     }
     let value: Value = ws.get(&Workspace::url("files", "")).await.json();
     assert_eq!(value["entries"].as_array().unwrap().len(), 4);
+}
+
+/// A second workspace, for the one test that creates one.
+const NEW: &str = "01JAB3C4D5E6F7G8H9J0K1M2N5";
+
+#[tokio::test]
+async fn files_are_served_while_the_workspace_exists_and_is_not_changing() {
+    let ws = Workspace::start().await;
+    write(&ws, "a.txt", "still here\n");
+    let routes = |id: &str| {
+        [
+            format!("/workspaces/{id}/files"),
+            format!("/workspaces/{id}/files/content?path=a.txt"),
+            format!("/workspaces/{id}/files/raw?path=a.txt"),
+            format!("/workspaces/{id}/files/download?path=a.txt"),
+            format!("/workspaces/{id}/git/diff"),
+        ]
+    };
+
+    // Stopped: still readable (and writable).
+    let reply = ws.post(&format!("/workspaces/{WS}/stop")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["workspace"]["status"], "stopped");
+    for uri in &routes(WS)[..4] {
+        assert_eq!(ws.get(uri).await.status, StatusCode::OK, "{uri}");
+    }
+    assert_eq!(
+        ws.upload("", &[("b.txt", b"b")]).await.status,
+        StatusCode::CREATED
+    );
+
+    // Being created: its checkout is not complete yet (a slow git server
+    // holds the clone).
+    ws.source.git.set_delay(std::time::Duration::from_secs(3));
+    let body = ws.source.create_body(&ws.cp, &ws.key, NEW);
+    let reply = ws.post_json("/workspaces", &body).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    for uri in routes(NEW)
+        .iter()
+        .chain([&format!("/workspaces/{NEW}/git/status")])
+    {
+        let reply = ws.get(uri).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT, "{uri}");
+        assert_eq!(reply.code(), "workspace_not_ready", "{uri}");
+    }
+    let upload = ws
+        .upload_to(
+            &format!("/workspaces/{NEW}/files/upload?path="),
+            &[("x.txt", b"x")],
+        )
+        .await;
+    assert_eq!(upload.code(), "workspace_not_ready");
+    // (Deleting it cancels the creation.)
+    assert_eq!(
+        ws.delete(&format!("/workspaces/{NEW}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    ws.source.git.set_delay(std::time::Duration::ZERO);
+
+    // Being deleted: going away. A process that ignores SIGTERM in the
+    // checkout holds the deletion for the runtime's grace period.
+    let mut stubborn = std::process::Command::new("/bin/sh")
+        .args(["-c", "trap '' TERM; exec sleep 60"])
+        .current_dir(&ws.repo)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let this = format!("/workspaces/{WS}");
+    let delete = ws.delete(&this);
+    let watch = async {
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let reply = ws.get(&routes(WS)[0]).await;
+            if reply.code() == "workspace_not_ready" {
+                for uri in &routes(WS) {
+                    let reply = ws.get(uri).await;
+                    seen.push((uri.clone(), reply.status, reply.code()));
+                }
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        seen
+    };
+    let (deleted, seen) = tokio::join!(delete, watch);
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(seen.len(), 5, "never saw the deletion: {seen:?}");
+    for (uri, status, code) in seen {
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::CONFLICT, "workspace_not_ready"),
+            "{uri}"
+        );
+    }
+    assert!(!stubborn.wait().unwrap().success());
+
+    // Gone: not found.
+    for uri in &routes(WS) {
+        let reply = ws.get(uri).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(reply.code(), "not_found", "{uri}");
+    }
 }

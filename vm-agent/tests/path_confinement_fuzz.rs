@@ -1,9 +1,12 @@
 //! Hostile paths against every path-taking workspace route, through the
 //! agent's real router.
 //!
-//! Each case builds a fresh checkout (a git repository with a few files)
-//! next to secrets it must never reveal — a directory outside, the
-//! workspace's own `workspace.json`, a file under the node's root — and
+//! The workspace is a real one, created through `POST /workspaces` (the
+//! registry is what names its checkout). Each case rebuilds that checkout
+//! from scratch (a git repository with a few files) next to secrets it must
+//! never reveal — a directory outside, the registry's own `workspace.json`
+//! (which holds the workspace's callback token), a file under the node's
+//! root — and
 //! plants generated symbolic links in it (out of the checkout by absolute
 //! and relative targets, into it, loops, dangling). Then it sends a
 //! generated path, encoded exactly once or with its `%` left raw (so the
@@ -12,8 +15,8 @@
 //! git diff, and checks that each request was either refused, or touched
 //! only what lies inside the checkout:
 //!
-//! - no response ever contains a secret's content (nor, except for git's
-//!   display of a link's target, a secret's name);
+//! - no response ever contains a secret's content or the callback token
+//!   (nor, except for git's display of a link's target, a secret's name);
 //! - a listing or file served is the one the path names, and it resolves
 //!   inside the checkout (checked independently with `canonicalize`);
 //! - an upload that succeeded wrote inside the checkout, never into `.git`;
@@ -206,17 +209,17 @@ fn case() -> impl Strategy<Value = Case> {
     )
 }
 
-/// The fixture of one case, rebuilt from scratch.
+/// The fixture of one case, rebuilt from scratch (the workspace's
+/// directory and `workspace.json` are the registry's and stay).
 fn build(ws: &Workspace, case: &Case) {
     let ws_dir = ws.repo.parent().unwrap().to_path_buf();
-    let _ = std::fs::remove_dir_all(&ws_dir);
+    let _ = std::fs::remove_dir_all(&ws.repo);
     let _ = std::fs::remove_dir_all(&ws.outside);
     std::fs::create_dir_all(ws.repo.join("sub")).unwrap();
     std::fs::create_dir_all(&ws.outside).unwrap();
     std::fs::create_dir_all(ws.fs_root().join("etc")).unwrap();
     std::fs::write(ws.outside.join(format!("{SECRET_NAME}.txt")), SECRET).unwrap();
     std::fs::write(ws.outside.join("file.txt"), SECRET).unwrap();
-    std::fs::write(ws_dir.join("workspace.json"), SECRET).unwrap();
     std::fs::write(ws.fs_root().join(format!("etc/{SECRET_NAME}")), SECRET).unwrap();
     // Inside files named like the secrets and like git's own, so that both
     // sides of every check are reached.
@@ -325,7 +328,7 @@ async fn run_case(ws: &Workspace, case: &Case, stats: &Stats) -> Result<(), Test
         count(stats, route, &reply);
         let body = String::from_utf8_lossy(&reply.body);
         prop_assert!(
-            !body.contains(SECRET),
+            !body.contains(SECRET) && !body.contains(&ws.callback_token),
             "{route} served a secret for {:?}",
             case.path
         );
@@ -373,7 +376,7 @@ async fn run_case(ws: &Workspace, case: &Case, stats: &Stats) -> Result<(), Test
     let reply = ws.upload_to(&uri, &[(case.name.as_str(), UPLOADED)]).await;
     count(stats, "files/upload", &reply);
     let body = String::from_utf8_lossy(&reply.body);
-    prop_assert!(!body.contains(SECRET));
+    prop_assert!(!body.contains(SECRET) && !body.contains(&ws.callback_token));
     prop_assert!(
         reply.status.is_success() || refused(reply.status),
         "upload {:?} {:?}: {} {body}",

@@ -13,6 +13,7 @@ use common::browser::{
     APP_ORIGIN, BrowserHarness, OTHER_WORKSPACE, Screen, Socket, WORKSPACE, control, read_until,
     refused_status, type_in,
 };
+use common::provision::{self, Source};
 use common::{FakeControlPlane, NODE_ID, wait_until, write_token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -89,7 +90,7 @@ async fn wait_for_close(socket: &mut Socket, screen: &mut Screen) -> (u16, Strin
 #[tokio::test]
 async fn a_shell_runs_in_the_workspace_and_its_scrollback_is_replayed_on_reattach() {
     let h = BrowserHarness::start(|_| {}).await;
-    let dir = h.workspace(WORKSPACE);
+    let dir = h.workspace(WORKSPACE).await;
     std::fs::write(dir.join("marker.txt"), "").unwrap();
     let before = common::now_ms();
     let (status, body) = create(&h, json!({ "cols": 80, "rows": 24 })).await;
@@ -128,7 +129,7 @@ async fn a_shell_runs_in_the_workspace_and_its_scrollback_is_replayed_on_reattac
 #[tokio::test]
 async fn the_shell_keeps_running_with_no_client_attached() {
     let h = BrowserHarness::start(|_| {}).await;
-    h.workspace(WORKSPACE);
+    h.workspace(WORKSPACE).await;
     let term = new_terminal(&h).await;
     let mut socket = term.attach().await;
     type_in(&mut socket, "sleep 1; echo later-$((40+2))\n").await;
@@ -141,7 +142,7 @@ async fn the_shell_keeps_running_with_no_client_attached() {
 #[tokio::test]
 async fn resizing_changes_what_the_shell_sees() {
     let h = BrowserHarness::start(|_| {}).await;
-    h.workspace(WORKSPACE);
+    h.workspace(WORKSPACE).await;
     let term = new_terminal(&h).await;
     let mut socket = term.attach().await;
     let mut screen = Screen::default();
@@ -184,7 +185,7 @@ async fn resizing_changes_what_the_shell_sees() {
 #[tokio::test]
 async fn every_client_sees_the_output_and_the_exit_status() {
     let h = BrowserHarness::start(|_| {}).await;
-    h.workspace(WORKSPACE);
+    h.workspace(WORKSPACE).await;
     let term = new_terminal(&h).await;
     let mut first = term.attach().await;
     let mut second = term.attach().await;
@@ -221,7 +222,7 @@ async fn every_client_sees_the_output_and_the_exit_status() {
 #[tokio::test]
 async fn deleting_a_terminal_kills_its_processes_and_closes_its_sockets() {
     let h = BrowserHarness::start(|_| {}).await;
-    h.workspace(WORKSPACE);
+    h.workspace(WORKSPACE).await;
     let term = new_terminal(&h).await;
     let mut socket = term.attach().await;
     let mut screen = Screen::default();
@@ -259,15 +260,6 @@ async fn deleting_a_terminal_kills_its_processes_and_closes_its_sockets() {
         (1000, "terminal closed".to_owned())
     );
     assert!(list(&h).await.is_empty());
-    let gone = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-            stat.rsplit(')')
-                .next()
-                .unwrap()
-                .trim_start()
-                .starts_with('Z')
-        })
-    };
     assert!(
         wait_until(Duration::from_secs(5), || pids.iter().all(|pid| gone(*pid))).await,
         "still running: {pids:?}"
@@ -287,6 +279,118 @@ async fn deleting_a_terminal_kills_its_processes_and_closes_its_sockets() {
     assert_eq!(refused_status(refused), StatusCode::NOT_FOUND);
 }
 
+/// Whether process `pid` is gone (or a zombie).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// The pid of the shell behind `socket`, as it says itself.
+async fn shell_pid(socket: &mut Socket) -> u32 {
+    let mut screen = Screen::default();
+    // The echoed command line reads `-e''nd`; only the shell says `-end`.
+    type_in(socket, "echo shell-$$-e''nd\n").await;
+    wait_for(socket, &mut screen, "-end").await;
+    let text = screen.text();
+    let said = text.rsplit("shell-").next().unwrap();
+    said.split('-').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn stopping_or_deleting_a_workspace_ends_its_terminals_and_deleting_it_its_cookies() {
+    let h = BrowserHarness::start(|_| {}).await;
+    h.workspace(WORKSPACE).await;
+    let cookie = h.cookie(WORKSPACE).await;
+    let workspace = format!("/workspaces/{WORKSPACE}");
+    let closed = (1000, "terminal closed".to_owned());
+
+    // Stopped: every socket closes, the shell is gone, and so is the
+    // terminal; no new one starts.
+    let term = new_terminal(&h).await;
+    let mut by_bearer = term.attach().await;
+    let mut by_cookie = h
+        .websocket(&term.ws_path(), &[("cookie", &cookie)])
+        .await
+        .unwrap();
+    let pid = shell_pid(&mut by_bearer).await;
+    let (status, body) = h
+        .manage(reqwest::Method::POST, &format!("{workspace}/stop"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["workspace"]["status"], "stopped");
+    for socket in [&mut by_bearer, &mut by_cookie] {
+        assert_eq!(wait_for_close(socket, &mut Screen::default()).await, closed);
+    }
+    assert!(wait_until(PATIENCE, || gone(pid)).await, "{pid} still runs");
+    assert!(list(&h).await.is_empty());
+    let (status, body) = create(&h, json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("workspace_not_running"))
+    );
+    // A stopped workspace keeps its cookie sessions (its files stay
+    // readable).
+    let (status, _, body) = h
+        .get(&format!("{workspace}/files"), &[("cookie", &cookie)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Running again, it takes terminals; a rebuild (which stops its
+    // processes) ends them too.
+    let (status, body) = h
+        .manage(reqwest::Method::POST, &format!("{workspace}/restart"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let term = new_terminal(&h).await;
+    let mut socket = term.attach().await;
+    let (status, body) = h
+        .manage(reqwest::Method::POST, &format!("{workspace}/rebuild"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        wait_for_close(&mut socket, &mut Screen::default()).await,
+        closed
+    );
+
+    // Deleted: its terminals end, and its cookie opens nothing any more.
+    let term = new_terminal(&h).await;
+    let mut socket = h
+        .websocket(&term.ws_path(), &[("cookie", &cookie)])
+        .await
+        .unwrap();
+    let pid = shell_pid(&mut socket).await;
+    let (status, body) = h.manage(reqwest::Method::DELETE, &workspace, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        wait_for_close(&mut socket, &mut Screen::default()).await,
+        closed
+    );
+    assert!(wait_until(PATIENCE, || gone(pid)).await, "{pid} still runs");
+    let (status, _, body) = h
+        .get(&format!("{workspace}/terminals"), &[("cookie", &cookie)])
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_invalid"))
+    );
+    assert_eq!(
+        refused_status(h.websocket(&term.ws_path(), &[("cookie", &cookie)]).await),
+        StatusCode::UNAUTHORIZED
+    );
+    // To the control plane, the workspace is simply gone.
+    assert!(list(&h).await.is_empty());
+    let (status, body) = create(&h, json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}
+
 #[tokio::test]
 async fn limits_sizes_and_missing_workspaces_are_refused() {
     let h = BrowserHarness::start(|_| {}).await;
@@ -296,7 +400,7 @@ async fn limits_sizes_and_missing_workspaces_are_refused() {
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
 
-    h.workspace(WORKSPACE);
+    h.workspace(WORKSPACE).await;
     for size in [
         json!({ "cols": 0, "rows": 24 }),
         json!({ "cols": 80, "rows": 0 }),
@@ -350,7 +454,7 @@ async fn limits_sizes_and_missing_workspaces_are_refused() {
     assert_eq!(status, StatusCode::CREATED);
 
     // The limit is per workspace.
-    h.workspace(OTHER_WORKSPACE);
+    h.workspace(OTHER_WORKSPACE).await;
     let (status, _) = h
         .create_terminal(OTHER_WORKSPACE, ("authorization", &bearer(&h)), json!({}))
         .await;
@@ -360,7 +464,7 @@ async fn limits_sizes_and_missing_workspaces_are_refused() {
 #[tokio::test]
 async fn websockets_open_with_a_ticket_once_or_the_workspace_cookie_only() {
     let h = BrowserHarness::start(|_| {}).await;
-    h.workspace(WORKSPACE);
+    h.workspace(WORKSPACE).await;
     let term = new_terminal(&h).await;
 
     // A ticket, directly on the upgrade; not twice.
@@ -423,7 +527,7 @@ async fn websockets_open_with_a_ticket_once_or_the_workspace_cookie_only() {
     );
 
     // A terminal of another workspace is not found through this one.
-    h.workspace(OTHER_WORKSPACE);
+    h.workspace(OTHER_WORKSPACE).await;
     let (_, body) = h
         .create_terminal(OTHER_WORKSPACE, ("authorization", &bearer(&h)), json!({}))
         .await;
@@ -462,9 +566,32 @@ fn env_keys(output: &str) -> HashSet<String> {
         .collect()
 }
 
-const SHELL_ENV: [&str; 9] = [
-    "PATH", "HOME", "LANG", "TERM", "SHELL", "PWD", "OLDPWD", "SHLVL", "_",
+/// What a terminal's shell may have in its environment: the workspace
+/// runtime's own variables (the host runtime's `PATH`, `HOME`, `LANG`,
+/// `TERM`, `SHELL`, and `SAM_WORKSPACE_ID`/`SAM_WORKSPACE_DIR`, which name
+/// the workspace and its checkout: nothing secret), the few it passes on
+/// from the agent when set (`USER`, `LOGNAME`, `LC_ALL`, `TZ`; `PATH` and
+/// `LANG` too), and what bash adds itself.
+const SHELL_ENV: [&str; 15] = [
+    "PATH",
+    "HOME",
+    "LANG",
+    "TERM",
+    "SHELL",
+    "SAM_WORKSPACE_ID",
+    "SAM_WORKSPACE_DIR",
+    "USER",
+    "LOGNAME",
+    "LC_ALL",
+    "TZ",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
 ];
+
+/// The workspace variables of [`SHELL_ENV`]: the only `SAM_` ones allowed.
+const WORKSPACE_ENV: [&str; 2] = ["SAM_WORKSPACE_ID", "SAM_WORKSPACE_DIR"];
 
 async fn shell_env(socket: &mut Socket) -> (HashSet<String>, String) {
     let mut screen = Screen::default();
@@ -477,11 +604,14 @@ async fn shell_env(socket: &mut Socket) -> (HashSet<String>, String) {
 #[tokio::test]
 async fn the_shell_environment_is_built_from_scratch() {
     let h = BrowserHarness::start(|_| {}).await;
-    let dir = h.workspace(WORKSPACE);
+    let dir = h.workspace(WORKSPACE).await;
     let term = new_terminal(&h).await;
     let mut socket = term.attach().await;
     let (keys, text) = shell_env(&mut socket).await;
-    for key in ["PATH", "HOME", "LANG", "TERM"] {
+    for key in ["PATH", "HOME", "LANG", "TERM", "SHELL"]
+        .into_iter()
+        .chain(WORKSPACE_ENV)
+    {
         assert!(keys.contains(key), "{key} missing: {text}");
     }
     let unexpected: Vec<&String> = keys
@@ -492,6 +622,14 @@ async fn the_shell_environment_is_built_from_scratch() {
     assert!(text.contains("TERM=xterm-256color"), "{text}");
     assert!(text.contains(&format!("HOME={}", h.root.path().join("home").display())));
     assert!(text.contains(&format!("PWD={}", dir.display())), "{text}");
+    assert!(
+        text.contains(&format!("SAM_WORKSPACE_ID={WORKSPACE}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("SAM_WORKSPACE_DIR={}", dir.display())),
+        "{text}"
+    );
 }
 
 /// The real binary, started with the agent's `SAM_*` settings (and a
@@ -502,14 +640,9 @@ async fn the_agents_own_environment_never_reaches_a_shell() {
     let cp = FakeControlPlane::start().await;
     let key = sam_auth::SigningKey::from_seed([9; 32]);
     cp.serve_keys(&[&key]);
+    let source = Source::start(&cp).await;
     let root = tempfile::tempdir().unwrap();
     write_token(root.path(), "callback-token-s3cr3t");
-    let repo = root
-        .path()
-        .join("var/lib/sam/workspaces")
-        .join(WORKSPACE)
-        .join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -545,6 +678,29 @@ async fn the_agents_own_environment_never_reaches_a_shell() {
         "Bearer {}",
         cp.token(&key, sam_auth::Audience::NodeManagement, NODE_ID)
     );
+    // The workspace, created for real (the binary is its own credential
+    // helper).
+    let create = source.create_body(&cp, &key, WORKSPACE);
+    let resp = http
+        .post(format!("{base}/workspaces"))
+        .header("authorization", &bearer)
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    provision::until_running(async || {
+        http.get(format!("{base}/workspaces/{WORKSPACE}"))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+    .await;
+
     let resp = http
         .post(format!("{base}/workspaces/{WORKSPACE}/terminals"))
         .header("authorization", &bearer)
@@ -568,9 +724,18 @@ async fn the_agents_own_environment_never_reaches_a_shell() {
     let (keys, text) = shell_env(&mut socket).await;
     assert!(!text.contains("must-not-leak"), "{text}");
     assert!(!text.contains("callback-token"), "{text}");
+    // Nor the workspace's secrets: its callback token, git tokens.
+    let workspace_secrets = [
+        create["callback_token"].as_str().unwrap().to_owned(),
+        cp.state.git_token.lock().unwrap().clone().unwrap(),
+    ];
+    for secret in &workspace_secrets {
+        assert!(!text.contains(secret.as_str()), "{text}");
+    }
     let leaked: Vec<&String> = keys
         .iter()
         .filter(|k| k.starts_with("SAM_") || k.starts_with("CARGO") || k.starts_with("RUST"))
+        .filter(|k| !WORKSPACE_ENV.contains(&k.as_str()))
         .collect();
     assert!(leaked.is_empty(), "{leaked:?} in {text}");
     let unexpected: Vec<&String> = keys
@@ -589,7 +754,7 @@ async fn the_agents_own_environment_never_reaches_a_shell() {
 #[tokio::test]
 async fn a_client_that_falls_too_far_behind_is_closed() {
     let h = BrowserHarness::start(|_| {}).await;
-    h.workspace(WORKSPACE);
+    h.workspace(WORKSPACE).await;
     let term = new_terminal(&h).await;
 
     // A small receive buffer, so the kernel does not absorb the backlog.

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::NODE_ID;
 use common::git_http::{GitHttp, git, scan_processes};
+use common::provision::helper_binary;
 use common::workspace_cp::WorkspaceCp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -54,25 +55,6 @@ struct Harness {
     agent: SocketAddr,
     server: JoinHandle<()>,
     http: reqwest::Client,
-}
-
-/// The `vm-agent` binary, linked (or copied) into `dir`: other builds in the
-/// same target directory replace `CARGO_BIN_EXE_vm-agent` now and then, and
-/// git must find its credential helper at every moment of a test.
-fn helper_binary(dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_BIN_EXE_vm-agent"));
-    let target = dir.join("bin/vm-agent");
-    if target.exists() {
-        return target;
-    }
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    for _ in 0..300 {
-        if std::fs::hard_link(source, &target).is_ok() || std::fs::copy(source, &target).is_ok() {
-            return target;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{} did not appear", source.display());
 }
 
 async fn start_agent(cp: &WorkspaceCp, root: &Path) -> (SocketAddr, JoinHandle<()>) {

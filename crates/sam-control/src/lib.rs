@@ -5,6 +5,7 @@
 //! randomness, so route handlers in the Worker stay thin: decode, call one
 //! function here, encode.
 
+pub mod agent_client;
 pub mod agent_credentials;
 pub mod cloud;
 pub mod credentials;

@@ -4,13 +4,14 @@
 //! workspace cookie, or — for the WebSocket — a terminal ticket):
 //!
 //! - `POST /workspaces/{id}/terminals` `{cols, rows}` (each 1..=1000,
-//!   default 80 × 24) → 201 `{id, created_at}`. The shell is `$SHELL` of the
-//!   agent if executable, else `/bin/bash`, else `/bin/sh`, started in the
-//!   workspace's checkout with only `PATH`, `HOME`, `LANG`, `TERM`
-//!   (`xterm-256color`) and `SHELL` in its environment: nothing of the
-//!   agent's leaks in. At most [`MAX_TERMINALS`] per workspace, dead ones
-//!   included (409 `too_many_terminals`); a bad size is 400 `invalid_size`; a
-//!   workspace without a checkout is 404 `not_found`.
+//!   default 80 × 24) → 201 `{id, created_at}`. The shell is what the
+//!   workspace registry says (`Workspaces::shell_command`: the workspace
+//!   runtime's login shell, its directory and its complete environment,
+//!   built from scratch, so nothing of the agent's own leaks in). At most
+//!   [`MAX_TERMINALS`] per workspace, dead ones included (409
+//!   `too_many_terminals`); a bad size is 400 `invalid_size`; a workspace
+//!   the registry does not know is 404 `not_found`, one that is not running
+//!   409 `workspace_not_running`.
 //! - `GET /workspaces/{id}/terminals` → `{terminals: [{id, created_at,
 //!   last_activity_at, alive, cols, rows, exit_status?}]}`, oldest first
 //!   (times in Unix ms; `last_activity_at` moves on input and output).
@@ -35,8 +36,11 @@
 //!   `exited 130`, `exited signal Hangup`); attaching to a terminal that
 //!   has exited replays its scrollback and closes the same way. The
 //!   terminal stays listed (`alive: false`) until deleted.
-//! - a deleted terminal closes its sockets with 1000 `terminal closed`; an
-//!   agent shutting down with 1001 `agent shutting down`.
+//! - a deleted terminal closes its sockets with 1000 `terminal closed`; so
+//!   do all of a workspace's terminals when the workspace is stopped,
+//!   restarted, rebuilt or deleted (the management routes end them,
+//!   [`Terminals::remove_workspace`]); an agent shutting down closes them
+//!   with 1001 `agent shutting down`.
 //! - any number of clients may attach at once, and all get the output; the
 //!   shell keeps running when they all leave. A client that falls more than
 //!   the scrollback behind is closed with 1011 `too slow` (reattaching
@@ -48,9 +52,6 @@ mod scrollback;
 mod socket;
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::rejection::JsonRejection;
@@ -64,10 +65,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{authorize_workspace, authorize_workspace_upgrade, now_ms};
-use crate::config::Config;
 use crate::server::{ApiError, AppState};
+use crate::workspaces::{CommandSpec, WorkspaceError, WorkspaceStatus};
 
-pub(crate) use pty::{PtyError, ShellSpec, Terminal, TerminalView};
+pub(crate) use pty::{PtyError, Terminal, TerminalView};
 
 /// Terminals a workspace may have at once (exited ones count until deleted).
 pub(crate) const MAX_TERMINALS: usize = 10;
@@ -76,10 +77,6 @@ const MIN_SIZE: u16 = 1;
 const MAX_SIZE: u16 = 1000;
 /// A WebSocket message (input) is at most this large.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
-/// `PATH` of a terminal's shell.
-const SHELL_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Shells tried when `$SHELL` is unset or unusable, in order.
-const FALLBACK_SHELLS: [&str; 2] = ["/bin/bash", "/bin/sh"];
 
 /// Every workspace's terminals.
 #[derive(Default)]
@@ -114,7 +111,7 @@ impl Terminals {
     pub(crate) async fn create(
         self: &Arc<Self>,
         workspace: &str,
-        spec: ShellSpec,
+        spec: CommandSpec,
         cols: u16,
         rows: u16,
     ) -> Result<Arc<Terminal>, CreateError> {
@@ -188,75 +185,24 @@ impl Terminals {
         true
     }
 
-    /// Deletes every terminal of `workspace` (when it stops or goes away).
-    #[allow(dead_code, reason = "for the workspace registry's stop and delete")]
+    /// Deletes every terminal of `workspace` (see [`Terminal::close`]):
+    /// the workspace stopped, restarted, was rebuilt or is going away.
     pub(crate) fn remove_workspace(&self, workspace: &str) {
-        let removed = self
-            .workspaces()
-            .get_mut(workspace)
-            .map(|slots| std::mem::take(&mut slots.terminals))
-            .unwrap_or_default();
+        let removed = {
+            let mut workspaces = self.workspaces();
+            let Some(slots) = workspaces.get_mut(workspace) else {
+                return;
+            };
+            let removed = std::mem::take(&mut slots.terminals);
+            if slots.starting == 0 {
+                workspaces.remove(workspace);
+            }
+            removed
+        };
         for terminal in removed {
             terminal.close();
         }
     }
-}
-
-/// The shell a workspace's terminals run, and where; `None` when the
-/// workspace has no checkout on this node.
-///
-/// TODO(workspaces): TEMPORARY. Until the workspace registry
-/// (`crate::workspaces`) lands, the working directory is derived here from
-/// the documented layout (`<fs_root>/var/lib/sam/workspaces/<ID>/repo`) and
-/// the command is built here. Switch this one function to the registry's
-/// workspace directory and shell `CommandSpec` then; nothing else in this
-/// module knows where workspaces live.
-pub(crate) fn workspace_shell(state: &AppState, id: &str) -> Option<ShellSpec> {
-    let cwd = state
-        .config
-        .host_path(Path::new("/var/lib/sam/workspaces"))
-        .join(id)
-        .join("repo");
-    if !cwd.is_dir() {
-        return None;
-    }
-    let program = shell_program(&state.config);
-    let env = shell_env(&state.config, &program);
-    Some(ShellSpec {
-        cwd,
-        program,
-        args: Vec::new(),
-        env,
-    })
-}
-
-/// `$SHELL` if it is an executable file, else the first fallback that is.
-fn shell_program(config: &Config) -> PathBuf {
-    config
-        .shell
-        .iter()
-        .map(PathBuf::as_path)
-        .chain(FALLBACK_SHELLS.iter().map(Path::new))
-        .find(|path| executable(path))
-        .unwrap_or(Path::new("/bin/sh"))
-        .to_path_buf()
-}
-
-fn executable(path: &Path) -> bool {
-    path.is_absolute()
-        && std::fs::metadata(path)
-            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-/// The whole environment of a terminal's shell, built from scratch.
-fn shell_env(config: &Config, program: &Path) -> Vec<(OsString, OsString)> {
-    vec![
-        ("PATH".into(), SHELL_PATH.into()),
-        ("HOME".into(), config.home.clone().into_os_string()),
-        ("LANG".into(), "C.UTF-8".into()),
-        ("TERM".into(), "xterm-256color".into()),
-        ("SHELL".into(), program.as_os_str().to_owned()),
-    ]
 }
 
 /// The terminal routes.
@@ -347,10 +293,16 @@ async fn create(
         )
     })?;
     let (cols, rows) = checked_size(body.cols, body.rows)?;
-    let spec = workspace_shell(&state, &id)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such workspace"))?;
+    let spec = state.workspaces.shell_command(&id).await?;
     match state.terminals.create(&id, spec, cols, rows).await {
         Ok(terminal) => {
+            // A stop or delete that ended the workspace's terminals while
+            // this one was starting did not see it; it goes now. (One that
+            // comes after this check sees it.)
+            if let Err(err) = still_running(&state, &id).await {
+                state.terminals.remove(&id, terminal.id());
+                return Err(err.into());
+            }
             tracing::info!(workspace = %id, terminal = terminal.id(), cols, rows, "terminal started");
             Ok((
                 StatusCode::CREATED,
@@ -373,6 +325,15 @@ async fn create(
                 &err.to_string(),
             ))
         }
+    }
+}
+
+/// Whether the workspace is (still) running, as the registry sees it.
+async fn still_running(state: &AppState, id: &str) -> Result<(), WorkspaceError> {
+    match state.workspaces.get(id).await.map(|info| info.view.status) {
+        Some(WorkspaceStatus::Running) => Ok(()),
+        None | Some(WorkspaceStatus::Deleting) => Err(WorkspaceError::NotFound),
+        Some(_) => Err(WorkspaceError::NotRunning),
     }
 }
 
@@ -429,37 +390,5 @@ mod tests {
         for (cols, rows) in [(0, 24), (80, 0), (1001, 24), (80, 70_000)] {
             assert!(checked_size(cols, rows).is_err(), "{cols}x{rows}");
         }
-    }
-
-    #[test]
-    fn the_configured_shell_is_used_only_if_executable() {
-        let mut vars = std::collections::HashMap::new();
-        vars.insert("SAM_NODE_ID".to_owned(), "n".to_owned());
-        vars.insert(
-            "SAM_CONTROL_PLANE_URL".to_owned(),
-            "http://api.localhost".to_owned(),
-        );
-        let mut config = Config::from_env_map(&vars).unwrap();
-        let fallback = shell_program(&config);
-        assert!(FALLBACK_SHELLS.contains(&fallback.to_str().unwrap()));
-        config.shell = Some(PathBuf::from("/bin/sh"));
-        assert_eq!(shell_program(&config), Path::new("/bin/sh"));
-        let dir = tempfile::tempdir().unwrap();
-        let not_executable = dir.path().join("shell");
-        std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
-        for unusable in [
-            Path::new("/nonexistent/shell"),
-            &not_executable,
-            Path::new("/bin"),
-            Path::new("sh"),
-        ] {
-            config.shell = Some(unusable.to_path_buf());
-            assert_eq!(shell_program(&config), fallback, "{unusable:?}");
-        }
-
-        let env = shell_env(&config, Path::new("/bin/sh"));
-        let keys: Vec<&str> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
-        assert_eq!(keys, ["PATH", "HOME", "LANG", "TERM", "SHELL"]);
     }
 }

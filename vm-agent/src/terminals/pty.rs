@@ -10,9 +10,8 @@
 //! however slow a client is, a terminal holds at most
 //! [`SCROLLBACK_BYTES`] of output.
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -24,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::scrollback::Scrollback;
 use crate::access::now_ms;
+use crate::workspaces::CommandSpec;
 
 /// Output kept per terminal, replayed to every client that attaches.
 pub(crate) const SCROLLBACK_BYTES: usize = 256 * 1024;
@@ -35,17 +35,6 @@ const INPUT_QUEUE: usize = 64;
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// Between the hang-up sent on close and the kill.
 const KILL_GRACE: Duration = Duration::from_secs(1);
-
-/// What a terminal runs, and where. Field for field the workspace
-/// registry's `CommandSpec`, which it is meant to become.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ShellSpec {
-    pub(crate) program: PathBuf,
-    pub(crate) args: Vec<OsString>,
-    pub(crate) cwd: PathBuf,
-    /// The whole environment: nothing of the agent's own is inherited.
-    pub(crate) env: Vec<(OsString, OsString)>,
-}
 
 /// Why a terminal could not be started or changed.
 #[derive(Debug, thiserror::Error)]
@@ -151,10 +140,13 @@ impl Shared {
 }
 
 impl Terminal {
-    /// Starts `spec` on a new PTY of `cols` × `rows`. Blocking (fork, exec).
+    /// Starts `spec` (the workspace registry's shell command: program,
+    /// arguments, directory and the complete environment, nothing of the
+    /// agent's own added) on a new PTY of `cols` × `rows`. Blocking (fork,
+    /// exec).
     pub(crate) fn spawn(
         id: String,
-        spec: &ShellSpec,
+        spec: &CommandSpec,
         cols: u16,
         rows: u16,
     ) -> Result<Arc<Self>, PtyError> {

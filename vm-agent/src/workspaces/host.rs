@@ -26,6 +26,8 @@ const POLL: Duration = Duration::from_millis(50);
 const KILL_WAIT: Duration = Duration::from_secs(2);
 /// Used when the agent has no `PATH`.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Used when the agent has no `LANG`.
+const DEFAULT_LANG: &str = "C.UTF-8";
 /// Variables a workspace process inherits from the agent, if set.
 const INHERITED: &[&str] = &["PATH", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
 
@@ -77,8 +79,10 @@ impl HostRuntime {
 
     fn environment(&self, ws: &RuntimeTarget) -> Vec<(OsString, OsString)> {
         let mut env: Vec<(OsString, OsString)> = self.inherited.clone();
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        for (name, default) in [("PATH", DEFAULT_PATH), ("LANG", DEFAULT_LANG)] {
+            if !env.iter().any(|(k, _)| k == name) {
+                env.push((name.into(), default.into()));
+            }
         }
         env.extend([
             ("HOME".into(), self.home.clone().into_os_string()),
@@ -285,10 +289,11 @@ mod tests {
         assert_ne!(rt.shell(), Path::new("/nonexistent/zsh"));
         let rt = HostRuntime::new(Some(Path::new("relative/sh")), Path::new("/"), vec![]);
         assert_ne!(rt.shell(), Path::new("relative/sh"));
-        // A default PATH is supplied when the agent has none.
+        // A default PATH and LANG are supplied when the agent has none.
         let dir = tempfile::tempdir().unwrap();
         let spec = rt.shell_command(&target(dir.path())).unwrap();
         assert_eq!(spec.env_var("PATH").unwrap(), DEFAULT_PATH);
+        assert_eq!(spec.env_var("LANG").unwrap(), DEFAULT_LANG);
     }
 
     #[test]

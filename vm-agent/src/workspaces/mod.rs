@@ -24,7 +24,8 @@
 //! // A terminal's shell (409 `workspace_not_running` unless running):
 //! let spec = state.workspaces.shell_command(id).await?;
 //! let _child = spec.to_command(); // or program/args/cwd/env into a PTY builder
-//! // Close terminals when the workspace stops or goes away:
+//! // Follow its status (the management routes themselves end a workspace's
+//! // terminals when it stops and its cookie sessions when it is deleted):
 //! let _status = state.workspaces.watch(id).await;
 //! # Ok(()) }
 //! ```

@@ -16,9 +16,24 @@
 //! - `DELETE /workspaces/{id}` → 204 once its processes are stopped and its
 //!   directory is gone.
 //!
+//! The registry knows nothing of the agent's other parts; these routes end
+//! what hangs on a workspace's processes and existence:
+//!
+//! - stop, restart and rebuild end the workspace's terminals (their sockets
+//!   close with 1000 `terminal closed`): before the operation, so the shells
+//!   hang up instead of waiting out the runtime's SIGTERM, and again after
+//!   it, for terminals that started meanwhile (once the workspace is no
+//!   longer running, the terminal route refuses new ones and drops one that
+//!   raced past its check). Whatever the outcome: a failed operation leaves
+//!   the workspace `error`, with processes stopped or not.
+//! - delete also revokes the workspace's cookie sessions (`sam_ws`), before
+//!   and after, so a cookie never opens a workspace that is going or gone.
+//!
 //! The token is checked first; then an unknown or malformed id (`..`,
 //! `%2e%2e`, anything that is not a ULID) is a 404 before anything else
 //! happens.
+
+use std::future::Future;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -127,9 +142,8 @@ async fn stop(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<One>, ApiError> {
     let id = authorized_id(&state, &headers, path).await?;
-    Ok(Json(One {
-        workspace: state.workspaces.stop(&id).await?,
-    }))
+    let workspace = ending_terminals(&state, &id, state.workspaces.stop(&id)).await?;
+    Ok(Json(One { workspace }))
 }
 
 async fn restart(
@@ -138,9 +152,8 @@ async fn restart(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<One>, ApiError> {
     let id = authorized_id(&state, &headers, path).await?;
-    Ok(Json(One {
-        workspace: state.workspaces.restart(&id).await?,
-    }))
+    let workspace = ending_terminals(&state, &id, state.workspaces.restart(&id)).await?;
+    Ok(Json(One { workspace }))
 }
 
 async fn rebuild(
@@ -149,9 +162,8 @@ async fn rebuild(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<One>, ApiError> {
     let id = authorized_id(&state, &headers, path).await?;
-    Ok(Json(One {
-        workspace: state.workspaces.rebuild(&id).await?,
-    }))
+    let workspace = ending_terminals(&state, &id, state.workspaces.rebuild(&id)).await?;
+    Ok(Json(One { workspace }))
 }
 
 async fn remove(
@@ -160,6 +172,23 @@ async fn remove(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = authorized_id(&state, &headers, path).await?;
-    state.workspaces.delete(&id).await?;
+    state.workspace_sessions.revoke_workspace(&id);
+    let deleted = ending_terminals(&state, &id, state.workspaces.delete(&id)).await;
+    // Tickets redeemed while the deletion ran.
+    state.workspace_sessions.revoke_workspace(&id);
+    deleted?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs `operation` (which stops the workspace's processes) between two
+/// ends of its terminals; see the module documentation.
+async fn ending_terminals<T>(
+    state: &AppState,
+    id: &str,
+    operation: impl Future<Output = Result<T, WorkspaceError>>,
+) -> Result<T, WorkspaceError> {
+    state.terminals.remove_workspace(id);
+    let outcome = operation.await;
+    state.terminals.remove_workspace(id);
+    outcome
 }

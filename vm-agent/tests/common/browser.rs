@@ -1,5 +1,6 @@
 //! An agent serving workspace routes to "browsers": tickets from the fake
-//! control plane, the workspace cookie, WebSockets.
+//! control plane, the workspace cookie, WebSockets. Workspaces are created
+//! for real, through `POST /workspaces` ([`super::provision`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::provision::{self, Source};
 use super::{FakeControlPlane, NODE_ID, config, now_ms};
 
 pub const WORKSPACE: &str = "01JAB3C4D5E6F7G8H9J0K1M2N3";
@@ -26,13 +28,15 @@ pub const APP_ORIGIN: &str = "http://app.localhost:8787";
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A running agent with the fake control plane's key, its file system root
-/// in a temp dir, and an HTTP client that does not follow redirects.
+/// in a temp dir, a git server to create workspaces from, and an HTTP
+/// client that does not follow redirects.
 pub struct BrowserHarness {
     pub cp: FakeControlPlane,
     pub key: SigningKey,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub root: tempfile::TempDir,
+    pub source: Source,
 }
 
 impl BrowserHarness {
@@ -50,7 +54,10 @@ impl BrowserHarness {
         cfg.home = home;
         cfg.shell = Some(PathBuf::from("/bin/bash"));
         tweak(&mut cfg);
-        let router = Agent::new(cfg).unwrap().router();
+        let source = Source::start(&cp).await;
+        let agent = Agent::new(cfg).unwrap();
+        source.equip(&agent);
+        let router = agent.router();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -63,6 +70,7 @@ impl BrowserHarness {
                 .build()
                 .unwrap(),
             root,
+            source,
         }
     }
 
@@ -70,16 +78,46 @@ impl BrowserHarness {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Creates the workspace's checkout directory and returns it.
-    pub fn workspace(&self, id: &str) -> PathBuf {
-        let dir = self
-            .root
+    /// Creates workspace `id` through `POST /workspaces`, waits until it
+    /// runs, and returns its checkout.
+    pub async fn workspace(&self, id: &str) -> PathBuf {
+        let (status, body) = self
+            .manage(
+                reqwest::Method::POST,
+                "/workspaces",
+                Some(&self.source.create_body(&self.cp, &self.key, id)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let path = format!("/workspaces/{id}");
+        provision::until_running(async || self.manage(reqwest::Method::GET, &path, None).await.1)
+            .await;
+        self.root
             .path()
             .join("var/lib/sam/workspaces")
             .join(id)
-            .join("repo");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+            .join("repo")
+    }
+
+    /// A management request (`/workspaces/…`) with this node's bearer;
+    /// status and JSON body (`Null` when empty).
+    pub async fn manage(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.management());
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// A node-management token for this node.

@@ -1,11 +1,13 @@
 //! A fake control plane for the agent's integration tests: serves a JWKS
-//! document that tests can rotate, and records ready calls and heartbeats
-//! with scripted replies.
+//! document that tests can rotate, records ready calls and heartbeats with
+//! scripted replies, and answers workspace callbacks (git tokens, when
+//! given one, for [`provision`]).
 
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod browser;
 pub mod git_http;
+pub mod provision;
 pub mod workspace_cp;
 
 use std::collections::{HashMap, VecDeque};
@@ -52,6 +54,8 @@ pub struct CpState {
     pub heartbeat_default: Mutex<Option<Reply>>,
     pub ready_calls: Mutex<Vec<Call>>,
     pub heartbeats: Mutex<Vec<Call>>,
+    /// What `POST /api/workspaces/{id}/git-token` answers with; `None`: 403.
+    pub git_token: Mutex<Option<String>>,
 }
 
 /// The fake control plane, listening on 127.0.0.1.
@@ -67,6 +71,7 @@ impl FakeControlPlane {
             .route("/.well-known/jwks.json", get(jwks))
             .route("/api/nodes/{id}/ready", post(ready))
             .route("/api/nodes/{id}/heartbeat", post(heartbeat))
+            .route("/api/workspaces/{id}/{kind}", post(workspace_callback))
             .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -176,6 +181,28 @@ async fn heartbeat(
     let next = state.heartbeat_script.lock().unwrap().pop_front();
     let default = state.heartbeat_default.lock().unwrap().clone();
     reply(next.or(default).unwrap_or((StatusCode::NO_CONTENT, None)))
+}
+
+/// Boot log, ready and provisioning-failed are taken; a git token is handed
+/// out if there is one.
+async fn workspace_callback(
+    State(state): State<Arc<CpState>>,
+    UrlPath((_id, kind)): UrlPath<(String, String)>,
+) -> Response {
+    match kind.as_str() {
+        "git-token" => match state.git_token.lock().unwrap().clone() {
+            Some(token) => {
+                Json(json!({ "token": token, "expires_at": now_ms() + 3_600_000 })).into_response()
+            }
+            None => (
+                StatusCode::FORBIDDEN,
+                Json(json!({ "code": "git_token_denied", "message": "no token" })),
+            )
+                .into_response(),
+        },
+        "boot-log" | "ready" | "provisioning-failed" => StatusCode::NO_CONTENT.into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 pub fn now_ms() -> i64 {

@@ -1,14 +1,17 @@
-//! A whole agent router over a workspace checkout on disk, for the file and
-//! git routes: requests go through the real router in-process
+//! A whole agent router with one workspace, for the file and git routes:
+//! requests go through the real router in-process
 //! (`tower::ServiceExt::oneshot`), authorised with a management token from
-//! the fake control plane.
+//! the fake control plane. The workspace is created for real (`POST
+//! /workspaces`, see [`crate::common::provision`]), then its checkout is
+//! emptied so that each test arranges it as it needs.
 //!
 //! Layout under one temporary directory:
 //!
 //! ```text
 //! <tmp>/fsroot/                                   SAM_FS_ROOT
 //! <tmp>/fsroot/var/lib/sam/workspaces/<WS>/repo   the checkout (the root)
-//! <tmp>/fsroot/var/lib/sam/workspaces/<WS>/workspace.json
+//! <tmp>/fsroot/var/lib/sam/workspaces/<WS>/workspace.json  (the registry's)
+//! <tmp>/fsroot/run/sam/git-credential.sock
 //! <tmp>/outside/                                  never to be touched
 //! ```
 
@@ -26,6 +29,7 @@ use sam_vm_agent::Agent;
 use sha2::{Digest as _, Sha256};
 use tower::ServiceExt as _;
 
+use crate::common::provision::{self, Source};
 use crate::common::{FakeControlPlane, NODE_ID, config};
 
 /// The workspace every test uses.
@@ -33,6 +37,7 @@ pub const WS: &str = "01JAB3C4D5E6F7G8H9J0K1M2N3";
 
 pub struct Workspace {
     pub cp: FakeControlPlane,
+    pub key: SigningKey,
     pub router: Router,
     pub token: String,
     pub tmp: tempfile::TempDir,
@@ -40,6 +45,10 @@ pub struct Workspace {
     pub repo: PathBuf,
     /// A directory outside the checkout.
     pub outside: PathBuf,
+    pub source: Source,
+    /// The workspace's callback token: a secret the agent keeps in
+    /// `workspace.json`, next to the checkout.
+    pub callback_token: String,
 }
 
 /// What a request got back.
@@ -73,27 +82,79 @@ impl Reply {
 }
 
 impl Workspace {
-    /// An agent with an empty checkout (created, not a git repository yet).
+    /// An agent with workspace [`WS`] running, its checkout empty (not a
+    /// git repository any more).
     pub async fn start() -> Self {
         let cp = FakeControlPlane::start().await;
         let key = SigningKey::from_seed([7; 32]);
         cp.serve_keys(&[&key]);
         let token = cp.token(&key, Audience::NodeManagement, NODE_ID);
+        let source = Source::start(&cp).await;
         let tmp = tempfile::tempdir().unwrap();
         let fs_root = tmp.path().join("fsroot");
         let repo = fs_root.join("var/lib/sam/workspaces").join(WS).join("repo");
         let outside = tmp.path().join("outside");
-        std::fs::create_dir_all(&repo).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
-        let router = Agent::new(config(&cp, &fs_root)).unwrap().router();
-        Self {
+        let agent = Agent::new(config(&cp, &fs_root)).unwrap();
+        source.equip(&agent);
+        let router = agent.router();
+        let callback_token = provision::callback_token(&cp, &key, WS);
+        let ws = Self {
             cp,
+            key,
             router,
             token,
             tmp,
             repo,
             outside,
-        }
+            source,
+            callback_token,
+        };
+        let mut body = ws.source.create_body(&ws.cp, &ws.key, WS);
+        body["callback_token"] = ws.callback_token.clone().into();
+        ws.create(&body).await;
+        provision::empty(&ws.repo);
+        ws
+    }
+
+    /// Creates a workspace (`body` as for `POST /workspaces`) and waits
+    /// until it runs.
+    pub async fn create(&self, body: &serde_json::Value) {
+        let id = body["id"].as_str().unwrap();
+        let reply = self.post_json("/workspaces", body).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.json());
+        let path = format!("/workspaces/{id}");
+        provision::until_running(async || self.get(&path).await.json()).await;
+    }
+
+    /// `POST uri` with a JSON body.
+    pub async fn post_json(&self, uri: &str, body: &serde_json::Value) -> Reply {
+        self.send(
+            self.authorized(Method::POST, uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `POST uri` without a body (`/workspaces/{id}/stop`…).
+    pub async fn post(&self, uri: &str) -> Reply {
+        self.send(
+            self.authorized(Method::POST, uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, uri: &str) -> Reply {
+        self.send(
+            self.authorized(Method::DELETE, uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     pub fn fs_root(&self) -> PathBuf {
@@ -267,9 +328,12 @@ fn hash_into(base: &Path, rel: &Path, hash: &mut Sha256) {
         for name in names {
             hash_into(base, &rel.join(name), hash);
         }
-    } else {
+    } else if metadata.is_file() {
         hash.update(b"file\0");
         hash.update(std::fs::read(&path).unwrap());
+    } else {
+        // The agent's credential socket, say: nothing to read.
+        hash.update(b"other\0");
     }
     hash.update(b"\0");
 }

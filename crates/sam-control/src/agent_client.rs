@@ -1,0 +1,128 @@
+//! [`NodeAgent`] over HTTP: the control plane calling a node's vm-agent.
+//!
+//! Each call carries a fresh `node-management` token scoped to that node,
+//! valid for minutes. The node is user territory, so nothing it answers is
+//! trusted: its address must be an IP literal (no name to resolve
+//! elsewhere), a redirect is a failure rather than a new destination, and
+//! its reply only decides success or one of [`AgentError`]'s kinds.
+
+use std::net::IpAddr;
+
+use sam_auth::{Audience, Grant, SigningKey};
+use sam_providers::{HttpClient, HttpRequest, Method};
+use sam_store::NodeRecord;
+use sam_wire::AgentWorkspaceRequest;
+
+use crate::ports::{AgentError, NodeAgent, WorkspaceAction};
+
+/// Lifetime of the token each call carries.
+const MANAGEMENT_TOKEN_TTL_SECS: i64 = 300;
+
+/// A node's vm-agent at `http://<node ip>:<port>`.
+pub struct HttpNodeAgent<'a, H> {
+    pub http: H,
+    pub key: &'a SigningKey,
+    /// The control plane's URL (tokens' issuer).
+    pub issuer: &'a str,
+    /// The vm-agent's port on every node.
+    pub port: u16,
+    pub now: i64,
+}
+
+impl<H: HttpClient> HttpNodeAgent<'_, H> {
+    /// The vm-agent's base URL on `node`.
+    fn base_url(&self, node: &NodeRecord) -> Result<String, AgentError> {
+        let ip = node
+            .ip_address
+            .as_deref()
+            .ok_or_else(|| AgentError::Unreachable("the node has no address yet".into()))?;
+        match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => Ok(format!("http://{v4}:{}", self.port)),
+            Ok(IpAddr::V6(v6)) => Ok(format!("http://[{v6}]:{}", self.port)),
+            Err(_) => Err(AgentError::Unreachable(
+                "the node's address is not an IP address".into(),
+            )),
+        }
+    }
+
+    async fn call(
+        &self,
+        node: &NodeRecord,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), AgentError> {
+        let url = format!("{}{path}", self.base_url(node)?);
+        let token = self.key.issue(
+            self.issuer,
+            &Grant::node(
+                Audience::NodeManagement,
+                &node.id,
+                MANAGEMENT_TOKEN_TTL_SECS,
+            ),
+            self.now,
+        );
+        let mut headers = vec![("authorization".to_owned(), format!("Bearer {token}"))];
+        if body.is_some() {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        }
+        let reply = self
+            .http
+            .send(HttpRequest {
+                method,
+                url,
+                headers,
+                body,
+            })
+            .await
+            .map_err(|e| AgentError::Unreachable(e.to_string()))?;
+        if (300..400).contains(&reply.status) {
+            return Err(AgentError::Unreachable(format!(
+                "the vm-agent answered with a redirect ({})",
+                reply.status
+            )));
+        }
+        AgentError::from_reply(reply.status, &reply.body).map_or(Ok(()), Err)
+    }
+}
+
+impl<H: HttpClient> NodeAgent for HttpNodeAgent<'_, H> {
+    async fn create_workspace(
+        &self,
+        node: &NodeRecord,
+        req: &AgentWorkspaceRequest,
+    ) -> Result<(), AgentError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| AgentError::Unreachable(format!("encoding the request: {e}")))?;
+        self.call(node, Method::Post, "/workspaces", Some(body))
+            .await
+    }
+
+    async fn workspace_action(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        action: WorkspaceAction,
+    ) -> Result<(), AgentError> {
+        let path = format!("/workspaces/{}/{}", path_id(workspace_id)?, action.as_str());
+        self.call(node, Method::Post, &path, Some(b"{}".to_vec()))
+            .await
+    }
+
+    async fn delete_workspace(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+    ) -> Result<(), AgentError> {
+        let path = format!("/workspaces/{}", path_id(workspace_id)?);
+        self.call(node, Method::Delete, &path, None).await
+    }
+}
+
+/// A workspace id is a ULID: nothing in it needs escaping, and anything
+/// else never reaches a URL.
+fn path_id(id: &str) -> Result<&str, AgentError> {
+    sam_domain::ids::parse_ulid(id)
+        .map(|_| id)
+        .map_err(|_| AgentError::NotFound)
+}
