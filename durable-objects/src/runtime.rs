@@ -19,41 +19,61 @@ pub struct FetchHttp;
 
 impl HttpClient for FetchHttp {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let headers = Headers::new();
-        for (name, value) in &req.headers {
-            headers
-                .set(name, value)
-                .map_err(|e| TransportError::new(e.to_string()))?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(match req.method {
-            Method::Get => worker::Method::Get,
-            Method::Post => worker::Method::Post,
-            Method::Delete => worker::Method::Delete,
-            Method::Put => worker::Method::Put,
-            Method::Patch => worker::Method::Patch,
-        })
-        .with_headers(headers);
-        if let Some(body) = req.body {
-            init.with_body(Some(js_sys_bytes(&body)));
-        }
-        let request = Request::new_with_init(&req.url, &init)
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let mut response = Fetch::Request(request)
-            .send()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        let headers = response.headers().entries().collect();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| TransportError::new(e.to_string()))?;
-        Ok(HttpResponse {
-            status: response.status_code(),
-            headers,
-            body,
-        })
+        fetch(req, worker::RequestRedirect::Follow).await
     }
+}
+
+/// Outbound HTTP that hands redirects back instead of following them: for
+/// calls to nodes, which are user territory (a redirect there must not
+/// send us, or our token, anywhere else).
+#[derive(Debug, Clone, Copy)]
+pub struct FetchHttpNoRedirects;
+
+impl HttpClient for FetchHttpNoRedirects {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+        fetch(req, worker::RequestRedirect::Manual).await
+    }
+}
+
+async fn fetch(
+    req: HttpRequest,
+    redirect: worker::RequestRedirect,
+) -> Result<HttpResponse, TransportError> {
+    let headers = Headers::new();
+    for (name, value) in &req.headers {
+        headers
+            .set(name, value)
+            .map_err(|e| TransportError::new(e.to_string()))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(match req.method {
+        Method::Get => worker::Method::Get,
+        Method::Post => worker::Method::Post,
+        Method::Delete => worker::Method::Delete,
+        Method::Put => worker::Method::Put,
+        Method::Patch => worker::Method::Patch,
+    })
+    .with_headers(headers)
+    .with_redirect(redirect);
+    if let Some(body) = req.body {
+        init.with_body(Some(js_sys_bytes(&body)));
+    }
+    let request =
+        Request::new_with_init(&req.url, &init).map_err(|e| TransportError::new(e.to_string()))?;
+    let mut response = Fetch::Request(request)
+        .send()
+        .await
+        .map_err(|e| TransportError::new(e.to_string()))?;
+    let headers = response.headers().entries().collect();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| TransportError::new(e.to_string()))?;
+    Ok(HttpResponse {
+        status: response.status_code(),
+        headers,
+        body,
+    })
 }
 
 fn js_sys_bytes(body: &[u8]) -> wasm_bindgen::JsValue {

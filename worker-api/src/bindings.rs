@@ -12,7 +12,9 @@ use worker::{Env, Headers, Request, RequestInit, Stub};
 
 pub use sam_durable_objects::d1::D1Sql;
 pub use sam_durable_objects::now_ms;
-pub use sam_durable_objects::runtime::{FetchHttp, WorkerRetryRuntime, random_u128};
+pub use sam_durable_objects::runtime::{
+    FetchHttp, FetchHttpNoRedirects, WorkerRetryRuntime, random_u128,
+};
 
 /// Binding names from `wrangler.toml`.
 pub const DB: &str = "DB";

@@ -20,6 +20,8 @@ pub struct Config {
     /// `http://app.localhost:8787` locally.
     pub app_origin: String,
     pub secure_cookies: bool,
+    /// `PUBLIC_PORT` (locally 8787); `None` for the scheme's default.
+    pub public_port: Option<u16>,
     pub dev_login_enabled: bool,
     pub hetzner_api_url: String,
     /// `https://api.scaleway.com` in production.
@@ -65,6 +67,7 @@ impl Config {
         let app_origin_value = origin("app");
         Ok(Self {
             secure_cookies: scheme == "https",
+            public_port: var(env, "PUBLIC_PORT").and_then(|p| p.parse().ok()),
             dev_login_enabled: sam_domain::accounts::dev_login_allowed(
                 var(env, "DEV_LOGIN_ENABLED").as_deref() == Some("true"),
                 &base_domain,
@@ -141,6 +144,17 @@ impl Config {
             app_origin: app_origin_value,
             api_origin,
         })
+    }
+
+    /// Where workspaces are reached and how their tokens are issued.
+    pub fn workspace_settings(&self) -> sam_control::workspaces::WorkspaceSettings {
+        sam_control::workspaces::WorkspaceSettings {
+            control_plane_url: self.api_origin.clone(),
+            callback_token_ttl_secs: self.nodes.callback_token_ttl_secs,
+            base_domain: self.base_domain.clone(),
+            url_scheme: if self.secure_cookies { "https" } else { "http" }.to_owned(),
+            url_port: self.public_port,
+        }
     }
 
     /// What the cron sweep needs.

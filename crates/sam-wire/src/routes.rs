@@ -16,6 +16,8 @@ pub enum Auth {
     AnySession,
     /// A node callback token scoped to the `{id}` in the path.
     NodeCallback,
+    /// A workspace callback token scoped to the workspace `{id}` in the path.
+    WorkspaceCallback,
 }
 
 /// Every API route.
@@ -37,6 +39,20 @@ pub enum RouteId {
     ClaimNode,
     NodeLogs,
     NodeLogStream,
+    ListWorkspaces,
+    CreateWorkspace,
+    GetWorkspace,
+    RenameWorkspace,
+    DeleteWorkspace,
+    StopWorkspace,
+    RestartWorkspace,
+    RebuildWorkspace,
+    SetWorkspacePorts,
+    WorkspaceEvents,
+    WorkspaceReady,
+    WorkspaceProvisioningFailed,
+    WorkspaceBootLog,
+    WorkspaceGitToken,
     NodeReady,
     NodeHeartbeat,
     AgentDownload,
@@ -153,6 +169,90 @@ pub const API_ROUTES: &[RouteDef] = &[
         "GET",
         "/api/nodes/{id}/logs/stream",
         Auth::Session,
+    ),
+    r(
+        RouteId::ListWorkspaces,
+        "GET",
+        "/api/workspaces",
+        Auth::Session,
+    ),
+    r(
+        RouteId::CreateWorkspace,
+        "POST",
+        "/api/workspaces",
+        Auth::Session,
+    ),
+    r(
+        RouteId::GetWorkspace,
+        "GET",
+        "/api/workspaces/{id}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::RenameWorkspace,
+        "PATCH",
+        "/api/workspaces/{id}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::DeleteWorkspace,
+        "DELETE",
+        "/api/workspaces/{id}",
+        Auth::Session,
+    ),
+    r(
+        RouteId::StopWorkspace,
+        "POST",
+        "/api/workspaces/{id}/stop",
+        Auth::Session,
+    ),
+    r(
+        RouteId::RestartWorkspace,
+        "POST",
+        "/api/workspaces/{id}/restart",
+        Auth::Session,
+    ),
+    r(
+        RouteId::RebuildWorkspace,
+        "POST",
+        "/api/workspaces/{id}/rebuild",
+        Auth::Session,
+    ),
+    r(
+        RouteId::SetWorkspacePorts,
+        "POST",
+        "/api/workspaces/{id}/ports",
+        Auth::Session,
+    ),
+    r(
+        RouteId::WorkspaceEvents,
+        "GET",
+        "/api/workspaces/{id}/events",
+        Auth::Session,
+    ),
+    r(
+        RouteId::WorkspaceReady,
+        "POST",
+        "/api/workspaces/{id}/ready",
+        Auth::WorkspaceCallback,
+    ),
+    r(
+        RouteId::WorkspaceProvisioningFailed,
+        "POST",
+        "/api/workspaces/{id}/provisioning-failed",
+        Auth::WorkspaceCallback,
+    ),
+    r(
+        RouteId::WorkspaceBootLog,
+        "POST",
+        "/api/workspaces/{id}/boot-log",
+        Auth::WorkspaceCallback,
+    ),
+    r(
+        RouteId::WorkspaceGitToken,
+        "POST",
+        "/api/workspaces/{id}/git-token",
+        Auth::WorkspaceCallback,
     ),
     r(
         RouteId::NodeReady,
@@ -432,6 +532,20 @@ mod tests {
             RouteId::ClaimNode,
             RouteId::NodeLogs,
             RouteId::NodeLogStream,
+            RouteId::ListWorkspaces,
+            RouteId::CreateWorkspace,
+            RouteId::GetWorkspace,
+            RouteId::RenameWorkspace,
+            RouteId::DeleteWorkspace,
+            RouteId::StopWorkspace,
+            RouteId::RestartWorkspace,
+            RouteId::RebuildWorkspace,
+            RouteId::SetWorkspacePorts,
+            RouteId::WorkspaceEvents,
+            RouteId::WorkspaceReady,
+            RouteId::WorkspaceProvisioningFailed,
+            RouteId::WorkspaceBootLog,
+            RouteId::WorkspaceGitToken,
             RouteId::NodeReady,
             RouteId::NodeHeartbeat,
             RouteId::AgentDownload,
@@ -479,6 +593,20 @@ mod tests {
                 | RouteId::ClaimNode
                 | RouteId::NodeLogs
                 | RouteId::NodeLogStream
+                | RouteId::ListWorkspaces
+                | RouteId::CreateWorkspace
+                | RouteId::GetWorkspace
+                | RouteId::RenameWorkspace
+                | RouteId::DeleteWorkspace
+                | RouteId::StopWorkspace
+                | RouteId::RestartWorkspace
+                | RouteId::RebuildWorkspace
+                | RouteId::SetWorkspacePorts
+                | RouteId::WorkspaceEvents
+                | RouteId::WorkspaceReady
+                | RouteId::WorkspaceProvisioningFailed
+                | RouteId::WorkspaceBootLog
+                | RouteId::WorkspaceGitToken
                 | RouteId::NodeReady
                 | RouteId::NodeHeartbeat
                 | RouteId::AgentDownload

@@ -14,6 +14,7 @@ struct Fixtures {
     project: String,
     installation: String,
     repository: String,
+    workspace: String,
 }
 
 impl Fixtures {
@@ -26,6 +27,8 @@ impl Fixtures {
             Some(&self.project)
         } else if pattern.starts_with("/api/github/installations/{id}") {
             Some(&self.installation)
+        } else if pattern.starts_with("/api/workspaces/{id}") {
+            Some(&self.workspace)
         } else {
             None
         }
@@ -78,6 +81,34 @@ async fn authz_cross_user_matrix() {
         .json()
         .await
         .unwrap();
+    // A running workspace on that node (the vm-agent clones the project).
+    let node_id = node["id"].as_str().unwrap().to_owned();
+    sam_e2e::eventually(
+        "the node to be ready",
+        std::time::Duration::from_secs(60),
+        || async {
+            let n: Value = owner
+                .get(p.app(&format!("/api/nodes/{node_id}")))
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok((n["status"] == "ready").then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    let workspace: Value = owner
+        .post(p.app("/api/workspaces"))
+        .json(&json!({ "project_id": project["id"], "node_id": node_id }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let workspace_id = workspace["id"].as_str().unwrap().to_owned();
+    crate::workspaces::wait_for_status(&owner, &p, &workspace_id, "running").await;
     let token: Value = owner
         .post(p.app("/api/auth/tokens"))
         .json(&json!({ "name": "authz" }))
@@ -93,6 +124,7 @@ async fn authz_cross_user_matrix() {
         project: project["id"].as_str().unwrap().to_owned(),
         installation,
         repository: repo["id"].to_string(),
+        workspace: workspace_id,
     };
 
     let mut checked = Vec::new();
@@ -150,6 +182,7 @@ async fn authz_cross_user_matrix() {
         "/api/projects",
         "/api/github/installations",
         "/api/credentials/agents",
+        "/api/workspaces",
     ] {
         let body = other
             .get(p.api(list))
@@ -172,6 +205,12 @@ async fn authz_cross_user_matrix() {
     let mine: Value =
         sam_e2e::get_json(&owner, &p.app(&format!("/api/nodes/{}", fixtures.node))).await;
     assert_ne!(mine["status"], "destroyed");
+    let ws: Value = sam_e2e::get_json(
+        &owner,
+        &p.app(&format!("/api/workspaces/{}", fixtures.workspace)),
+    )
+    .await;
+    assert_eq!(ws["status"], "running", "{ws}");
     let tokens: Value = sam_e2e::get_json(&owner, &p.app("/api/auth/tokens")).await;
     let still = tokens["tokens"]
         .as_array()

@@ -21,3 +21,4 @@ mod ui;
 mod ui_pages;
 mod vault;
 mod warm_pool;
+mod workspaces;

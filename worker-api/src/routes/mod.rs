@@ -14,6 +14,7 @@ mod pages;
 mod projects;
 mod tokens;
 mod webhooks;
+mod workspaces;
 
 use sam_domain::hosts::{HostKind, classify};
 use sam_wire::routes::{API_ROUTES, Auth, RouteId, RouteMatch, match_route};
@@ -162,6 +163,9 @@ pub enum Principal {
     User(sam_store::UserRecord),
     /// A vm-agent, with its verified node callback token.
     Node(sam_auth::TokenClaims),
+    /// A vm-agent acting for one workspace, with its verified workspace
+    /// callback token.
+    Workspace(sam_auth::TokenClaims),
 }
 
 pub async fn handle(req: Request, env: Env) -> Response {
@@ -268,6 +272,21 @@ async fn authenticate(auth: Auth, ctx: &Ctx) -> ApiResult<Principal> {
                 .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
             Principal::Node(claims)
         }
+        Auth::WorkspaceCallback => {
+            // An id that is not a ULID cannot name any workspace.
+            let workspace =
+                sam_domain::ids::parse_ulid(ctx.id()).map_err(|_| ApiError::not_found())?;
+            let key = Config::signing_key(&ctx.env)?;
+            let header = ctx.req.headers().get("authorization").ok().flatten();
+            let claims = sam_auth::Verifier::for_key(&ctx.config.api_origin, &key)
+                .authorize_workspace_callback(
+                    header.as_deref(),
+                    &workspace,
+                    crate::bindings::now_ms(),
+                )
+                .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+            Principal::Workspace(claims)
+        }
     })
 }
 
@@ -315,6 +334,36 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
             nodes::agent_log_stream(ctx, &user.id).await
         }
         (RouteId::NodeReady, Principal::Node(claims)) => nodes::ready(ctx, &claims).await,
+        (RouteId::ListWorkspaces, Principal::User(user)) => workspaces::list(ctx, &user).await,
+        (RouteId::CreateWorkspace, Principal::User(user)) => workspaces::create(ctx, &user).await,
+        (RouteId::GetWorkspace, Principal::User(user)) => workspaces::get(ctx, &user).await,
+        (RouteId::RenameWorkspace, Principal::User(user)) => workspaces::rename(ctx, &user).await,
+        (RouteId::SetWorkspacePorts, Principal::User(user)) => workspaces::ports(ctx, &user).await,
+        (RouteId::StopWorkspace, Principal::User(user)) => {
+            workspaces::act(ctx, &user, workspaces::Action::Stop).await
+        }
+        (RouteId::RestartWorkspace, Principal::User(user)) => {
+            workspaces::act(ctx, &user, workspaces::Action::Restart).await
+        }
+        (RouteId::RebuildWorkspace, Principal::User(user)) => {
+            workspaces::act(ctx, &user, workspaces::Action::Rebuild).await
+        }
+        (RouteId::DeleteWorkspace, Principal::User(user)) => {
+            workspaces::act(ctx, &user, workspaces::Action::Delete).await
+        }
+        (RouteId::WorkspaceEvents, Principal::User(user)) => workspaces::events(ctx, &user).await,
+        (RouteId::WorkspaceReady, Principal::Workspace(claims)) => {
+            workspaces::ready(ctx, &claims).await
+        }
+        (RouteId::WorkspaceProvisioningFailed, Principal::Workspace(claims)) => {
+            workspaces::provisioning_failed(ctx, &claims).await
+        }
+        (RouteId::WorkspaceBootLog, Principal::Workspace(claims)) => {
+            workspaces::boot_log(ctx, &claims).await
+        }
+        (RouteId::WorkspaceGitToken, Principal::Workspace(claims)) => {
+            workspaces::git_token(ctx, &claims).await
+        }
         (RouteId::NodeHeartbeat, Principal::Node(claims)) => nodes::heartbeat(ctx, &claims).await,
         (RouteId::AdminListUsers, Principal::User(user)) => admin::list_users(ctx, &user).await,
         (RouteId::CreateToken, Principal::User(user)) => tokens::create(ctx, &user).await,

@@ -1,0 +1,200 @@
+//! Workspaces end to end: a project's repository checked out on a node by
+//! its vm-agent, which fetches git credentials from the API through its
+//! own credential helper, clones from the GitHub stand-in over smart HTTP
+//! and reports back; then the user's lifecycle actions.
+
+use std::time::Duration;
+
+use sam_e2e::{Platform, eventually};
+use sam_wire::{ErrorBody, NodeView, WorkspaceView};
+use serde_json::{Value, json};
+
+/// A signed-in GitHub user with a cloud credential, a project for a new
+/// repository and a ready node: what a workspace needs.
+pub struct WorkspaceSetup {
+    pub client: reqwest::Client,
+    pub project_id: String,
+    pub node_id: String,
+}
+
+pub async fn workspace_setup(p: &Platform, login: &str) -> WorkspaceSetup {
+    let client = sam_e2e::github_user_signed_in(p, login).await.unwrap();
+    sam_e2e::add_cloud_credential(&client, &p.app(""), &p.hetzner_token)
+        .await
+        .unwrap();
+    let repo = sam_e2e::create_github_repo(p, login, "app", &["main"])
+        .await
+        .unwrap();
+    let installation = sam_e2e::install_github_app(p, &client, login)
+        .await
+        .unwrap();
+    let project: Value = client
+        .post(p.app("/api/projects"))
+        .json(&json!({ "repository": format!("{installation}:{}", repo["id"]) }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let node: NodeView = client
+        .post(p.app("/api/nodes"))
+        .json(&json!({ "provider": "hetzner", "size": "small" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    eventually("the node to be ready", Duration::from_secs(60), || async {
+        let n: NodeView = client
+            .get(p.app(&format!("/api/nodes/{}", node.id)))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok((n.status == "ready").then_some(()))
+    })
+    .await
+    .unwrap();
+    WorkspaceSetup {
+        client,
+        project_id: project["id"].as_str().unwrap().to_owned(),
+        node_id: node.id,
+    }
+}
+
+pub async fn wait_for_status(
+    client: &reqwest::Client,
+    p: &Platform,
+    id: &str,
+    status: &str,
+) -> WorkspaceView {
+    eventually(
+        &format!("workspace {id} to be {status}"),
+        Duration::from_secs(60),
+        || async {
+            let w: WorkspaceView = client
+                .get(p.app(&format!("/api/workspaces/{id}")))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if w.status == "error" && status != "error" {
+                anyhow::bail!("workspace failed: {:?}", w.error_message);
+            }
+            Ok((w.status == status).then_some(w))
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn j14_workspace_lifecycle() {
+    let p = Platform::from_env();
+    let s = workspace_setup(&p, "j14-owner").await;
+    let c = &s.client;
+
+    // Create on the ready node, on a branch the repository does not have yet.
+    let resp = c
+        .post(p.app("/api/workspaces"))
+        .json(&json!({ "project_id": s.project_id, "node_id": s.node_id, "branch": "sam/j14", "name": "j14-ws" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: WorkspaceView = resp.json().await.unwrap();
+    assert_eq!(created.status, "creating");
+    assert_eq!(created.branch, "sam/j14");
+    assert!(
+        created
+            .url
+            .starts_with(&format!("http://ws-{}.", created.id.to_ascii_lowercase())),
+        "{}",
+        created.url
+    );
+    let running = wait_for_status(c, &p, &created.id, "running").await;
+    assert!(running.ready_at.is_some());
+    let log: Value =
+        sam_e2e::get_json(c, &p.app(&format!("/api/workspaces/{}/events", created.id))).await;
+    let steps: Vec<String> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["step"].as_str().unwrap(),
+                e["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(steps.contains(&"clone:done".to_owned()), "{steps:?}");
+    assert!(steps.iter().all(|s| !s.ends_with(":failed")), "{steps:?}");
+
+    // Names are unique on a node (an explicit one; a default name is made
+    // unique); a rename takes.
+    let resp = c
+        .post(p.app("/api/workspaces"))
+        .json(&json!({ "project_id": s.project_id, "node_id": s.node_id, "name": "j14-ws" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert_eq!(
+        resp.json::<ErrorBody>().await.unwrap().code,
+        "workspace_name_taken"
+    );
+    let renamed: WorkspaceView = c
+        .patch(p.app(&format!("/api/workspaces/{}", created.id)))
+        .json(&json!({ "name": "j14-renamed" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "j14-renamed");
+
+    // Another user sees nothing and can do nothing.
+    let stranger = p.signed_in("j14-stranger").await.unwrap();
+    for (method, path) in [
+        ("GET", format!("/api/workspaces/{}", created.id)),
+        ("POST", format!("/api/workspaces/{}/stop", created.id)),
+        ("DELETE", format!("/api/workspaces/{}", created.id)),
+    ] {
+        let resp = stranger
+            .request(method.parse().unwrap(), p.api(&path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{method} {path}");
+    }
+    let theirs: Value = sam_e2e::get_json(&stranger, &p.api("/api/workspaces")).await;
+    assert_eq!(theirs["workspaces"], json!([]));
+
+    // Stop, restart, rebuild, delete.
+    let act = |action: &'static str| {
+        c.post(p.app(&format!("/api/workspaces/{}/{action}", created.id)))
+            .json(&json!({}))
+            .send()
+    };
+    let stopped: WorkspaceView = act("stop").await.unwrap().json().await.unwrap();
+    assert_eq!(stopped.status, "stopped");
+    let restarted: WorkspaceView = act("restart").await.unwrap().json().await.unwrap();
+    assert_eq!(restarted.status, "running");
+    let rebuilt: WorkspaceView = act("rebuild").await.unwrap().json().await.unwrap();
+    assert_eq!(rebuilt.status, "running");
+    let resp = c
+        .delete(p.app(&format!("/api/workspaces/{}", created.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deleted: WorkspaceView = resp.json().await.unwrap();
+    assert_eq!(deleted.status, "deleted");
+    let mine: Value = sam_e2e::get_json(c, &p.app("/api/workspaces")).await;
+    assert_eq!(mine["workspaces"], json!([]));
+}
