@@ -251,9 +251,10 @@ async fn failed_deliveries_are_retried_then_recorded_and_never_fatal() {
     hub.stop();
 
     // Nobody listening: recorded as failed without a status, server fine.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Bound but never listening: refused, and no other test can take it.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let url = format!("http://{}/hook", closed.local_addr().unwrap());
-    drop(closed);
     let dir = tempfile::tempdir().unwrap();
     let hub = hub_with(&url, dir.path()).await;
     hub.create_user("octocat", None).await;

@@ -212,10 +212,12 @@ async fn concurrent_exchanges_make_one_whole_line_each() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_recorded_502() {
-    let closed = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap()
-    };
+    // A port bound but never listening: connections to it are refused, and
+    // (unlike a listener bound and dropped) no other test can take it over
+    // meanwhile and leave the request hanging.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = reserved.local_addr().unwrap();
     let s = Setup::in_front_of(&format!("http://{closed}")).await;
     let response = client()
         .get(s.url("/api/health?deep=1"))

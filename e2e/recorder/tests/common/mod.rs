@@ -222,6 +222,8 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        // A test that goes wrong fails instead of hanging the suite.
+        .timeout(std::time::Duration::from_secs(60))
         .build()
         .unwrap()
 }
