@@ -101,6 +101,8 @@ pub enum ControlError {
         "the workspace is {0}; git credentials are handed out only while it is creating or running"
     )]
     WorkspaceNotActive(String),
+    #[error("the workspace is {0}; terminals and files open only while it is running")]
+    WorkspaceNotRunning(String),
     /// Other requests kept changing the workspace; the caller may retry.
     #[error("the workspace is changing; try again")]
     WorkspaceBusy,
@@ -140,6 +142,7 @@ impl ControlError {
             | ControlError::WorkspaceNameTaken(_)
             | ControlError::WorkspaceTransition(_)
             | ControlError::WorkspaceNotActive(_)
+            | ControlError::WorkspaceNotRunning(_)
             | ControlError::WorkspaceBusy => 409,
             ControlError::Store(_) | ControlError::CloudInit(_) | ControlError::Vault(_) => 500,
             ControlError::BootLog(_) => 503,
@@ -185,6 +188,7 @@ impl ControlError {
             ControlError::WorkspaceTransition(e) => e.code(),
             ControlError::WorkspaceScopeMismatch => "token_scope_mismatch",
             ControlError::WorkspaceNotActive(_) => "workspace_not_active",
+            ControlError::WorkspaceNotRunning(_) => "workspace_not_running",
             ControlError::WorkspaceBusy => "workspace_busy",
             ControlError::VmAgent(e) => vm_agent_code(e),
         }

@@ -43,7 +43,7 @@ use sam_store::{
 };
 use sam_wire::{
     AgentGitIdentity, AgentRepository, AgentWorkspaceRequest, CreateWorkspaceRequest,
-    GitTokenReply, WorkspaceBootLogEntry, WorkspaceView,
+    GitTokenReply, TerminalTicket, WorkspaceBootLogEntry, WorkspaceView,
 };
 
 use crate::error::ControlError;
@@ -824,6 +824,41 @@ pub async fn delete_workspace(
 }
 
 // ---- views ----
+
+/// Lifetime of a terminal ticket: it only has to reach the vm-agent once,
+/// which trades it for its own cookie.
+pub const TERMINAL_TICKET_TTL_SECS: i64 = 60;
+
+/// A single-use ticket into the user's running workspace (`terminal`
+/// audience, scoped to its node and workspace), for the browser to trade
+/// at the vm-agent (`…/session?token=`) for the workspace cookie.
+pub async fn terminal_ticket(
+    db: &impl SqlDatabase,
+    key: &SigningKey,
+    settings: &WorkspaceSettings,
+    user_id: &str,
+    id: &str,
+    now: i64,
+) -> Result<TerminalTicket, ControlError> {
+    let workspace = owned(db, user_id, id).await?;
+    if status_of(&workspace) != WorkspaceStatus::Running {
+        return Err(ControlError::WorkspaceNotRunning(workspace.status));
+    }
+    let ticket = key.issue(
+        &settings.control_plane_url,
+        &Grant::workspace(
+            Audience::Terminal,
+            &workspace.node_id,
+            &workspace.id,
+            TERMINAL_TICKET_TTL_SECS,
+        ),
+        now,
+    );
+    Ok(TerminalTicket {
+        ticket,
+        expires_at: now + TERMINAL_TICKET_TTL_SECS * 1000,
+    })
+}
 
 /// Where the browser reaches a workspace:
 /// `{scheme}://ws-<lowercase id>.<base domain>[:port]`.

@@ -115,6 +115,23 @@ pub struct NodeView {
     pub removed_at: Option<i64>,
 }
 
+/// `POST /api/workspaces/{id}/terminal-ticket`: a single-use ticket the
+/// browser trades at the workspace's vm-agent for its cookie.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalTicket {
+    pub ticket: String,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for TerminalTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalTicket")
+            .field("ticket", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// `POST /api/nodes/claim`: take one of the user's warm nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -49,6 +49,7 @@ pub enum RouteId {
     RebuildWorkspace,
     SetWorkspacePorts,
     WorkspaceEvents,
+    WorkspaceTerminalTicket,
     WorkspaceReady,
     WorkspaceProvisioningFailed,
     WorkspaceBootLog,
@@ -228,6 +229,12 @@ pub const API_ROUTES: &[RouteDef] = &[
         RouteId::WorkspaceEvents,
         "GET",
         "/api/workspaces/{id}/events",
+        Auth::Session,
+    ),
+    r(
+        RouteId::WorkspaceTerminalTicket,
+        "POST",
+        "/api/workspaces/{id}/terminal-ticket",
         Auth::Session,
     ),
     r(
@@ -542,6 +549,7 @@ mod tests {
             RouteId::RebuildWorkspace,
             RouteId::SetWorkspacePorts,
             RouteId::WorkspaceEvents,
+            RouteId::WorkspaceTerminalTicket,
             RouteId::WorkspaceReady,
             RouteId::WorkspaceProvisioningFailed,
             RouteId::WorkspaceBootLog,
@@ -603,6 +611,7 @@ mod tests {
                 | RouteId::RebuildWorkspace
                 | RouteId::SetWorkspacePorts
                 | RouteId::WorkspaceEvents
+                | RouteId::WorkspaceTerminalTicket
                 | RouteId::WorkspaceReady
                 | RouteId::WorkspaceProvisioningFailed
                 | RouteId::WorkspaceBootLog

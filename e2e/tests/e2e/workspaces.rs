@@ -133,6 +133,64 @@ async fn j14_workspace_lifecycle() {
     assert!(steps.contains(&"clone:done".to_owned()), "{steps:?}");
     assert!(steps.iter().all(|s| !s.ends_with(":failed")), "{steps:?}");
 
+    // A terminal ticket buys the vm-agent's own workspace cookie, once.
+    let ticket: Value = c
+        .post(p.app(&format!("/api/workspaces/{}/terminal-ticket", created.id)))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let node: NodeView = sam_e2e::get_json(c, &p.app(&format!("/api/nodes/{}", s.node_id))).await;
+    let agent_base = format!(
+        "http://{}:{}/workspaces/{}",
+        node.ip_address.unwrap(),
+        std::env::var("SAM_E2E_VM_AGENT_PORT").unwrap(),
+        created.id
+    );
+    let agent = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let session = format!("{agent_base}/session?token={ticket}");
+    let resp = agent.get(&session).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("sam_ws=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let resp = agent.get(&session).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "a ticket is single use");
+    assert_eq!(
+        resp.json::<ErrorBody>().await.unwrap().code,
+        "token_replayed"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let resp = agent
+        .post(format!("{agent_base}/terminals"))
+        .header("cookie", &cookie)
+        .json(&json!({ "cols": 80, "rows": 24 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        201,
+        "the cookie opens the workspace's terminals"
+    );
+    let resp = agent
+        .post(format!("{agent_base}/terminals"))
+        .json(&json!({ "cols": 80, "rows": 24 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "nothing opens them without it");
+
     // Names are unique on a node (an explicit one; a default name is made
     // unique); a rename takes.
     let resp = c
@@ -183,6 +241,17 @@ async fn j14_workspace_lifecycle() {
     };
     let stopped: WorkspaceView = act("stop").await.unwrap().json().await.unwrap();
     assert_eq!(stopped.status, "stopped");
+    let resp = c
+        .post(p.app(&format!("/api/workspaces/{}/terminal-ticket", created.id)))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    assert_eq!(
+        resp.json::<ErrorBody>().await.unwrap().code,
+        "workspace_not_running"
+    );
     let restarted: WorkspaceView = act("restart").await.unwrap().json().await.unwrap();
     assert_eq!(restarted.status, "running");
     let rebuilt: WorkspaceView = act("rebuild").await.unwrap().json().await.unwrap();

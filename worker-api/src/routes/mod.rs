@@ -352,6 +352,9 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
             workspaces::act(ctx, &user, workspaces::Action::Delete).await
         }
         (RouteId::WorkspaceEvents, Principal::User(user)) => workspaces::events(ctx, &user).await,
+        (RouteId::WorkspaceTerminalTicket, Principal::User(user)) => {
+            workspaces::ticket(ctx, &user).await
+        }
         (RouteId::WorkspaceReady, Principal::Workspace(claims)) => {
             workspaces::ready(ctx, &claims).await
         }

@@ -6,8 +6,8 @@ use sam_control::agent_client::HttpNodeAgent;
 use sam_control::workspaces::{
     WorkspaceSettings, append_workspace_event, create_workspace, delete_workspace, get_workspace,
     list_workspaces, rebuild_workspace, record_provisioning_failed, record_workspace_ready,
-    rename_workspace, restart_workspace, set_ports_public, stop_workspace, workspace_events,
-    workspace_git_token, workspace_view,
+    rename_workspace, restart_workspace, set_ports_public, stop_workspace, terminal_ticket,
+    workspace_events, workspace_git_token, workspace_view,
 };
 use sam_store::{UserRecord, WorkspaceRecord};
 use sam_wire::{
@@ -112,6 +112,14 @@ pub async fn act(ctx: &Ctx, user: &UserRecord, action: Action) -> ApiResult<Resp
         Action::Delete => delete_workspace(&db, &agent, &user.id, id, now).await?,
     };
     Ok(view(ctx, &workspace, 200))
+}
+
+/// A single-use ticket into the running workspace, for the browser.
+pub async fn ticket(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
+    let db = d1(&ctx.env)?;
+    let key = Config::signing_key(&ctx.env)?;
+    let ticket = terminal_ticket(&db, &key, &settings(ctx), &user.id, ctx.id(), now_ms()).await?;
+    Ok(json_response(200, &ticket))
 }
 
 /// The workspace's creation log.
