@@ -12,3 +12,5 @@ pub const CALLBACK_TOKEN_FILE: &str = "SAM_CALLBACK_TOKEN_FILE";
 pub const HEARTBEAT_INTERVAL_SECS: &str = "SAM_HEARTBEAT_INTERVAL_SECS";
 /// TCP port the agent listens on.
 pub const VM_AGENT_PORT: &str = "SAM_VM_AGENT_PORT";
+/// The web app's origin (CORS and cookie origin checks).
+pub const APP_ORIGIN: &str = "SAM_APP_ORIGIN";

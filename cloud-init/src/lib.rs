@@ -53,6 +53,9 @@ pub struct NodeBootstrap<'a> {
     pub heartbeat_interval_secs: u64,
     /// Port the agent listens on; non-zero.
     pub vm_agent_port: u16,
+    /// The web app's origin, e.g. `http://app.localhost:8787`: the agent
+    /// lets pages of this origin (only) use workspace cookies.
+    pub app_origin: &'a str,
 }
 
 /// Why user-data could not be rendered.
@@ -167,6 +170,7 @@ fn env_file(b: &NodeBootstrap<'_>) -> String {
         b.heartbeat_interval_secs
     );
     let _ = writeln!(s, "{}={}", env::VM_AGENT_PORT, b.vm_agent_port);
+    let _ = writeln!(s, "{}={}", env::APP_ORIGIN, b.app_origin);
     s
 }
 
@@ -233,6 +237,7 @@ mod tests {
             callback_token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJub2RlIn0.c2lnbmF0dXJl",
             heartbeat_interval_secs: 30,
             vm_agent_port: 8443,
+            app_origin: "http://app.localhost:8787",
         }
     }
 
@@ -258,7 +263,8 @@ mod tests {
                 env::CONTROL_PLANE_URL,
                 env::CALLBACK_TOKEN_FILE,
                 env::HEARTBEAT_INTERVAL_SECS,
-                env::VM_AGENT_PORT
+                env::VM_AGENT_PORT,
+                env::APP_ORIGIN,
             ]
         );
         assert!(!env.contains(sample().callback_token));

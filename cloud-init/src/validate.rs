@@ -19,6 +19,8 @@ pub(crate) fn bootstrap(b: &NodeBootstrap<'_>) -> Result<(), CloudInitError> {
     node_id(b.node_id)?;
     hostname(b.hostname)?;
     url("control_plane_url", b.control_plane_url)?;
+    url("app_origin", b.app_origin)?;
+    origin_only("app_origin", b.app_origin)?;
     url("agent_download_url", b.agent_download_url)?;
     callback_token(b.callback_token)?;
     if b.heartbeat_interval_secs == 0 {
@@ -74,6 +76,19 @@ fn hostname(raw: &str) -> Result<(), CloudInitError> {
             reason,
         }),
     }
+}
+
+/// An origin is a scheme and a host (and port): nothing after them.
+fn origin_only(field: &'static str, raw: &str) -> Result<(), CloudInitError> {
+    let after_scheme = raw.split_once("://").map_or(raw, |(_, rest)| rest);
+    if after_scheme.contains(['/', '?', '#', '@']) {
+        return Err(CloudInitError::InvalidUrl {
+            field,
+            value: clip(raw),
+            reason: "must be an origin: no path, query, fragment or user",
+        });
+    }
+    Ok(())
 }
 
 fn url(field: &'static str, raw: &str) -> Result<(), CloudInitError> {

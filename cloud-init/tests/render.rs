@@ -16,6 +16,7 @@ fn typical() -> NodeBootstrap<'static> {
         callback_token: TOKEN,
         heartbeat_interval_secs: 30,
         vm_agent_port: 8443,
+        app_origin: "http://app.localhost:8787",
     }
 }
 
@@ -91,7 +92,8 @@ fn round_trip_has_the_expected_files_and_settings() {
          SAM_CONTROL_PLANE_URL=http://api.localhost:8787\n\
          SAM_CALLBACK_TOKEN_FILE=/etc/sam/callback-token\n\
          SAM_HEARTBEAT_INTERVAL_SECS=30\n\
-         SAM_VM_AGENT_PORT=8443\n"
+         SAM_VM_AGENT_PORT=8443\n\
+         SAM_APP_ORIGIN=http://app.localhost:8787\n"
     );
     assert_eq!(content(&doc, "/etc/sam/callback-token"), TOKEN);
 }
@@ -340,6 +342,25 @@ fn callback_tokens_are_restricted_and_never_echoed() {
             assert!(!err.to_string().contains(bad), "token echoed: {err}");
         }
     }
+}
+
+#[test]
+fn the_app_origin_must_be_a_bare_origin() {
+    for bad in [
+        "app.localhost:8787",
+        "http://app.localhost:8787/path",
+        "https://app.example.com/?q=1",
+        "https://user@app.example.com",
+        "http://app.localhost:8787\nSAM_NODE_ID=x",
+    ] {
+        let input = NodeBootstrap {
+            app_origin: bad,
+            ..typical()
+        };
+        assert_eq!(code_of(&input), "invalid_url", "{bad}");
+    }
+    let out = render(&typical()).unwrap();
+    assert!(out.contains("SAM_APP_ORIGIN=http://app.localhost:8787\n"));
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn typical() -> NodeBootstrap<'static> {
         callback_token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJub2RlIn0.c2lnbmF0dXJl",
         heartbeat_interval_secs: 30,
         vm_agent_port: 8443,
+        app_origin: "http://app.localhost:8787",
     }
 }
 

@@ -79,6 +79,7 @@ impl Config {
                 control_plane_url: api_origin.clone(),
                 heartbeat_interval_secs: number(env, "NODE_HEARTBEAT_INTERVAL_SECS", 60)?,
                 vm_agent_port: number(env, "VM_AGENT_PORT", 8443)?,
+                app_origin: app_origin_value.clone(),
                 callback_token_ttl_secs: number(
                     env,
                     "NODE_CALLBACK_TOKEN_TTL_SECS",

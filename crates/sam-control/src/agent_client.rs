@@ -32,17 +32,7 @@ pub struct HttpNodeAgent<'a, H> {
 impl<H: HttpClient> HttpNodeAgent<'_, H> {
     /// The vm-agent's base URL on `node`.
     fn base_url(&self, node: &NodeRecord) -> Result<String, AgentError> {
-        let ip = node
-            .ip_address
-            .as_deref()
-            .ok_or_else(|| AgentError::Unreachable("the node has no address yet".into()))?;
-        match ip.parse::<IpAddr>() {
-            Ok(IpAddr::V4(v4)) => Ok(format!("http://{v4}:{}", self.port)),
-            Ok(IpAddr::V6(v6)) => Ok(format!("http://[{v6}]:{}", self.port)),
-            Err(_) => Err(AgentError::Unreachable(
-                "the node's address is not an IP address".into(),
-            )),
-        }
+        vm_agent_url(node, self.port)
     }
 
     async fn call(
@@ -121,6 +111,23 @@ impl<H: HttpClient> NodeAgent for HttpNodeAgent<'_, H> {
 
 /// A workspace id is a ULID: nothing in it needs escaping, and anything
 /// else never reaches a URL.
+/// `http://<node ip>:<port>`: the vm-agent on `node`. Only an IP literal
+/// is accepted, so a node can never name a host for the control plane to
+/// resolve and call.
+pub fn vm_agent_url(node: &NodeRecord, port: u16) -> Result<String, AgentError> {
+    let ip = node
+        .ip_address
+        .as_deref()
+        .ok_or_else(|| AgentError::Unreachable("the node has no address yet".into()))?;
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => Ok(format!("http://{v4}:{port}")),
+        Ok(IpAddr::V6(v6)) => Ok(format!("http://[{v6}]:{port}")),
+        Err(_) => Err(AgentError::Unreachable(
+            "the node's address is not an IP address".into(),
+        )),
+    }
+}
+
 fn path_id(id: &str) -> Result<&str, AgentError> {
     sam_domain::ids::parse_ulid(id)
         .map(|_| id)

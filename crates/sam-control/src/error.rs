@@ -103,6 +103,8 @@ pub enum ControlError {
     WorkspaceNotActive(String),
     #[error("the workspace is {0}; terminals and files open only while it is running")]
     WorkspaceNotRunning(String),
+    #[error("a port is a number from 1 to 65535")]
+    InvalidPort,
     /// Other requests kept changing the workspace; the caller may retry.
     #[error("the workspace is changing; try again")]
     WorkspaceBusy,
@@ -124,7 +126,8 @@ impl ControlError {
             | ControlError::AgentCredentialMissing(_)
             | ControlError::ProjectInput(_)
             | ControlError::BranchNotFound(_)
-            | ControlError::WorkspaceInput(_) => 400,
+            | ControlError::WorkspaceInput(_)
+            | ControlError::InvalidPort => 400,
             ControlError::VmAgent(e) => vm_agent_status(e),
             ControlError::Github(e) if e.code() == "github_not_found" => 404,
             ControlError::Github(e) if e.code() == "oauth_code_invalid" => 400,
@@ -190,6 +193,7 @@ impl ControlError {
             ControlError::WorkspaceNotActive(_) => "workspace_not_active",
             ControlError::WorkspaceNotRunning(_) => "workspace_not_running",
             ControlError::WorkspaceBusy => "workspace_busy",
+            ControlError::InvalidPort => "invalid_port",
             ControlError::VmAgent(e) => vm_agent_code(e),
         }
     }

@@ -19,6 +19,7 @@ pub mod projects;
 mod reseal;
 pub mod retry;
 pub mod sweep;
+pub mod workspace_access;
 pub mod workspaces;
 
 pub use error::ControlError;

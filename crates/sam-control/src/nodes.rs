@@ -45,6 +45,8 @@ pub struct NodeSettings {
     pub control_plane_url: String,
     pub heartbeat_interval_secs: u64,
     pub vm_agent_port: u16,
+    /// The web app's origin, given to vm-agents (`SAM_APP_ORIGIN`).
+    pub app_origin: String,
     pub callback_token_ttl_secs: i64,
     pub max_nodes_per_user: u64,
     /// Boot, warm, lifetime, heartbeat and delete-retry timings.
@@ -221,6 +223,7 @@ pub async fn create_node<A: CloudAccounts>(
         callback_token: &token,
         heartbeat_interval_secs: settings.heartbeat_interval_secs,
         vm_agent_port: settings.vm_agent_port,
+        app_origin: &settings.app_origin,
     });
     let user_data = match user_data {
         Ok(u) => u,

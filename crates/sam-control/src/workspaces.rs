@@ -180,7 +180,7 @@ fn devcontainer_config(
     }
 }
 
-fn status_of(w: &WorkspaceRecord) -> WorkspaceStatus {
+pub(crate) fn status_of(w: &WorkspaceRecord) -> WorkspaceStatus {
     // The column's CHECK constraint allows nothing else; an unknown value
     // would read as failed, which can only be deleted.
     WorkspaceStatus::parse(&w.status).unwrap_or(WorkspaceStatus::Error)
@@ -579,7 +579,7 @@ pub async fn workspace_git_token(
 
 /// The user's workspace (not deleted or deleted); another user's, or an
 /// id that is not one, is `NotFound`.
-async fn owned(
+pub(crate) async fn owned(
     db: &impl SqlDatabase,
     user_id: &str,
     id: &str,

@@ -58,6 +58,7 @@ fn settings() -> NodeSettings {
         control_plane_url: CP.into(),
         heartbeat_interval_secs: 60,
         vm_agent_port: 8443,
+        app_origin: "http://app.localhost:8787".into(),
         callback_token_ttl_secs: 3600,
         max_nodes_per_user: 2,
         lifecycle: lifecycle(),

@@ -15,6 +15,7 @@ use futures::executor::block_on;
 use sam_auth::{Audience, CallbackAuthError, Grant, SigningKey, TokenClaims, Verifier};
 use sam_control::github::GithubAppClient;
 use sam_control::projects::{GithubAppPort, InstallationInfo, RepositoryInfo, RepositoryToken};
+use sam_control::workspace_access::{port_ticket, proxy_target};
 use sam_control::workspaces::{
     WorkspaceSettings, append_workspace_event, create_workspace, delete_workspace, get_workspace,
     list_workspaces, rebuild_workspace, record_provisioning_failed, record_workspace_ready,
@@ -1412,6 +1413,135 @@ fn forwarded_ports_can_be_made_public() {
         assert_eq!(
             refusal(set_ports_public(w.db(), "U1", &ws.id, true, NOW + 5).await),
             (409, "workspace_deleted")
+        );
+    });
+}
+
+// ---- browser access: the ws-<id> proxy's target and port tickets ----
+
+#[test]
+fn the_proxy_reaches_only_a_running_workspace_on_its_live_node() {
+    let w = World::new();
+    block_on(async {
+        let ws = w.running("web").await;
+        let target = |id: String, port: Option<u16>| {
+            let w = &w;
+            async move { proxy_target(w.db(), &w.key, &w.settings, 8443, &id, port, NOW + 2).await }
+        };
+        let lower = ws.id.to_ascii_lowercase();
+        let own = target(lower.clone(), None).await.unwrap();
+        assert_eq!(own.agent_url, "http://127.1.0.2:8443");
+        assert_eq!(own.path_prefix, format!("/workspaces/{}", ws.id));
+        assert_eq!(own.port_access, None);
+        let port = target(lower.clone(), Some(5173)).await.unwrap();
+        assert_eq!(
+            port.url("/src/main.ts", "?v=1"),
+            format!(
+                "http://127.1.0.2:8443/workspaces/{}/ports/5173/src/main.ts?v=1",
+                ws.id
+            )
+        );
+        assert_eq!(
+            port.port_access, None,
+            "ports are private unless switched public"
+        );
+
+        // Public ports: the proxy vouches with a port-access token for
+        // exactly that node, workspace and port.
+        set_ports_public(w.db(), "U1", &ws.id, true, NOW + 3)
+            .await
+            .unwrap();
+        let public = target(lower.clone(), Some(5173)).await.unwrap();
+        let token = public.port_access.unwrap();
+        let claims = w
+            .verifier()
+            .verify(&token, Audience::PortAccess, NOW + 4)
+            .unwrap();
+        assert_eq!(claims.node, N1);
+        assert_eq!(claims.workspace.as_deref(), Some(ws.id.as_str()));
+        assert_eq!(claims.port, Some(5173));
+        assert!(
+            w.verifier()
+                .verify(&token, Audience::Terminal, NOW + 4)
+                .is_err()
+        );
+        assert_eq!(target(lower.clone(), None).await.unwrap().port_access, None);
+
+        // Unknown and malformed ids are not found; a stopped workspace or a
+        // node that is not running is refused.
+        assert_eq!(
+            refusal(target("01J0000000000000000000XXXX".into(), None).await),
+            (404, "not_found")
+        );
+        assert_eq!(
+            refusal(target("../health".into(), None).await),
+            (404, "not_found")
+        );
+        w.set_node_status(N1, "destroying").await;
+        assert_eq!(
+            refusal(target(lower.clone(), None).await),
+            (409, "node_not_ready")
+        );
+        w.set_node_status(N1, "ready").await;
+        stop_workspace(w.db(), &w.agent, "U1", &ws.id, NOW + 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            refusal(target(lower.clone(), None).await),
+            (409, "workspace_not_running")
+        );
+        delete_workspace(w.db(), &w.agent, "U1", &ws.id, NOW + 6)
+            .await
+            .unwrap();
+        assert_eq!(refusal(target(lower, None).await), (404, "not_found"));
+    });
+}
+
+#[test]
+fn port_tickets_are_the_owners_scoped_to_one_port_and_short() {
+    let w = World::new();
+    block_on(async {
+        let ws = w.running("web").await;
+        let ticket = port_ticket(w.db(), &w.key, &w.settings, "U1", &ws.id, 3000, NOW)
+            .await
+            .unwrap();
+        assert_eq!(ticket.expires_at, NOW + 60_000);
+        assert_eq!(
+            ticket.url,
+            format!(
+                "http://ws-{}--3000.localhost:8787/?port_token={}",
+                ws.id.to_ascii_lowercase(),
+                ticket.ticket
+            )
+        );
+        let claims = w
+            .verifier()
+            .verify(&ticket.ticket, Audience::PortAccess, NOW + 1)
+            .unwrap();
+        assert_eq!(claims.port, Some(3000));
+        assert_eq!(claims.workspace.as_deref(), Some(ws.id.as_str()));
+        assert!(
+            w.verifier()
+                .verify(&ticket.ticket, Audience::PortAccess, NOW + 10 * 60_000)
+                .is_err(),
+            "expired"
+        );
+        assert!(!format!("{ticket:?}").contains(&ticket.ticket));
+
+        assert_eq!(
+            refusal(port_ticket(w.db(), &w.key, &w.settings, "U2", &ws.id, 3000, NOW).await),
+            (404, "not_found")
+        );
+        assert_eq!(
+            refusal(port_ticket(w.db(), &w.key, &w.settings, "U1", &ws.id, 0, NOW).await),
+            (400, "invalid_port")
+        );
+        stop_workspace(w.db(), &w.agent, "U1", &ws.id, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            refusal(port_ticket(w.db(), &w.key, &w.settings, "U1", &ws.id, 3000, NOW).await),
+            (409, "workspace_not_running")
         );
     });
 }

@@ -132,6 +132,33 @@ impl std::fmt::Debug for TerminalTicket {
     }
 }
 
+/// `POST /api/workspaces/{id}/port-ticket` `{port}`: a single-use ticket
+/// to a forwarded port, and the URL that redeems it (opening it sets the
+/// port's cookie on `ws-<id>--<port>.` and lands on the app's `/`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortTicket {
+    pub ticket: String,
+    pub url: String,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PortTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortTicket")
+            .field("ticket", &"[redacted]")
+            .field("url", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Body of `POST /api/workspaces/{id}/port-ticket`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortTicketRequest {
+    pub port: u16,
+}
+
 /// `POST /api/nodes/claim`: take one of the user's warm nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -50,6 +50,7 @@ pub enum RouteId {
     SetWorkspacePorts,
     WorkspaceEvents,
     WorkspaceTerminalTicket,
+    WorkspacePortTicket,
     WorkspaceReady,
     WorkspaceProvisioningFailed,
     WorkspaceBootLog,
@@ -235,6 +236,12 @@ pub const API_ROUTES: &[RouteDef] = &[
         RouteId::WorkspaceTerminalTicket,
         "POST",
         "/api/workspaces/{id}/terminal-ticket",
+        Auth::Session,
+    ),
+    r(
+        RouteId::WorkspacePortTicket,
+        "POST",
+        "/api/workspaces/{id}/port-ticket",
         Auth::Session,
     ),
     r(
@@ -550,6 +557,7 @@ mod tests {
             RouteId::SetWorkspacePorts,
             RouteId::WorkspaceEvents,
             RouteId::WorkspaceTerminalTicket,
+            RouteId::WorkspacePortTicket,
             RouteId::WorkspaceReady,
             RouteId::WorkspaceProvisioningFailed,
             RouteId::WorkspaceBootLog,
@@ -612,6 +620,7 @@ mod tests {
                 | RouteId::SetWorkspacePorts
                 | RouteId::WorkspaceEvents
                 | RouteId::WorkspaceTerminalTicket
+                | RouteId::WorkspacePortTicket
                 | RouteId::WorkspaceReady
                 | RouteId::WorkspaceProvisioningFailed
                 | RouteId::WorkspaceBootLog

@@ -343,6 +343,7 @@ async fn boots_the_user_data_sam_renders() {
         callback_token: "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJub2RlIn0.c2lnbmF0dXJl",
         heartbeat_interval_secs: 5,
         vm_agent_port: 8443,
+        app_origin: "http://app.localhost:8787",
     })
     .unwrap();
     let created = cloud.create(agent_server("sam-node-1", &user_data)).await;

@@ -14,6 +14,7 @@ mod pages;
 mod projects;
 mod tokens;
 mod webhooks;
+mod workspace_proxy;
 mod workspaces;
 
 use sam_domain::hosts::{HostKind, classify};
@@ -180,8 +181,9 @@ pub async fn handle(req: Request, env: Env) -> Response {
         // cookie (host-only, never shared with workspace subdomains) works.
         HostKind::App if is_api_path(&req.path()) => api(req, env, config).await,
         HostKind::App => app::handle(req, env, config).await,
-        HostKind::Workspace { .. } | HostKind::WorkspacePort { .. } => {
-            ApiError::new(404, "workspace_not_found", "no such workspace").into_response()
+        HostKind::Workspace { id } => workspace_proxy::handle(req, env, config, &id, None).await,
+        HostKind::WorkspacePort { id, port } => {
+            workspace_proxy::handle(req, env, config, &id, Some(port)).await
         }
         HostKind::Unknown => ApiError::new(
             404,
@@ -354,6 +356,9 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::WorkspaceEvents, Principal::User(user)) => workspaces::events(ctx, &user).await,
         (RouteId::WorkspaceTerminalTicket, Principal::User(user)) => {
             workspaces::ticket(ctx, &user).await
+        }
+        (RouteId::WorkspacePortTicket, Principal::User(user)) => {
+            workspaces::port_ticket(ctx, &user).await
         }
         (RouteId::WorkspaceReady, Principal::Workspace(claims)) => {
             workspaces::ready(ctx, &claims).await

@@ -11,8 +11,8 @@ use sam_control::workspaces::{
 };
 use sam_store::{UserRecord, WorkspaceRecord};
 use sam_wire::{
-    CreateWorkspaceRequest, RenameWorkspaceRequest, WorkspaceBootLogEntry, WorkspaceFailedRequest,
-    WorkspaceList, WorkspacePortsRequest,
+    CreateWorkspaceRequest, PortTicketRequest, RenameWorkspaceRequest, WorkspaceBootLogEntry,
+    WorkspaceFailedRequest, WorkspaceList, WorkspacePortsRequest,
 };
 use worker::Response;
 
@@ -119,6 +119,24 @@ pub async fn ticket(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
     let key = Config::signing_key(&ctx.env)?;
     let ticket = terminal_ticket(&db, &key, &settings(ctx), &user.id, ctx.id(), now_ms()).await?;
+    Ok(json_response(200, &ticket))
+}
+
+/// A single-use ticket to one of the running workspace's forwarded ports.
+pub async fn port_ticket(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Response> {
+    let req: PortTicketRequest = ctx.json().await?;
+    let db = d1(&ctx.env)?;
+    let key = Config::signing_key(&ctx.env)?;
+    let ticket = sam_control::workspace_access::port_ticket(
+        &db,
+        &key,
+        &settings(ctx),
+        &user.id,
+        ctx.id(),
+        req.port,
+        now_ms(),
+    )
+    .await?;
     Ok(json_response(200, &ticket))
 }
 
