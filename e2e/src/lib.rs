@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+pub mod workspace_host;
+
 /// The platform under test.
 #[derive(Debug, Clone)]
 pub struct Platform {

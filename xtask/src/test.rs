@@ -142,6 +142,7 @@ const REQUIRED_E2E: &[&str] = &[
     "j07_agent_key_and_project_override",
     "j15_node_manage_and_observe",
     "warm_pool_claim_release_expire",
+    "j12_terminal_reattach_scrollback",
     "j14_workspace_lifecycle",
     "j23_pat_token_login",
     "authz_cross_user_matrix",

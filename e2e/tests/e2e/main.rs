@@ -15,6 +15,7 @@ mod leaks;
 mod nodes;
 mod projects;
 mod sweep;
+mod terminals;
 mod tokens;
 mod tokens_pat;
 mod ui;

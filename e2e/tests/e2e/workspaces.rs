@@ -267,3 +267,18 @@ async fn j14_workspace_lifecycle() {
     let mine: Value = sam_e2e::get_json(c, &p.app("/api/workspaces")).await;
     assert_eq!(mine["workspaces"], json!([]));
 }
+
+/// A running workspace named `name` (on branch `sam/<name>`) on the
+/// setup's node.
+pub async fn running_workspace(p: &Platform, s: &WorkspaceSetup, name: &str) -> WorkspaceView {
+    let resp = s
+        .client
+        .post(p.app("/api/workspaces"))
+        .json(&json!({ "project_id": s.project_id, "node_id": s.node_id, "branch": format!("sam/{name}"), "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: WorkspaceView = resp.json().await.unwrap();
+    wait_for_status(&s.client, p, &created.id, "running").await
+}
