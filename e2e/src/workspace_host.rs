@@ -139,6 +139,15 @@ pub async fn ticket(p: &Platform, app: &reqwest::Client, id: &str) -> Result<Str
 /// connection to the platform's port; a refusal is an error naming the
 /// HTTP status (`upgrade refused with HTTP 401`).
 pub async fn upgrade(port: u16, url: &str, headers: &[(&str, &str)]) -> Result<NodeEventSocket> {
+    upgrade_to(SocketAddr::from(([127, 0, 0, 1], port)), url, headers).await
+}
+
+/// Like [`upgrade`], over a connection to `addr`.
+pub async fn upgrade_to(
+    addr: SocketAddr,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<NodeEventSocket> {
     let mut request = url.into_client_request()?;
     for (name, value) in headers {
         request.headers_mut().insert(
@@ -146,7 +155,7 @@ pub async fn upgrade(port: u16, url: &str, headers: &[(&str, &str)]) -> Result<N
             value.parse().context("header value")?,
         );
     }
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let stream = tokio::net::TcpStream::connect(addr).await?;
     match tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
         .await
     {

@@ -117,7 +117,9 @@ pub fn run() -> Result<()> {
     }
     let mut warm_claim = time_warm_claims(&client, &api)?;
     let mut sweep = time_sweep(&client, &api, &platform.devcloud_url)?;
+    let workspaces = bench_workspaces(&tools.root, &platform, vm_agent_port, &state);
     platform.stop();
+    let workspaces = workspaces?;
     let _ = std::fs::remove_dir_all(&state);
     if start_to_ready.is_empty() {
         bail!("could not find any vm-agent process to measure");
@@ -140,11 +142,62 @@ pub fn run() -> Result<()> {
         ("warm_claim_ms", round2(median(&mut warm_claim))),
         ("sweep_ms_per_100_nodes", round2(median(&mut sweep))),
     ]);
+    let mut figures = figures;
+    for key in WORKSPACE_KEYS {
+        let value = workspaces[key]
+            .as_f64()
+            .with_context(|| format!("the workspace benchmark wrote no {key}"))?;
+        figures.insert(key, round2(value));
+    }
     write_reports(&tools.root, &figures, start_to_ready.len())?;
     for (k, v) in &figures {
         println!("{k} = {v}");
     }
     Ok(())
+}
+
+/// Figures the workspace benchmark (`e2e/tests/e2e/bench.rs`) writes.
+const WORKSPACE_KEYS: [&str; 4] = [
+    "workspace_create_overhead_ms",
+    "terminal_echo_p50_ms",
+    "terminal_echo_p99_ms",
+    "pty_throughput_mib_s",
+];
+
+/// Runs the ignored end-to-end test `bench_workspaces` against this
+/// platform: it drives workspaces and terminals the way the browser does
+/// (reusing the end-to-end helpers) and writes its figures as JSON.
+fn bench_workspaces(
+    root: &Path,
+    platform: &Platform,
+    vm_agent_port: u16,
+    state: &Path,
+) -> Result<Value> {
+    let out = state.join("bench-workspaces.json");
+    let status = std::process::Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "test",
+            "-p",
+            "sam-e2e",
+            "--test",
+            "e2e",
+            "--",
+            "--ignored",
+            "--exact",
+            "bench::bench_workspaces",
+            "--nocapture",
+        ])
+        .envs(platform.env())
+        .env("SAM_E2E_VM_AGENT_PORT", vm_agent_port.to_string())
+        .env("SAM_E2E_BENCH_OUT", &out)
+        .status()
+        .context("run the workspace benchmark")?;
+    if !status.success() {
+        bail!("the workspace benchmark failed ({status})");
+    }
+    let text = std::fs::read_to_string(&out).context("read the workspace figures")?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// Times [`WARM_CLAIMS`] claims of a warm node (`POST /api/nodes/claim`:
@@ -406,6 +459,26 @@ fn write_reports(root: &Path, figures: &BTreeMap<&str, f64>, node_runs: usize) -
         md,
         "| `sweep_ms_per_100_nodes` | {} | | median of {SWEEP_RUNS} runs of the cron sweep (`GET /__scheduled`) over {SWEEP_NODES} nodes whose servers exist but never boot: D1 queries, one provider listing, a D1 lookup per server |",
         f("sweep_ms_per_100_nodes")
+    )?;
+    writeln!(
+        md,
+        "| `workspace_create_overhead_ms` | {} | | median of 5 workspaces (host runtime): the API's `ready_at − created_at` minus the clone's own time from the workspace's creation log: the API's create, the vm-agent's branch, identity and runtime steps, and every step's callback |",
+        f("workspace_create_overhead_ms")
+    )?;
+    writeln!(
+        md,
+        "| `terminal_echo_p50_ms` | {} | ≤ 5 | median of 400 keystrokes (after 20 warm-up ones), each sent alone as a WebSocket frame to `ws-<id>.`/terminals/…/ws through `wrangler dev`'s Worker proxy, until its echo (from `cat` under the terminal's line discipline) comes back on the same socket |",
+        f("terminal_echo_p50_ms")
+    )?;
+    writeln!(
+        md,
+        "| `terminal_echo_p99_ms` | {} | | the same keystrokes, 99th percentile |",
+        f("terminal_echo_p99_ms")
+    )?;
+    writeln!(
+        md,
+        "| `pty_throughput_mib_s` | {} | | 64 MiB written by `head -c … /dev/zero \\| tr '\\0' x` in a terminal, received by a WebSocket client attached to the vm-agent directly (first byte to the end marker; every frame read) |",
+        f("pty_throughput_mib_s")
     )?;
     std::fs::write(docs.join("benchmarks.md"), md)?;
     Ok(())

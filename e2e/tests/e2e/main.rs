@@ -6,9 +6,11 @@
 
 mod agent_keys;
 mod authz;
+mod bench;
 mod browser;
 mod chaos;
 mod credentials;
+mod files;
 mod health;
 mod identity;
 mod leaks;
@@ -16,6 +18,7 @@ mod nodes;
 mod projects;
 mod sweep;
 mod terminals;
+mod token_scope;
 mod tokens;
 mod tokens_pat;
 mod ui;
