@@ -323,12 +323,16 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::ListNodes, Principal::User(user)) => nodes::list(ctx, &user.id).await,
         (RouteId::CreateNode, Principal::User(user)) => nodes::create(ctx, &user.id).await,
         (RouteId::GetNode, Principal::User(user)) => nodes::get(ctx, &user.id).await,
-        (RouteId::DeleteNode, Principal::User(user)) => nodes::delete(ctx, &user.id).await,
+        (RouteId::DeleteNode, Principal::User(user)) => {
+            nodes::end(ctx, &user.id, nodes::End::Delete).await
+        }
         (RouteId::NodeEvents, Principal::User(user)) => nodes::events(ctx, &user.id).await,
         (RouteId::NodeEventStream, Principal::User(user)) => {
             nodes::event_stream(ctx, &user.id).await
         }
-        (RouteId::StopNode, Principal::User(user)) => nodes::stop(ctx, &user.id).await,
+        (RouteId::StopNode, Principal::User(user)) => {
+            nodes::end(ctx, &user.id, nodes::End::Stop).await
+        }
         (RouteId::ReleaseNode, Principal::User(user)) => nodes::release(ctx, &user.id).await,
         (RouteId::ClaimNode, Principal::User(user)) => nodes::claim(ctx, &user.id).await,
         (RouteId::NodeLogs, Principal::User(user)) => nodes::agent_logs(ctx, &user.id).await,

@@ -87,39 +87,25 @@ pub async fn get(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     Ok(view(ctx, &node, 200))
 }
 
-/// `POST /api/nodes/{id}/stop`: delete the server, keep the node's record.
-pub async fn stop(ctx: &Ctx, user: &str) -> ApiResult<Response> {
-    let id = node_id(ctx)?;
-    let db = d1(&ctx.env)?;
-    let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
-    let accounts = ports.accounts();
-    let node = stop_node(
-        &db,
-        &ports.ports(&accounts),
-        &ctx.config.nodes,
-        user,
-        &id,
-        now_ms(),
-    )
-    .await?;
-    Ok(view(ctx, &node, 200))
+/// What ends a node's server.
+pub enum End {
+    /// `POST /api/nodes/{id}/stop`: delete the server, keep the node's record.
+    Stop,
+    /// `DELETE /api/nodes/{id}`: stop, and leave lists once destroyed.
+    Delete,
 }
 
-/// `DELETE /api/nodes/{id}`: stop, and leave lists once destroyed.
-pub async fn delete(ctx: &Ctx, user: &str) -> ApiResult<Response> {
+pub async fn end(ctx: &Ctx, user: &str, how: End) -> ApiResult<Response> {
     let id = node_id(ctx)?;
     let db = d1(&ctx.env)?;
     let ports = WorkerNodePorts::new(&ctx.env, &db, Config::credential_keys(&ctx.env)?);
     let accounts = ports.accounts();
-    let node = delete_node(
-        &db,
-        &ports.ports(&accounts),
-        &ctx.config.nodes,
-        user,
-        &id,
-        now_ms(),
-    )
-    .await?;
+    let ports = ports.ports(&accounts);
+    let (settings, now) = (&ctx.config.nodes, now_ms());
+    let node = match how {
+        End::Stop => stop_node(&db, &ports, settings, user, &id, now).await?,
+        End::Delete => delete_node(&db, &ports, settings, user, &id, now).await?,
+    };
     Ok(view(ctx, &node, 200))
 }
 
@@ -266,18 +252,15 @@ async fn agent_call(
         sam_domain::lifecycle::LifecycleStatus::Ready
             | sam_domain::lifecycle::LifecycleStatus::Warm
     );
-    let Some(ip) = node.ip_address.as_deref().filter(|_| running) else {
+    if !running || node.ip_address.is_none() {
         return Err(ApiError::new(
             409,
             "node_not_running",
             "the node's vm-agent is not running; logs are available while the node is ready or warm",
         ));
-    };
-    let host = match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
-        Err(_) => return Err(bad_agent_answer("the node's address is not an IP address")),
-    };
+    }
+    let base = sam_control::agent_client::vm_agent_url(node, ctx.config.nodes.vm_agent_port)
+        .map_err(|_| bad_agent_answer("the node's address is not an IP address"))?;
     let key = Config::signing_key(&ctx.env)?;
     let token = key.issue(
         &ctx.config.nodes.control_plane_url,
@@ -293,7 +276,7 @@ async fn agent_call(
     let mut init = RequestInit::new();
     init.with_headers(headers)
         .with_redirect(worker::RequestRedirect::Manual);
-    let url = format!("http://{host}:{}{path}", ctx.config.nodes.vm_agent_port);
+    let url = format!("{base}{path}");
     let request = Request::new_with_init(&url, &init)?;
     let upstream = Fetch::Request(request).send().await.map_err(|e| {
         ApiError::new(
