@@ -20,7 +20,10 @@
 //!   - or directly by a WebSocket upgrade ([`authorize_workspace_upgrade`]).
 //!
 //! `/workspaces/{id}/ports/…` is left alone: forwarded apps may use a
-//! `token` parameter of their own, and ports have their own tickets.
+//! `token` parameter of their own, and ports have their own tickets and
+//! cookies ([`crate::ports`]), which share the tables kept here: port
+//! sessions are [`Session`]s with a `port`, and port tickets go into the
+//! same redeemed-ticket table.
 //!
 //! A credential for another node or workspace is a 403
 //! `token_scope_mismatch`; a bad, expired or replayed one a 401 with its
@@ -71,11 +74,15 @@ const TICKET_LEEWAY_MS: i64 = 30_000;
 /// The query parameter carrying a ticket.
 const TICKET_PARAM: &str = "token";
 
-/// A workspace session: what a `sam_ws` cookie stands for.
+/// A workspace session: what a `sam_ws` cookie stands for, or with a
+/// `port`, what a `sam_port_<port>` cookie stands for. Neither kind opens
+/// what the other does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Session {
     pub(crate) workspace: String,
     pub(crate) node: String,
+    /// The forwarded port of a port session; `None` for `sam_ws`.
+    pub(crate) port: Option<u16>,
     pub(crate) expires_at_ms: i64,
 }
 
@@ -109,11 +116,34 @@ impl WorkspaceSessions {
     /// Opens a session for `workspace`; returns the cookie value (64 hex
     /// digits of fresh randomness) and the session.
     pub(crate) fn open(&self, workspace: &str, node: &str, now_ms: i64) -> (String, Session) {
+        self.open_session(workspace, node, None, now_ms)
+    }
+
+    /// Opens a session for forwarded `port` of `workspace` (a
+    /// `sam_port_<port>` cookie), like [`Self::open`].
+    pub(crate) fn open_port(
+        &self,
+        workspace: &str,
+        node: &str,
+        port: u16,
+        now_ms: i64,
+    ) -> (String, Session) {
+        self.open_session(workspace, node, Some(port), now_ms)
+    }
+
+    fn open_session(
+        &self,
+        workspace: &str,
+        node: &str,
+        port: Option<u16>,
+        now_ms: i64,
+    ) -> (String, Session) {
         let value = hex::encode(rand::random::<[u8; 32]>());
         let ttl_ms = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
         let session = Session {
             workspace: workspace.to_owned(),
             node: node.to_owned(),
+            port,
             expires_at_ms: now_ms.saturating_add(ttl_ms),
         };
         let mut tables = self.tables();
@@ -147,12 +177,22 @@ impl WorkspaceSessions {
         }
     }
 
-    /// Ends every session of `workspace` (the management route's delete
-    /// does, so a cookie never outlives its workspace).
+    /// Ends every session of `workspace`, port sessions included (the
+    /// management route's delete does, so a cookie never outlives its
+    /// workspace).
     pub(crate) fn revoke_workspace(&self, workspace: &str) {
         self.tables()
             .sessions
             .retain(|_, session| session.workspace != workspace);
+    }
+
+    /// Ends the port sessions of `workspace` (stop, restart and rebuild
+    /// end the apps behind them; a later app on the same port is another
+    /// app and needs a new ticket).
+    pub(crate) fn revoke_ports(&self, workspace: &str) {
+        self.tables()
+            .sessions
+            .retain(|_, session| session.workspace != workspace || session.port.is_none());
     }
 
     /// How many sessions are held (live or not yet evicted).
@@ -210,7 +250,7 @@ fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such workspace")
 }
 
-fn known_workspace(raw_id: &str) -> Result<String, ApiError> {
+pub(crate) fn known_workspace(raw_id: &str) -> Result<String, ApiError> {
     workspace_id(raw_id).ok_or_else(not_found)
 }
 
@@ -266,7 +306,7 @@ async fn check(
     let sessions: Vec<Session> = values
         .iter()
         .filter_map(|value| state.workspace_sessions.lookup(value, now))
-        .filter(|session| session.node == state.config.node_id)
+        .filter(|session| session.node == state.config.node_id && session.port.is_none())
         .collect();
     if sessions.is_empty() {
         return Err(ApiError::new(
@@ -327,11 +367,21 @@ async fn redeem_ticket(state: &AppState, ticket: &str, raw_id: &str) -> Result<S
             "ticket is scoped to a different workspace",
         ));
     }
-    match state
-        .workspace_sessions
-        .redeem(ticket, claims.expires_at_ms, now)
-    {
-        Ok(()) => Ok(id),
+    redeem_once(state, ticket, claims.expires_at_ms, now, &id)?;
+    Ok(id)
+}
+
+/// Records a verified ticket of workspace `id` as redeemed: 401
+/// `token_replayed` if it was already.
+pub(crate) fn redeem_once(
+    state: &AppState,
+    ticket: &str,
+    expires_at_ms: i64,
+    now: i64,
+    id: &str,
+) -> Result<(), ApiError> {
+    match state.workspace_sessions.redeem(ticket, expires_at_ms, now) {
+        Ok(()) => Ok(()),
         Err(RedeemError::Replayed) => {
             tracing::warn!(workspace = %id, "refused a replayed ticket");
             Err(ApiError::new(
@@ -348,10 +398,11 @@ async fn redeem_ticket(state: &AppState, ticket: &str, raw_id: &str) -> Result<S
     }
 }
 
-fn verify_error(err: &VerifyError) -> ApiError {
+/// A token that did not verify: 401 with its code, or 503 without keys.
+pub(crate) fn verify_error(err: &VerifyError) -> ApiError {
     match err {
         VerifyError::Token(err) => {
-            tracing::info!(code = err.code(), "refused a terminal ticket");
+            tracing::info!(code = err.code(), "refused a ticket or token");
             ApiError::new(StatusCode::UNAUTHORIZED, err.code(), &err.to_string())
         }
         VerifyError::KeysUnavailable => ApiError::new(
@@ -363,7 +414,7 @@ fn verify_error(err: &VerifyError) -> ApiError {
 }
 
 /// Every value of cookie `name` in the request's `Cookie` headers.
-fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+pub(crate) fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -380,6 +431,19 @@ fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
 /// (not a browser, or a same-origin navigation), the app, or the
 /// workspace's own host.
 fn origin_allowed(config: &Config, headers: &HeaderMap, workspace: &str) -> bool {
+    let label = format!("ws-{}", workspace.to_ascii_lowercase());
+    origin_matches(config, headers, |first| first == label)
+}
+
+/// Whether a request's `Origin` is none, the app, or a host of the
+/// Worker's domain (same scheme and port as the app) whose first label,
+/// lower case, satisfies `label_ok`. Without an app origin the domain is
+/// unknown, and only the first label is checked.
+pub(crate) fn origin_matches(
+    config: &Config,
+    headers: &HeaderMap,
+    label_ok: impl Fn(&str) -> bool,
+) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -395,36 +459,44 @@ fn origin_allowed(config: &Config, headers: &HeaderMap, workspace: &str) -> bool
     let Some(host) = url.host_str() else {
         return false;
     };
-    let label = format!("ws-{}", workspace.to_ascii_lowercase());
     match config.app_origin.as_deref().map(url::Url::parse) {
-        // The Worker's hosts: `app.<domain>` and `ws-<id>.<domain>`, same
+        // The Worker's hosts: `app.<domain>` and `ws-<id>….<domain>`, same
         // scheme and port.
         Some(Ok(app)) => {
             let domain = app
                 .host_str()
                 .and_then(|host| host.split_once('.'))
                 .map(|(_, domain)| domain);
-            domain.is_some_and(|domain| host == format!("{label}.{domain}"))
+            domain
+                .and_then(|domain| host.strip_suffix(domain)?.strip_suffix('.'))
+                .is_some_and(|first| !first.contains('.') && label_ok(first))
                 && url.scheme() == app.scheme()
                 && url.port_or_known_default() == app.port_or_known_default()
         }
-        // Without an app origin the domain is unknown: the first label
-        // must be the workspace's.
+        // Without an app origin the domain is unknown: only the first
+        // label can be checked.
         _ => host
             .split('.')
             .next()
-            .is_some_and(|first| first.eq_ignore_ascii_case(&label)),
+            .is_some_and(|first| label_ok(&first.to_ascii_lowercase())),
     }
 }
 
 /// Splits a raw query string into its first ticket (decoded) and the other
 /// parameters, verbatim. `None` when it has no ticket.
 fn split_ticket(query: &str) -> Option<(String, String)> {
+    split_param(query, TICKET_PARAM)
+}
+
+/// Splits a raw query string into the first value (decoded) of parameter
+/// `name` and the other parameters, verbatim; every `name` goes. `None`
+/// when it has no `name`.
+pub(crate) fn split_param(query: &str, name: &str) -> Option<(String, String)> {
     let mut ticket = None;
     let mut kept = Vec::new();
     for pair in query.split('&') {
         let key = pair.split_once('=').map_or(pair, |(key, _)| key);
-        if key == TICKET_PARAM {
+        if key == name {
             if ticket.is_none() {
                 ticket = Some(
                     url::form_urlencoded::parse(pair.as_bytes())
@@ -502,7 +574,9 @@ pub(crate) async fn exchange_ticket(
     }
 }
 
-fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
+/// A 303 to `location`, optionally setting a cookie; never cached, and
+/// without a referrer (the URL it came from held a ticket).
+pub(crate) fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(location) {
@@ -528,9 +602,21 @@ fn session_cookie(
     let (value, _) = state
         .workspace_sessions
         .open(id, &state.config.node_id, now_ms());
-    let secure = state.config.secure_cookies || forwarded_https(headers);
+    session_set_cookie(&state.config, headers, COOKIE_NAME, &value)
+}
+
+/// The `Set-Cookie` value of a session cookie `name` = `value`: HttpOnly,
+/// SameSite=Lax, the whole host, as long as a session lasts, and Secure
+/// when configured or when the browser came over https.
+pub(crate) fn session_set_cookie(
+    config: &Config,
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+) -> Result<HeaderValue, ApiError> {
+    let secure = config.secure_cookies || forwarded_https(headers);
     let cookie = format!(
-        "{COOKIE_NAME}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{}",
+        "{name}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{}",
         SESSION_TTL.as_secs(),
         if secure { "; Secure" } else { "" }
     );
@@ -711,6 +797,26 @@ mod tests {
         sessions.revoke_workspace(WS);
         assert_eq!(sessions.lookup(&a, 1), None);
         assert!(sessions.lookup(&b, 1).is_some());
+    }
+
+    #[test]
+    fn port_sessions_are_bound_to_their_port_and_end_with_a_stop() {
+        let sessions = WorkspaceSessions::default();
+        let (ws, _) = sessions.open(WS, "node", 0);
+        let (port, session) = sessions.open_port(WS, "node", 3000, 0);
+        assert_eq!(session.port, Some(3000));
+        assert_eq!(sessions.lookup(&ws, 1).unwrap().port, None);
+        let (other, _) = sessions.open_port("01JAB3C4D5E6F7G8H9J0K1M2N4", "node", 3000, 0);
+        // A stop ends the workspace's port sessions only.
+        sessions.revoke_ports(WS);
+        assert_eq!(sessions.lookup(&port, 1), None);
+        assert!(sessions.lookup(&ws, 1).is_some());
+        assert!(sessions.lookup(&other, 1).is_some());
+        // A delete ends them all.
+        let (port, _) = sessions.open_port(WS, "node", 3000, 0);
+        sessions.revoke_workspace(WS);
+        assert_eq!(sessions.lookup(&port, 1), None);
+        assert_eq!(sessions.lookup(&ws, 1), None);
     }
 
     #[test]

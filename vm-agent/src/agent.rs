@@ -129,7 +129,11 @@ impl Agent {
         // A restarted agent knows its workspaces before it serves requests.
         self.workspaces.load().await;
         let mut stopped = self.stop.subscribe();
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+        // The peer's address goes to forwarded apps (`X-Forwarded-For`).
+        let service = self
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         });
         let mut server = tokio::spawn(async move { server.await });

@@ -25,6 +25,7 @@ mod gitview;
 mod jwks;
 mod logs;
 mod metrics;
+mod ports;
 mod resolver;
 mod server;
 mod terminals;

@@ -61,7 +61,8 @@ pub struct AppState {
     /// responses (which would otherwise hold the graceful shutdown open). If
     /// its sender is gone, streams end only when their client leaves.
     pub shutdown: watch::Receiver<bool>,
-    /// Browser sessions (`sam_ws` cookies) and redeemed terminal tickets.
+    /// Browser sessions (`sam_ws` and `sam_port_<port>` cookies) and
+    /// redeemed tickets (terminal and port-access).
     pub(crate) workspace_sessions: Arc<crate::access::WorkspaceSessions>,
     /// Every workspace's terminals.
     pub(crate) terminals: Arc<crate::terminals::Terminals>,
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::gitview::routes())
         .merge(crate::access::routes())
         .merge(crate::terminals::routes())
+        .merge(crate::ports::routes())
         .merge(crate::workspaces::routes())
         .fallback(not_found)
         // Keep last: it must wrap every route (tickets in `?token=` under

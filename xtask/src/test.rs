@@ -143,6 +143,7 @@ const REQUIRED_E2E: &[&str] = &[
     "j15_node_manage_and_observe",
     "warm_pool_claim_release_expire",
     "j12_terminal_reattach_scrollback",
+    "j13_port_forward_dev_server",
     "j14_workspace_lifecycle",
     "j17_files_and_diff",
     "j23_pat_token_login",
@@ -198,7 +199,7 @@ pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
     if unit {
         unit_tier(&root, &mut tally);
     }
-    match build_all(&tools, false) {
+    match build_all(&tools, false).and_then(|()| build_port_echo(&tools.root)) {
         Ok(()) => e2e(&tools, e2e_filter, &mut tally),
         Err(e) => {
             println!("build the platform ... FAILED: {e:#}");
@@ -207,6 +208,30 @@ pub fn run(lint: bool, unit: bool, e2e_filter: Option<&str>) -> Result<()> {
     }
 
     finish(&tally)
+}
+
+/// The app the port-forwarding tests start inside a workspace
+/// (`vm-agent/examples/port_echo.rs`).
+fn build_port_echo(root: &std::path::Path) -> Result<()> {
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "sam-vm-agent",
+            "--example",
+            "port_echo",
+        ])
+        .status()?;
+    if !status.success() {
+        anyhow::bail!("cargo build --example port_echo failed ({status})");
+    }
+    Ok(())
+}
+
+fn port_echo_path(root: &std::path::Path) -> std::path::PathBuf {
+    crate::platform::target_dir(root).join("debug/examples/port_echo")
 }
 
 /// Prints the failures and the closing `N passed, N failed` line; exits 1 on any failure.
@@ -318,6 +343,7 @@ fn e2e(tools: &Tools, filter: Option<&str>, tally: &mut Tally) {
                 "SAM_E2E_ARTIFACTS",
                 crate::platform::target_dir(&tools.root).join("e2e-artifacts"),
             )
+            .env("SAM_E2E_PORT_ECHO", port_echo_path(&tools.root))
             .env("SAM_E2E_NODE", &tools.node)
             .env("SAM_E2E_WRANGLER_JS", &tools.wrangler_js);
         cmd

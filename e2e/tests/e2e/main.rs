@@ -15,6 +15,7 @@ mod health;
 mod identity;
 mod leaks;
 mod nodes;
+mod ports;
 mod projects;
 mod sweep;
 mod terminals;

@@ -156,6 +156,21 @@ impl Terminals {
             .unwrap_or_default()
     }
 
+    /// The pids of `workspace`'s running shells (port detection counts
+    /// their descendants as the workspace's processes).
+    pub(crate) fn shell_pids(&self, workspace: &str) -> Vec<i32> {
+        self.workspaces()
+            .get(workspace)
+            .map(|slots| {
+                slots
+                    .terminals
+                    .iter()
+                    .filter_map(|t| t.live_pid())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub(crate) fn get(&self, workspace: &str, id: &str) -> Option<Arc<Terminal>> {
         self.workspaces()
             .get(workspace)?

@@ -230,6 +230,15 @@ impl Terminal {
         self.created_at
     }
 
+    /// The shell's pid while it runs (and the terminal is open): once the
+    /// shell has exited its pid may belong to anybody.
+    pub(crate) fn live_pid(&self) -> Option<i32> {
+        let state = self.shared.state();
+        (state.exit_status.is_none() && !state.closed)
+            .then_some(self.pid)
+            .flatten()
+    }
+
     pub(crate) fn view(&self) -> TerminalView {
         let state = self.shared.state();
         TerminalView {

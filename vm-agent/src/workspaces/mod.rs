@@ -48,6 +48,7 @@ pub use devcontainer::{
     parse_up_output,
 };
 pub use host::HostRuntime;
+pub(crate) use host::processes_in;
 pub use model::{
     CreateWorkspace, GitIdentity, RepositorySpec, RuntimeKind, Secret, WorkspaceStatus,
     WorkspaceView,

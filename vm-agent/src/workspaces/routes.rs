@@ -25,9 +25,13 @@
 //!   it, for terminals that started meanwhile (once the workspace is no
 //!   longer running, the terminal route refuses new ones and drops one that
 //!   raced past its check). Whatever the outcome: a failed operation leaves
-//!   the workspace `error`, with processes stopped or not.
-//! - delete also revokes the workspace's cookie sessions (`sam_ws`), before
-//!   and after, so a cookie never opens a workspace that is going or gone.
+//!   the workspace `error`, with processes stopped or not. They end its
+//!   port sessions (`sam_port_<port>` cookies) at the same two moments:
+//!   the apps behind them are gone, and whatever listens on the port next
+//!   needs a new ticket.
+//! - delete also revokes the workspace's cookie sessions (`sam_ws` and
+//!   port sessions), before and after, so a cookie never opens a workspace
+//!   that is going or gone.
 //!
 //! The token is checked first; then an unknown or malformed id (`..`,
 //! `%2e%2e`, anything that is not a ULID) is a 404 before anything else
@@ -181,14 +185,16 @@ async fn remove(
 }
 
 /// Runs `operation` (which stops the workspace's processes) between two
-/// ends of its terminals; see the module documentation.
+/// ends of its terminals and port sessions; see the module documentation.
 async fn ending_terminals<T>(
     state: &AppState,
     id: &str,
     operation: impl Future<Output = Result<T, WorkspaceError>>,
 ) -> Result<T, WorkspaceError> {
     state.terminals.remove_workspace(id);
+    state.workspace_sessions.revoke_ports(id);
     let outcome = operation.await;
     state.terminals.remove_workspace(id);
+    state.workspace_sessions.revoke_ports(id);
     outcome
 }

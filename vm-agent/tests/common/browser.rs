@@ -60,7 +60,10 @@ impl BrowserHarness {
         let router = agent.router();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        // With the peer's address, as the agent serves (forwarded ports
+        // pass it on in `X-Forwarded-For`).
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
         Self {
             cp,
             key,
