@@ -66,6 +66,8 @@ pub struct AppState {
     pub(crate) workspace_sessions: Arc<crate::access::WorkspaceSessions>,
     /// Every workspace's terminals.
     pub(crate) terminals: Arc<crate::terminals::Terminals>,
+    /// The forwarder's recent port scans.
+    pub(crate) recent_scans: Arc<crate::ports::RecentScans>,
     /// The node's workspaces (registry, runtimes, creation). `Agent`
     /// replaces this one with its own, which it loads at start.
     pub workspaces: crate::workspaces::Workspaces,
@@ -81,6 +83,7 @@ impl AppState {
             shutdown: watch::channel(false).1,
             workspace_sessions: Arc::default(),
             terminals: Arc::default(),
+            recent_scans: Arc::default(),
             workspaces: crate::workspaces::Workspaces::new(
                 config,
                 crate::workspaces::default_client(),

@@ -29,7 +29,10 @@ mod access;
 mod detect;
 mod forward;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -78,6 +81,54 @@ async fn list(
     }))
 }
 
+/// How long a scan of a workspace's listeners is reused by the forwarder.
+const SCAN_REUSE: Duration = Duration::from_secs(2);
+
+/// The last scan of each workspace's listeners. One page of a dev server
+/// is dozens of requests, and a scan reads every process's file
+/// descriptors, so the forwarder reuses a scan for [`SCAN_REUSE`] — but
+/// only to say yes: a port missing from it is scanned for again at once,
+/// so a server that just started is reachable immediately. (One that just
+/// stopped is, for at most that long, a 502 instead of a 404.) The port
+/// listing always scans afresh and refreshes the cache.
+#[derive(Default)]
+pub(crate) struct RecentScans {
+    by_workspace: Mutex<HashMap<String, (Instant, Vec<Listener>)>>,
+}
+
+impl RecentScans {
+    fn fresh(&self, id: &str, port: u16) -> Option<Vec<IpAddr>> {
+        let scans = self
+            .by_workspace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (at, listeners) = scans.get(id)?;
+        if at.elapsed() > SCAN_REUSE {
+            return None;
+        }
+        let addresses = addresses_on(listeners, port);
+        (!addresses.is_empty()).then_some(addresses)
+    }
+
+    fn store(&self, id: &str, listeners: &[Listener]) {
+        let mut scans = self
+            .by_workspace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Stale entries of deleted workspaces go whenever a scan is stored.
+        scans.retain(|_, (at, _)| at.elapsed() <= SCAN_REUSE);
+        scans.insert(id.to_owned(), (Instant::now(), listeners.to_vec()));
+    }
+}
+
+fn addresses_on(listeners: &[Listener], port: u16) -> Vec<IpAddr> {
+    listeners
+        .iter()
+        .filter(|listener| listener.port == port)
+        .map(|listener| listener.address)
+        .collect()
+}
+
 /// What the workspace `id` listens on now; 404 for a workspace the
 /// registry does not know (or is deleting).
 async fn listeners(state: &AppState, id: &str) -> Result<Vec<Listener>, ApiError> {
@@ -89,7 +140,7 @@ async fn listeners(state: &AppState, id: &str) -> Result<Vec<Listener>, ApiError
         .ok_or_else(not_found)?;
     let shells = state.terminals.shell_pids(id);
     let proc_dir = state.proc_dir.clone();
-    tokio::task::spawn_blocking(move || detect(&proc_dir, &info.dir, &shells))
+    let scanned = tokio::task::spawn_blocking(move || detect(&proc_dir, &info.dir, &shells))
         .await
         .map_err(|err| {
             tracing::error!(error = %err, "port detection failed");
@@ -98,7 +149,9 @@ async fn listeners(state: &AppState, id: &str) -> Result<Vec<Listener>, ApiError
                 "internal",
                 "port detection failed",
             )
-        })
+        })?;
+    state.recent_scans.store(id, &scanned);
+    Ok(scanned)
 }
 
 /// A request path under `/workspaces/{id}/ports/{port}`, split (still
@@ -196,12 +249,10 @@ async fn forward_request(state: &AppState, request: Request) -> Result<Response,
         return Ok(see_other(&target.location(&kept_query), cookie));
     }
 
-    let addresses: Vec<IpAddr> = listeners(state, &id)
-        .await?
-        .into_iter()
-        .filter(|listener| listener.port == port)
-        .map(|listener| listener.address)
-        .collect();
+    let addresses = match state.recent_scans.fresh(&id, port) {
+        Some(addresses) => addresses,
+        None => addresses_on(&listeners(state, &id).await?, port),
+    };
     if addresses.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
