@@ -3,6 +3,10 @@
 //! The Worker has no filesystem, so assets are `include_bytes!`-ed and looked
 //! up in a fixed table. Lookup is by exact name only, which makes path
 //! traversal (`../Cargo.toml`) impossible rather than merely filtered.
+//!
+//! `vendor/…` are third-party browser libraries from the npm packages pinned
+//! in the root `package.json` (xterm.js and its fit addon), copied into
+//! `OUT_DIR` by `build.rs` with their licences.
 
 /// One servable file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +27,31 @@ const APP_CSS: &[u8] = include_bytes!("../static/app.css");
 const FAVICON_SVG: &[u8] = include_bytes!("../static/favicon.svg");
 const FORMS_JS: &[u8] = include_bytes!("../static/forms.js");
 const NODE_LIVE_JS: &[u8] = include_bytes!("../static/node-live.js");
+const WORKSPACE_JS: &[u8] = include_bytes!("../static/workspace.js");
+const XTERM_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vendor/xterm.js"));
+const XTERM_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vendor/xterm.css"));
+const XTERM_FIT_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vendor/addon-fit.js"));
 
-const ASSETS: &[Entry] = &[
+/// Third-party files, hashed by `build.rs` in this order ([`VENDOR_FNV`]).
+const VENDOR_ASSETS: &[Entry] = &[
+    Entry {
+        name: "vendor/xterm.js",
+        content_type: "application/javascript; charset=utf-8",
+        body: XTERM_JS,
+    },
+    Entry {
+        name: "vendor/xterm.css",
+        content_type: "text/css; charset=utf-8",
+        body: XTERM_CSS,
+    },
+    Entry {
+        name: "vendor/addon-fit.js",
+        content_type: "application/javascript; charset=utf-8",
+        body: XTERM_FIT_JS,
+    },
+];
+
+const OWN_ASSETS: &[Entry] = &[
     Entry {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
@@ -45,7 +72,24 @@ const ASSETS: &[Entry] = &[
         content_type: "application/javascript; charset=utf-8",
         body: NODE_LIVE_JS,
     },
+    Entry {
+        name: "workspace.js",
+        content_type: "application/javascript; charset=utf-8",
+        body: WORKSPACE_JS,
+    },
 ];
+
+include!(concat!(env!("OUT_DIR"), "/vendor/hash.rs"));
+
+fn entries() -> impl Iterator<Item = &'static Entry> {
+    VENDOR_ASSETS.iter().chain(OWN_ASSETS)
+}
+
+/// Every servable asset name, vendored ones first (`vendor/xterm.js`, …,
+/// `app.css`, …).
+pub fn asset_names() -> impl Iterator<Item = &'static str> {
+    entries().map(|entry| entry.name)
+}
 
 /// URL prefix the assets are served under.
 pub const STATIC_PREFIX: &str = "/static/";
@@ -54,8 +98,7 @@ pub const STATIC_PREFIX: &str = "/static/";
 /// (`/static/app.css`). Anything not in the table is `None`.
 pub fn static_asset(path: &str) -> Option<StaticAsset> {
     let name = path.strip_prefix(STATIC_PREFIX).unwrap_or(path);
-    ASSETS
-        .iter()
+    entries()
         .find(|entry| entry.name == name)
         .map(|entry| StaticAsset {
             content_type: entry.content_type,
@@ -102,12 +145,13 @@ const fn hex_prefix(hash: u64) -> [u8; VERSION_LEN] {
     out
 }
 
-/// Every asset in the table, so an edit to any of them changes the version.
+/// Every asset in the table, so an edit to any of them changes the version:
+/// the vendored files (hashed by `build.rs`), then our own.
 const fn assets_hash() -> u64 {
-    let mut hash = fnv1a64(b"");
+    let mut hash = VENDOR_FNV;
     let mut i = 0;
-    while i < ASSETS.len() {
-        hash = fnv1a64_continue(hash, ASSETS[i].body);
+    while i < OWN_ASSETS.len() {
+        hash = fnv1a64_continue(hash, OWN_ASSETS[i].body);
         i += 1;
     }
     hash
@@ -132,7 +176,7 @@ mod tests {
     fn version_covers_every_asset() {
         assert_eq!(asset_version().len(), VERSION_LEN);
         let mut all = Vec::new();
-        for entry in ASSETS {
+        for entry in entries() {
             all.extend_from_slice(entry.body);
         }
         // Hashing the concatenation equals hashing the pieces in sequence.

@@ -11,6 +11,11 @@
 //! `data-api="METHOD"` is sent as JSON with `fetch` (see that file's header
 //! for the full contract). Status badges get CSS classes from closed sets,
 //! so an unexpected status string never becomes an arbitrary class name.
+//!
+//! A workspace's page ([`render_workspace_page`]) also talks to the
+//! workspace's own origin, through `static/workspace.js` and xterm.js (an
+//! npm package that `build.rs` vendors into the asset table); its CSP
+//! comes from [`workspace_csp`].
 
 mod admin;
 mod assets;
@@ -18,18 +23,21 @@ mod node;
 mod projects;
 mod settings;
 mod time;
+mod workspace;
 
 use askama::Template;
 use sam_wire::NodeView;
 
 pub use admin::{UserRow, render_admin_users_page};
-pub use assets::{STATIC_PREFIX, StaticAsset, asset_version, static_asset};
+pub use assets::{STATIC_PREFIX, StaticAsset, asset_names, asset_version, static_asset};
 pub use node::{BootEventRow, render_node_page};
 pub use projects::{
-    AgentCredentialRow, InstallationOption, ProjectCard, ProjectDetail, RepositoryOption,
-    SettingsOptions, render_dashboard_page, render_new_project_page, render_project_page,
+    AgentCredentialRow, InstallationOption, ProjectCard, ProjectDetail, ProjectWorkspaces,
+    RepositoryOption, SettingsOptions, render_dashboard_page, render_new_project_page,
+    render_project_page,
 };
 pub use settings::{CloudCredentialRow, TokenRow, render_settings_page};
+pub use workspace::{WorkspaceContext, render_workspace_page, workspace_csp, workspace_origin};
 
 /// The signed-in user, for the header: the login name, the sign-out button
 /// and the navigation (with the Admin link only for admins).

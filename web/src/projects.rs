@@ -1,8 +1,10 @@
 //! Projects: the dashboard, the new-project page and one project's page.
 
 use askama::Template;
+use sam_wire::{NodeView, WorkspaceView};
 
 use crate::time::{self, When};
+use crate::workspace::workspace_status_class;
 use crate::{RenderError, Viewer, asset_version};
 
 /// One project on the dashboard.
@@ -101,6 +103,16 @@ pub struct AgentCredentialRow {
     pub updated_at: i64,
 }
 
+/// A project's workspaces, and the nodes a new one can be created on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProjectWorkspaces<'a> {
+    /// The project's workspaces that are not deleted, newest first.
+    pub workspaces: &'a [WorkspaceView],
+    /// The user's nodes: the new-workspace form offers the `ready` ones
+    /// (`POST /api/workspaces` needs one; a warm node must be claimed first).
+    pub nodes: &'a [NodeView],
+}
+
 /// The credential kinds an agent key form offers.
 pub(crate) const CREDENTIAL_KINDS: &[&str] = &["api_key", "oauth_token"];
 
@@ -152,16 +164,19 @@ pub fn render_new_project_page(
     Ok(page.render()?)
 }
 
-/// One project: its settings form, per-project agent keys and deletion.
+/// One project: its workspaces with the form for a new one, its settings
+/// form, per-project agent keys and deletion.
 pub fn render_project_page(
     viewer: &Viewer,
     project: &ProjectDetail,
     options: &SettingsOptions,
     agent_overrides: &[AgentCredentialRow],
+    workspaces: &ProjectWorkspaces,
     version: &str,
     now_ms: i64,
 ) -> Result<String, RenderError> {
     let title = project.name.clone();
+    let usable = |n: &&NodeView| n.removed_at.is_none();
     let page = ProjectPage {
         title: &title,
         version,
@@ -192,8 +207,45 @@ pub fn render_project_page(
             "/api/projects/{}/agent-credentials/{{agent}}",
             path_segment(&project.id)
         ),
+        workspaces: workspaces
+            .workspaces
+            .iter()
+            .filter(|w| w.project_id == project.id && w.status != "deleted")
+            .map(|w| WorkspaceRow {
+                ws: w,
+                path_id: path_segment(&w.id),
+                status_class: workspace_status_class(&w.status),
+                node_name: workspaces
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == w.node_id)
+                    .map(|n| n.name.as_str()),
+                created: time::when(w.created_at, now_ms),
+            })
+            .collect(),
+        ready_nodes: workspaces
+            .nodes
+            .iter()
+            .filter(usable)
+            .filter(|n| n.status == "ready")
+            .collect(),
+        warm_nodes: workspaces
+            .nodes
+            .iter()
+            .filter(usable)
+            .filter(|n| n.status == "warm")
+            .count(),
     };
     Ok(page.render()?)
+}
+
+/// One workspace in the project's list.
+struct WorkspaceRow<'a> {
+    ws: &'a WorkspaceView,
+    path_id: String,
+    status_class: &'static str,
+    node_name: Option<&'a str>,
+    created: When,
 }
 
 #[derive(Template)]
@@ -256,6 +308,11 @@ struct ProjectPage<'a> {
     agent_key_prefix: String,
     /// PUT URL of a project key; forms.js fills `{agent}`.
     agent_key_template: String,
+    workspaces: Vec<WorkspaceRow<'a>>,
+    /// Nodes the new-workspace form offers.
+    ready_nodes: Vec<&'a NodeView>,
+    /// Warm nodes, which would need a claim first.
+    warm_nodes: usize,
 }
 
 /// One `<option>` of a settings select.

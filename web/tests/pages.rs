@@ -4,11 +4,12 @@
 
 use sam_web::{
     AgentCredentialRow, BootEventRow, CloudCredentialRow, InstallationOption, ProjectCard,
-    ProjectDetail, RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer, asset_version,
-    render_admin_users_page, render_dashboard_page, render_error_page, render_new_project_page,
-    render_node_page, render_nodes_page, render_project_page, render_settings_page, static_asset,
+    ProjectDetail, ProjectWorkspaces, RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer,
+    WorkspaceContext, asset_names, asset_version, render_admin_users_page, render_dashboard_page,
+    render_error_page, render_new_project_page, render_node_page, render_nodes_page,
+    render_project_page, render_settings_page, render_workspace_page, static_asset, workspace_csp,
 };
-use sam_wire::{NodeMetrics, NodeView};
+use sam_wire::{NodeMetrics, NodeView, WorkspaceBootLogEntry, WorkspaceView};
 
 /// 2026-03-01 10:00:00 UTC.
 const NOW_MS: i64 = 1_772_359_200_000;
@@ -81,6 +82,12 @@ const ADMIN: Viewer<'static> = Viewer {
 const USER: Viewer<'static> = Viewer {
     login: "monalisa",
     is_admin: false,
+};
+
+/// A project page without workspaces or nodes.
+const NO_WORKSPACES: ProjectWorkspaces<'static> = ProjectWorkspaces {
+    workspaces: &[],
+    nodes: &[],
 };
 
 /// The asset hash changes with every CSS or JS edit; keep it out of snapshots.
@@ -1125,7 +1132,16 @@ fn project_page_without_overrides() {
         warm_node_timeout_secs: None,
         ..project()
     };
-    let html = render_project_page(&USER, &bare, &options(), &[], "0.1.0-test", NOW_MS).unwrap();
+    let html = render_project_page(
+        &USER,
+        &bare,
+        &options(),
+        &[],
+        &NO_WORKSPACES,
+        "0.1.0-test",
+        NOW_MS,
+    )
+    .unwrap();
     assert!(html.contains("No project-specific keys"));
     assert!(!html.contains(" selected>"));
     // No warm timeout of its own: the field is empty, the default its placeholder.
@@ -1140,6 +1156,7 @@ fn project_page_with_overrides() {
         &project(),
         &options(),
         &agent_keys(),
+        &NO_WORKSPACES,
         "0.1.0-test",
         NOW_MS,
     )
@@ -1195,7 +1212,8 @@ fn project_page_does_not_link_unsafe_urls() {
         repo_html_url: "javascript:alert(1)".into(),
         ..project()
     };
-    let html = render_project_page(&USER, &odd, &options(), &[], "v", NOW_MS).unwrap();
+    let html =
+        render_project_page(&USER, &odd, &options(), &[], &NO_WORKSPACES, "v", NOW_MS).unwrap();
     assert!(!html.contains("javascript:"), "{html}");
     assert!(!html.contains(r#"id="repo-link""#));
 }
@@ -1409,6 +1427,7 @@ fn hostile_strings_are_escaped_on_every_new_page() {
             &detail,
             &opts,
             std::slice::from_ref(&key),
+            &NO_WORKSPACES,
             EVIL,
             NOW_MS,
         )
@@ -1433,7 +1452,16 @@ fn ids_in_urls_are_percent_encoded() {
         id: "../../admin".into(),
         ..project()
     };
-    let html = render_project_page(&USER, &detail, &options(), &agent_keys(), "v", NOW_MS).unwrap();
+    let html = render_project_page(
+        &USER,
+        &detail,
+        &options(),
+        &agent_keys(),
+        &NO_WORKSPACES,
+        "v",
+        NOW_MS,
+    )
+    .unwrap();
     assert!(
         html.contains(r#"action="/api/projects/..%2F..%2Fadmin""#),
         "{html}"
@@ -1448,7 +1476,16 @@ fn no_inline_scripts_or_handlers_anywhere() {
     let pages = [
         render_dashboard_page(&ADMIN, &projects(), NOW_MS, "v").unwrap(),
         render_new_project_page(&ADMIN, "/github/install", &installations(), "v").unwrap(),
-        render_project_page(&ADMIN, &project(), &options(), &agent_keys(), "v", NOW_MS).unwrap(),
+        render_project_page(
+            &ADMIN,
+            &project(),
+            &options(),
+            &agent_keys(),
+            &NO_WORKSPACES,
+            "v",
+            NOW_MS,
+        )
+        .unwrap(),
         render_settings_page(
             &ADMIN,
             &cloud_credentials(),
@@ -1482,4 +1519,560 @@ fn forms_js_is_served_as_javascript() {
     assert!(text.contains("data-api"));
     assert!(text.contains("credentials: \"same-origin\""));
     assert_eq!(static_asset("forms.js"), Some(js));
+}
+
+// ---- workspaces ----
+
+const PROJECT_ID: &str = "01JPROJECTACTIVE0000000000";
+const WS_ID: &str = "01JWORKSPACE00000000000001";
+const WS_URL: &str = "http://ws-01jworkspace00000000000001.localhost:8787";
+
+fn workspace(status: &str) -> WorkspaceView {
+    let created = NOW_MS - 300_000;
+    WorkspaceView {
+        id: WS_ID.into(),
+        project_id: PROJECT_ID.into(),
+        node_id: "01JNODERUNNING0000000000AA".into(),
+        name: "feature-login".into(),
+        branch: "feature/login".into(),
+        runtime: "host".into(),
+        status: status.into(),
+        status_since: created + 9_400,
+        error_message: None,
+        ports_public: false,
+        created_at: created,
+        ready_at: (status == "running").then_some(created + 9_400),
+        url: WS_URL.into(),
+    }
+}
+
+fn step(at: i64, step: &str, status: &str, detail: Option<&str>) -> WorkspaceBootLogEntry {
+    WorkspaceBootLogEntry {
+        at,
+        step: step.into(),
+        status: status.into(),
+        detail: detail.map(Into::into),
+    }
+}
+
+fn creation_log(created: i64) -> Vec<WorkspaceBootLogEntry> {
+    vec![
+        step(created + 200, "clone", "started", None),
+        step(created + 3_100, "clone", "done", None),
+        step(
+            created + 3_300,
+            "branch",
+            "done",
+            Some("created feature/login from main"),
+        ),
+        step(created + 3_400, "git_identity", "done", None),
+        step(created + 9_300, "runtime_start", "done", Some("host")),
+    ]
+}
+
+fn context(events: Option<&[WorkspaceBootLogEntry]>) -> WorkspaceContext<'_> {
+    WorkspaceContext {
+        project_name: Some("Website"),
+        node_name: Some("dev-box"),
+        events,
+    }
+}
+
+#[test]
+fn workspace_page_running() {
+    let ws = workspace("running");
+    let log = creation_log(ws.created_at);
+    let html =
+        render_workspace_page(&USER, &ws, &context(Some(&log)), NOW_MS, "0.1.0-test").unwrap();
+    // The script's hooks: where the workspace is and how to get a ticket.
+    assert!(html.contains(&format!(
+        r#"id="workspace-head" data-workspace-id="{WS_ID}" data-status="running" data-api-url="/api/workspaces/{WS_ID}" data-ticket-url="/api/workspaces/{WS_ID}/terminal-ticket" data-workspace-url="{WS_URL}">"#
+    )));
+    // The tabs and the stable hooks of the browser tests.
+    for id in ["tab-terminals", "tab-files", "tab-changes"] {
+        assert!(shown(&html, id), "{id}");
+    }
+    assert!(html.contains(r##"<a class="tab" id="tab-files" href="#panel-files">Files</a>"##));
+    for panel in ["panel-terminals", "panel-files", "panel-changes"] {
+        assert!(
+            html.contains(&format!(
+                r#"id="{panel}" aria-labelledby="tab-{}""#,
+                &panel[6..]
+            )),
+            "{panel}"
+        );
+    }
+    assert!(
+        html.contains(r#"<div class="terminal-host" id="terminal" data-testid="terminal"></div>"#)
+    );
+    assert!(html.contains(
+        r#"id="terminal-state" data-testid="terminal-state" data-state="idle" role="status">not connected</span>"#
+    ));
+    // xterm.js from our own origin, before the script that uses it.
+    let css = html.find("/static/vendor/xterm.css?v=").unwrap();
+    let xterm = html
+        .find(r#"<script src="/static/vendor/xterm.js?v="#)
+        .unwrap();
+    let fit = html
+        .find(r#"<script src="/static/vendor/addon-fit.js?v="#)
+        .unwrap();
+    let script = html
+        .find(r#"<script src="/static/workspace.js?v="#)
+        .unwrap();
+    assert!(css < html.find("</head>").unwrap());
+    assert!(xterm < fit && fit < script);
+    assert_eq!(html.matches("<script").count(), 4);
+    assert_eq!(html.matches(" defer></script>").count(), 4);
+    // Name, branch, status, project and node.
+    assert!(html.contains("<h1>feature-login</h1>"));
+    assert!(html.contains(r#"<code id="workspace-branch">feature/login</code>"#));
+    assert!(
+        html.contains(r#"<span class="badge status-running" id="workspace-status">running</span>"#)
+    );
+    assert!(html.contains(&format!(
+        r#"<a href="/projects/{PROJECT_ID}" id="workspace-project-link">Website</a>"#
+    )));
+    assert!(html.contains(
+        r#"<a href="/nodes/01JNODERUNNING0000000000AA" id="workspace-node-link">node dev-box</a>"#
+    ));
+    assert!(html.contains("+9.4 s</time> <span class=\"muted\">after creation"));
+    // The creation log.
+    assert_eq!(html.matches(r#"<li class="timeline-item "#).count(), 5);
+    assert!(html.contains(
+        r#"<li class="timeline-item phase-neutral" data-step="clone" data-step-status="started">"#
+    ));
+    assert!(html.contains(r#"<span class="timeline-label">Git identity</span>"#));
+    assert!(html.contains("created feature/login from main"));
+    // Actions for a running workspace; nothing refreshes a settled page.
+    assert!(html.contains(&format!(r#"action="/api/workspaces/{WS_ID}/stop""#)));
+    assert!(html.contains(&format!(r#"action="/api/workspaces/{WS_ID}/restart""#)));
+    assert!(html.contains(&format!(
+        r#"data-api="DELETE" action="/api/workspaces/{WS_ID}""#
+    )));
+    assert!(html.contains(&format!(r#"data-redirect="/projects/{PROJECT_ID}""#)));
+    assert!(!html.contains("http-equiv=\"refresh\""));
+    assert!(!html.contains("workspace-live-state"));
+    insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn workspace_page_creating() {
+    let ws = workspace("creating");
+    let log = &creation_log(ws.created_at)[..2];
+    let html =
+        render_workspace_page(&USER, &ws, &context(Some(log)), NOW_MS, "0.1.0-test").unwrap();
+    assert!(
+        html.contains(
+            r#"<span class="badge status-creating" id="workspace-status">creating</span>"#
+        )
+    );
+    assert!(html.contains("The workspace is creating; this page updates when that is done."));
+    // No tabs, terminal or xterm.js until it runs; the script follows the
+    // status, a refresh does without it.
+    for hook in [
+        "tab-terminals",
+        "data-testid=\"terminal\"",
+        "vendor/xterm",
+        "data-ticket-url",
+        "data-workspace-url",
+    ] {
+        assert!(!html.contains(hook), "{hook}");
+    }
+    assert!(html.contains(r#"<noscript><meta http-equiv="refresh" content="5"></noscript>"#));
+    assert!(html.contains(r#"<script src="/static/workspace.js?v="#));
+    assert!(html.contains(r#"id="workspace-live-state" role="status""#));
+    assert!(html.contains("<span class=\"muted\">not yet</span>"));
+    // Only delete applies while it is being created.
+    assert!(!html.contains("/stop\""));
+    assert!(!html.contains("/restart\""));
+    assert!(html.contains(r#"id="delete-workspace-form""#));
+    insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn workspace_page_in_error() {
+    let ws = WorkspaceView {
+        error_message: Some("clone failed: repository not found".into()),
+        ..workspace("error")
+    };
+    let log = vec![
+        step(ws.created_at + 200, "clone", "started", None),
+        step(
+            ws.created_at + 1_800,
+            "clone",
+            "failed",
+            Some("remote: Repository not found."),
+        ),
+    ];
+    let html =
+        render_workspace_page(&USER, &ws, &context(Some(&log)), NOW_MS, "0.1.0-test").unwrap();
+    assert!(
+        html.contains(r#"<span class="badge status-error" id="workspace-status">error</span>"#)
+    );
+    assert!(
+        html.contains(r#"<p id="workspace-error-message">clone failed: repository not found</p>"#)
+    );
+    assert!(html.contains(
+        r#"<li class="timeline-item phase-error" data-step="clone" data-step-status="failed">"#
+    ));
+    assert!(html.contains("remote: Repository not found."));
+    for hook in [
+        "tab-terminals",
+        "vendor/xterm",
+        "http-equiv=\"refresh\"",
+        "/stop\"",
+        "/restart\"",
+    ] {
+        assert!(!html.contains(hook), "{hook}");
+    }
+    assert!(html.contains(r#"id="delete-workspace-form""#));
+    insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn workspace_page_deleted_has_no_address_or_actions() {
+    let ws = WorkspaceView {
+        // An error message belongs to the error state only.
+        error_message: Some("old failure".into()),
+        ..workspace("deleted")
+    };
+    let html = render_workspace_page(&USER, &ws, &context(Some(&[])), NOW_MS, "v").unwrap();
+    assert!(
+        html.contains(r#"<span class="badge status-deleted" id="workspace-status">deleted</span>"#)
+    );
+    assert!(!html.contains(WS_URL));
+    assert!(!html.contains("workspace-actions"));
+    assert!(!html.contains("old failure"));
+    assert!(!html.contains("workspace.js"));
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(html.contains(r#"id="workspace-log-empty">Nothing reported yet."#));
+}
+
+#[test]
+fn workspace_page_stopped_can_restart() {
+    let html = render_workspace_page(
+        &USER,
+        &workspace("stopped"),
+        &context(Some(&[])),
+        NOW_MS,
+        "v",
+    )
+    .unwrap();
+    assert!(html.contains("badge status-stopped"));
+    assert!(html.contains(&format!(r#"action="/api/workspaces/{WS_ID}/restart""#)));
+    assert!(!html.contains("/stop\""));
+    assert!(!html.contains("tab-terminals"));
+    assert!(!html.contains("http-equiv=\"refresh\""));
+}
+
+#[test]
+fn workspace_page_without_log_or_names() {
+    let ws = workspace("running");
+    let html =
+        render_workspace_page(&USER, &ws, &WorkspaceContext::default(), NOW_MS, "v").unwrap();
+    assert!(html.contains("The creation log could not be loaded"));
+    assert!(html.contains(&format!("<code>{PROJECT_ID}</code>")));
+    assert!(html.contains("<code>01JNODERUNNING0000000000AA</code>"));
+    assert!(html.contains(r#"id="workspace-node-link">Node</a>"#));
+}
+
+#[test]
+fn workspace_page_escapes_user_strings_and_refuses_odd_urls() {
+    const EVIL: &str = r#"<script>alert("x")</script>"#;
+    let ws = WorkspaceView {
+        name: EVIL.into(),
+        branch: EVIL.into(),
+        runtime: EVIL.into(),
+        error_message: Some(EVIL.into()),
+        url: format!("http://x\"><img src=x>{EVIL}"),
+        project_id: "../../admin".into(),
+        ..workspace("running")
+    };
+    let log = vec![step(ws.created_at, EVIL, EVIL, Some(EVIL))];
+    let evil_context = WorkspaceContext {
+        project_name: Some(EVIL),
+        node_name: Some(EVIL),
+        events: Some(&log),
+    };
+    let html = render_workspace_page(&USER, &ws, &evil_context, NOW_MS, EVIL).unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains(r#"alert("x")"#));
+    assert!(!has_inline_handler(&html), "{html}");
+    assert!(html.contains("&#60;script&#62;"));
+    assert!(html.contains(r#"href="/projects/..%2F..%2Fadmin""#));
+    // A URL that is not a plain origin is never handed to the script.
+    assert!(!html.contains("data-workspace-url"));
+    assert!(shown(&html, "workspace-unreachable"));
+    let error = WorkspaceView {
+        error_message: Some(EVIL.into()),
+        ..workspace("error")
+    };
+    let html = render_workspace_page(&USER, &error, &evil_context, NOW_MS, "v").unwrap();
+    assert!(html.contains(r#"<p id="workspace-error-message">&#60;script&#62;"#));
+}
+
+#[test]
+fn workspace_page_loads_scripts_only_from_this_origin() {
+    let ws = workspace("running");
+    let html = render_workspace_page(&USER, &ws, &context(None), NOW_MS, "v").unwrap();
+    assert!(!html.contains("javascript:"));
+    assert!(!html.contains(" style="));
+    assert!(!has_inline_handler(&html));
+    for (at, _) in html.match_indices("<script") {
+        assert!(
+            html[at..].starts_with("<script src=\"/static/"),
+            "{}",
+            &html[at..at + 60]
+        );
+    }
+    // Every API form has a place for its error message.
+    assert_eq!(
+        html.matches("data-api=").count(),
+        html.matches(r#"<p class="form-error" role="alert" hidden></p>"#)
+            .count()
+    );
+}
+
+#[test]
+fn workspace_csp_allows_the_workspace_origin_only() {
+    assert_eq!(
+        workspace_csp(WS_URL),
+        format!(
+            "default-src 'self'; style-src 'self'; img-src 'self' data: {WS_URL}; connect-src 'self' {WS_URL} ws://ws-01jworkspace00000000000001.localhost:8787; form-action 'self'; frame-ancestors 'none'"
+        )
+    );
+    let csp = workspace_csp("https://ws-01abc.example.com");
+    assert!(
+        csp.contains("connect-src 'self' https://ws-01abc.example.com wss://ws-01abc.example.com;")
+    );
+    assert!(csp.contains("img-src 'self' data: https://ws-01abc.example.com;"));
+    assert!(!csp.contains("ws://"));
+    assert_eq!(
+        workspace_csp("http://*.example.com"),
+        "default-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'"
+    );
+}
+
+#[test]
+fn workspace_js_is_served_and_writes_text_only() {
+    let js = static_asset("/static/workspace.js").unwrap();
+    assert_eq!(js.content_type, "application/javascript; charset=utf-8");
+    assert_eq!(static_asset("workspace.js"), Some(js.clone()));
+    let text = std::str::from_utf8(js.body).unwrap();
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "setTimeout(\"",
+        "DOMParser",
+    ] {
+        assert!(!text.contains(sink), "workspace.js uses {sink}");
+    }
+    assert!(text.contains("textContent"));
+    // The browser flow of docs/workspaces.md.
+    for piece in [
+        "credentials: \"include\"",
+        "credentials: \"same-origin\"",
+        "\"/session?token=\" + encodeURIComponent(ticket)",
+        "response.status === 401 && attempt === 0",
+        "workspaceJson(\"/terminals\")",
+        "\"/terminals/\" + encodeURIComponent(id) + \"/ws?token=\"",
+        "binaryType = \"arraybuffer\"",
+        "term.write(new Uint8Array(event.data))",
+        "encoder.encode(data)",
+        "JSON.stringify({ type: \"resize\", cols: s.cols, rows: s.rows })",
+        "/^exited\\b/",
+        "method: \"DELETE\"",
+        "withPath(\"/files\", path)",
+        "withPath(\"/files/content\", path)",
+        "withPath(\"/files/raw\", path)",
+        "withPath(\"/files/download\", path)",
+        "workspaceJson(\"/git/status\")",
+        "withPath(\"/git/diff\", path)",
+        "\"connected\"",
+    ] {
+        assert!(text.contains(piece), "workspace.js lacks {piece}");
+    }
+    // Every element the script looks up is on the running page (or, for
+    // the status follower, on the page of a workspace being created).
+    let ws = workspace("running");
+    let html = render_workspace_page(&USER, &ws, &context(Some(&[])), NOW_MS, "v").unwrap()
+        + &render_workspace_page(&USER, &workspace("creating"), &context(None), NOW_MS, "v")
+            .unwrap();
+    let mut rest = text;
+    let mut ids = 0;
+    while let Some(at) = rest.find("$(\"") {
+        rest = &rest[at + 3..];
+        let id = &rest[..rest.find('"').unwrap()];
+        assert!(html.contains(&format!(r#"id="{id}""#)), "no element #{id}");
+        ids += 1;
+    }
+    assert!(ids > 20, "{ids}");
+    // The other pages do not load it.
+    let list = render_nodes_page(Some(&USER), &[], NOW_MS, "v").unwrap();
+    assert!(!list.contains("workspace.js"));
+}
+
+#[test]
+fn vendored_xterm_is_in_the_asset_table_with_its_licence() {
+    let names: Vec<&str> = asset_names().collect();
+    for name in [
+        "vendor/xterm.js",
+        "vendor/xterm.css",
+        "vendor/addon-fit.js",
+        "workspace.js",
+    ] {
+        assert!(names.contains(&name), "{name}");
+    }
+    let xterm = static_asset("/static/vendor/xterm.js").unwrap();
+    assert_eq!(xterm.content_type, "application/javascript; charset=utf-8");
+    let text = std::str::from_utf8(xterm.body).unwrap();
+    assert!(
+        text.starts_with("/*! @xterm/xterm 6.0.0\n\nCopyright (c) 2017-2019, The xterm.js authors")
+    );
+    assert!(text.contains("Permission is hereby granted, free of charge"));
+    assert!(text.contains(".Terminal=") && text.contains("xterm-rows"));
+    assert!(!text.contains("sourceMappingURL"));
+    let fit = static_asset("vendor/addon-fit.js").unwrap();
+    let text = std::str::from_utf8(fit.body).unwrap();
+    assert!(
+        text.starts_with("/*! @xterm/addon-fit 0.11.0\n\nCopyright (c) 2019, The xterm.js authors")
+    );
+    assert!(text.contains("FitAddon"));
+    assert!(!text.contains("sourceMappingURL"));
+    let css = static_asset("vendor/xterm.css").unwrap();
+    assert_eq!(css.content_type, "text/css; charset=utf-8");
+    let text = std::str::from_utf8(css.body).unwrap();
+    assert!(text.starts_with("/**\n * Copyright (c) 2014 The xterm.js authors."));
+    assert!(text.contains(".xterm"));
+    for path in [
+        "vendor/",
+        "vendor",
+        "vendor/xterm.js.map",
+        "/static/vendor/../app.css",
+        "xterm.js",
+    ] {
+        assert!(static_asset(path).is_none(), "{path}");
+    }
+}
+
+fn ready_and_warm_nodes() -> Vec<NodeView> {
+    let mut nodes = three_nodes();
+    nodes.push(NodeView {
+        status: "warm".into(),
+        ..node("01JNODEWARM0000000000000DD", "warm-one", "warm")
+    });
+    nodes.push(NodeView {
+        removed_at: Some(NOW_MS),
+        ..node("01JNODEREMOVED00000000000EE", "going", "ready")
+    });
+    nodes
+}
+
+#[test]
+fn project_page_with_workspaces() {
+    let other_project = WorkspaceView {
+        id: "01JWORKSPACE00000000000002".into(),
+        project_id: "01JPROJECTOTHER00000000000".into(),
+        name: "elsewhere".into(),
+        ..workspace("running")
+    };
+    let deleted = WorkspaceView {
+        id: "01JWORKSPACE00000000000003".into(),
+        name: "gone".into(),
+        ..workspace("deleted")
+    };
+    let creating = WorkspaceView {
+        id: "01JWORKSPACE00000000000004".into(),
+        name: "main".into(),
+        branch: "main".into(),
+        node_id: "01JNODEUNKNOWN000000000000".into(),
+        ..workspace("creating")
+    };
+    let workspaces = vec![workspace("running"), other_project, deleted, creating];
+    let nodes = ready_and_warm_nodes();
+    let html = render_project_page(
+        &USER,
+        &project(),
+        &options(),
+        &[],
+        &ProjectWorkspaces {
+            workspaces: &workspaces,
+            nodes: &nodes,
+        },
+        "0.1.0-test",
+        NOW_MS,
+    )
+    .unwrap();
+    // This project's workspaces that are not deleted, linked.
+    assert!(html.contains(&format!(
+        r#"<a class="node-name" href="/workspaces/{WS_ID}">feature-login</a>"#
+    )));
+    assert!(html.contains(r#"href="/workspaces/01JWORKSPACE00000000000004">main</a>"#));
+    assert!(!html.contains("elsewhere"));
+    assert!(!html.contains(">gone<"));
+    assert!(html.contains(r#"<td data-label="Node">dev-box</td>"#));
+    assert!(html.contains("<code>01JNODEUNKNOWN000000000000</code>"));
+    assert!(html.contains(r#"<span class="badge status-creating">creating</span>"#));
+    // The form: JSON to the API, then to the new workspace's page.
+    assert!(html.contains(
+        r#"<form class="stack-form" id="create-workspace-form" method="post" data-api="POST" action="/api/workspaces" data-redirect="/workspaces/{id}""#
+    ));
+    assert!(html.contains(&format!(
+        r#"<input type="hidden" name="project_id" value="{PROJECT_ID}">"#
+    )));
+    for field in ["node_id", "runtime", "branch", "name"] {
+        assert!(html.contains(&format!(r#"name="{field}""#)), "{field}");
+    }
+    // Ready nodes only (not the booting, failed, warm or removed ones).
+    assert!(html.contains(
+        r#"<option value="01JNODERUNNING0000000000AA">dev-box (hetzner medium, hel1)</option>"#
+    ));
+    for other in ["fresh-node", "broken-node", "warm-one", "going"] {
+        assert!(!html.contains(&format!(">{other} (")), "{other}");
+    }
+    assert!(html.contains(r#"<option value="host" selected>host</option>"#));
+    assert!(html.contains(r#"<option value="devcontainer">devcontainer</option>"#));
+    assert!(html.contains(r#"placeholder="main""#));
+    assert!(!html.contains("no-ready-nodes"));
+    insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn project_page_without_ready_nodes_explains_why() {
+    let nodes: Vec<NodeView> = ready_and_warm_nodes()
+        .into_iter()
+        .filter(|n| n.status != "ready")
+        .collect();
+    let html = render_project_page(
+        &USER,
+        &project(),
+        &options(),
+        &[],
+        &ProjectWorkspaces {
+            workspaces: &[],
+            nodes: &nodes,
+        },
+        "v",
+        NOW_MS,
+    )
+    .unwrap();
+    assert!(html.contains(r#"id="no-workspaces">No workspaces yet."#));
+    assert!(!html.contains("create-workspace-form"));
+    assert!(html.contains("(1 warm: claim one with <code>POST /api/nodes/claim</code> first)"));
+    let none = render_project_page(
+        &USER,
+        &project(),
+        &options(),
+        &[],
+        &NO_WORKSPACES,
+        "v",
+        NOW_MS,
+    )
+    .unwrap();
+    assert!(none.contains(r#"id="no-ready-nodes""#));
+    assert!(!none.contains("warm:"));
 }

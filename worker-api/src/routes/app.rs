@@ -44,6 +44,7 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
         (Method::Get, "/") => page(ctx, pages::dashboard).await,
         (Method::Get, "/nodes") => page(ctx, pages::nodes).await,
         (Method::Get, p) if p.starts_with("/nodes/") => page(ctx, pages::node).await,
+        (Method::Get, p) if p.starts_with("/workspaces/") => workspace_page(ctx).await,
         (Method::Get, "/projects/new") => page(ctx, pages::new_project).await,
         (Method::Get, "/settings") => page(ctx, pages::settings).await,
         (Method::Get, "/admin/users") => page(ctx, pages::admin_users).await,
@@ -84,6 +85,17 @@ where
 {
     match signed_in(ctx).await? {
         Ok(user) => Ok(html(200, &render(ctx, &user).await?)),
+        Err(redirect) => Ok(redirect),
+    }
+}
+
+/// A workspace's page, whose CSP also allows the workspace's own origin.
+async fn workspace_page(ctx: &Ctx) -> ApiResult<Response> {
+    match signed_in(ctx).await? {
+        Ok(user) => {
+            let (body, csp) = pages::workspace(ctx, &user).await?;
+            Ok(html_with_csp(200, &body, &csp))
+        }
         Err(redirect) => Ok(redirect),
     }
 }
@@ -143,7 +155,15 @@ fn asset(name: &str) -> ApiResult<Response> {
     Ok(response)
 }
 
+/// The pages' Content-Security-Policy: everything from this origin only
+/// (`sam_web::workspace_csp` adds a workspace's origin to it).
+const CSP: &str = "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
+
 fn html(status: u16, body: &str) -> Response {
+    html_with_csp(status, body, CSP)
+}
+
+fn html_with_csp(status: u16, body: &str, csp: &str) -> Response {
     let mut response = Response::builder()
         .with_status(status)
         .fixed(body.as_bytes().to_vec());
@@ -151,10 +171,7 @@ fn html(status: u16, body: &str) -> Response {
     let _ = headers.set("content-type", "text/html; charset=utf-8");
     let _ = headers.set("x-content-type-options", "nosniff");
     let _ = headers.set("x-frame-options", "DENY");
-    let _ = headers.set(
-        "content-security-policy",
-        "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
-    );
+    let _ = headers.set("content-security-policy", csp);
     response
 }
 

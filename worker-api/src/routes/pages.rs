@@ -5,6 +5,7 @@ use sam_control::agent_credentials::list_agent_credentials;
 use sam_control::projects::{
     ProjectView, get_project, installation_repositories, list_installations, list_projects,
 };
+use sam_control::workspaces::{get_workspace, list_workspaces, workspace_events, workspace_view};
 use sam_control::{list_nodes, node_view, projects::RepositoryInfo};
 use sam_domain::agents::AgentKind;
 use sam_domain::catalog::{ProviderKind, VmSize, locations};
@@ -14,7 +15,8 @@ use sam_store::{
 };
 use sam_web::{
     AgentCredentialRow, BootEventRow, CloudCredentialRow, InstallationOption, ProjectCard,
-    ProjectDetail, RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer,
+    ProjectDetail, ProjectWorkspaces, RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer,
+    WorkspaceContext,
 };
 
 use crate::bindings::{d1, now_ms};
@@ -184,6 +186,11 @@ pub async fn project(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
     let db = d1(&ctx.env)?;
     let p: ProjectView = get_project(&db, &user.id, id).await?;
     let overrides = agent_rows(list_agent_credentials(&db, &user.id, Some(&p.id)).await?);
+    let now = now_ms();
+    // The user's workspaces (the page keeps this project's) and nodes (the
+    // new-workspace form offers the ready ones).
+    let workspaces = list_workspaces(&db, &ctx.config.workspace_settings(), &user.id).await?;
+    let nodes = list_nodes(&db, &ctx.config.nodes, &user.id, now).await?;
     let detail = ProjectDetail {
         id: p.id,
         name: p.name,
@@ -204,9 +211,59 @@ pub async fn project(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
         &detail,
         &options(),
         &overrides,
+        &ProjectWorkspaces {
+            workspaces: &workspaces,
+            nodes: &nodes,
+        },
         VERSION,
-        now_ms(),
+        now,
     ))
+}
+
+/// One workspace: `/workspaces/{id}`, with the Content-Security-Policy that
+/// lets the page reach the workspace's own origin (and no other). Looked up
+/// by (id, owner) like the API, so another user's workspace, an unknown id
+/// and a malformed one are the same 404.
+pub async fn workspace(ctx: &Ctx, user: &UserRecord) -> ApiResult<(String, String)> {
+    let path = ctx.req.path();
+    let id = path.trim_start_matches("/workspaces/");
+    if id.is_empty() || id.contains('/') {
+        return Err(ApiError::new(404, "not_found", "there is no such page"));
+    }
+    let db = d1(&ctx.env)?;
+    let record = get_workspace(&db, &user.id, id).await?;
+    let view = workspace_view(&record, &ctx.config.workspace_settings());
+    // The page is still worth showing without its log or the names of its
+    // project and node; the next refresh tries again.
+    let events = match workspace_events(&db, &user.id, &record.id).await {
+        Ok(events) => Some(events),
+        Err(e) => {
+            worker::console_error!("workspace log for its page: {e}");
+            None
+        }
+    };
+    let project_name = get_project(&db, &user.id, &record.project_id)
+        .await
+        .ok()
+        .map(|p| p.name);
+    let node_name = NodeRepository::new(&db)
+        .get_owned(&user.id, &record.node_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|n| n.name);
+    let body = rendered(sam_web::render_workspace_page(
+        &viewer(user),
+        &view,
+        &WorkspaceContext {
+            project_name: project_name.as_deref(),
+            node_name: node_name.as_deref(),
+            events: events.as_deref(),
+        },
+        now_ms(),
+        VERSION,
+    ))?;
+    Ok((body, sam_web::workspace_csp(&view.url)))
 }
 
 pub async fn settings(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
