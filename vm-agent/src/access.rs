@@ -695,6 +695,57 @@ async fn session_preflight(State(state): State<AppState>, headers: HeaderMap) ->
     response
 }
 
+/// CORS for the app's pages on the workspace routes (the workspace page
+/// `fetch`es terminals, files and git from `ws-<id>.` with credentials):
+/// exactly the app's origin may read the answers, and its preflights are
+/// answered here. Not for `/session` (its own handlers) nor `/ports/…`,
+/// whose answers belong to the forwarded app. Whether a cookie may be used
+/// at all is still decided by the routes' own origin check.
+pub(crate) async fn app_cors(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut segments = request.uri().path().split('/').skip(1);
+    let applies = segments.next() == Some("workspaces")
+        && segments.next().is_some_and(|id| !id.is_empty())
+        && !matches!(segments.next(), None | Some("session" | "ports"));
+    if !applies {
+        return next.run(request).await;
+    }
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut asked = HeaderMap::new();
+    if let Some(origin) = origin {
+        asked.insert(header::ORIGIN, origin);
+    }
+    if request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let out = response.headers_mut();
+        if cors(&state.config, &asked, out) {
+            out.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, PATCH, DELETE"),
+            );
+            out.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            out.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    cors(&state.config, &asked, response.headers_mut());
+    response
+}
+
 /// Adds the CORS headers when the request's `Origin` is exactly the app's;
 /// returns whether it was.
 fn cors(config: &Config, request: &HeaderMap, out: &mut HeaderMap) -> bool {

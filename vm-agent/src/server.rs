@@ -113,6 +113,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::access::exchange_ticket,
         ))
+        // Outermost, so every answer under a workspace (the ticket
+        // exchange's too) carries it, and preflights stop here.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::app_cors,
+        ))
         .with_state(state)
 }
 

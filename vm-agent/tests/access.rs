@@ -236,6 +236,51 @@ async fn cookie_requests_from_foreign_origins_are_refused() {
 }
 
 #[tokio::test]
+async fn the_app_origin_and_no_other_may_read_workspace_routes_and_preflight_them() {
+    let h = BrowserHarness::start(|_| {}).await;
+    let (_, headers, _) = h
+        .get(&terminals(WORKSPACE), &[("origin", APP_ORIGIN)])
+        .await;
+    assert_eq!(headers["access-control-allow-origin"], APP_ORIGIN);
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    let (_, headers, _) = h
+        .get(
+            &terminals(WORKSPACE),
+            &[("origin", "http://evil.localhost:8787")],
+        )
+        .await;
+    assert!(!headers.contains_key("access-control-allow-origin"));
+    let preflight = |origin: &'static str, path: String| {
+        h.http
+            .request(reqwest::Method::OPTIONS, h.url(&path))
+            .header("origin", origin)
+            .header("access-control-request-method", "DELETE")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let resp = preflight(APP_ORIGIN, terminals(WORKSPACE)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(resp.headers()["access-control-allow-origin"], APP_ORIGIN);
+    assert_eq!(
+        resp.headers()["access-control-allow-methods"],
+        "GET, POST, PATCH, DELETE"
+    );
+    assert_eq!(
+        resp.headers()["access-control-allow-headers"],
+        "content-type"
+    );
+    let resp = preflight("http://evil.localhost:8787", terminals(WORKSPACE))
+        .await
+        .unwrap();
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+    // A forwarded port's answers are the app's own business.
+    let resp = preflight(APP_ORIGIN, format!("/workspaces/{WORKSPACE}/ports/3000/x"))
+        .await
+        .unwrap();
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
 async fn cors_lets_the_app_origin_and_no_other_read_the_session_exchange() {
     let h = BrowserHarness::start(|_| {}).await;
     let (status, headers, _) = h
