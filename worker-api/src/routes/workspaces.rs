@@ -124,8 +124,9 @@ pub async fn ticket(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
 
 /// A single-use ticket to one of the running workspace's forwarded ports.
 pub async fn port_ticket(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Response> {
-    let req: PortTicketRequest = ctx.json().await?;
     let db = d1(&ctx.env)?;
+    get_workspace(&db, &user.id, ctx.id()).await?;
+    let req: PortTicketRequest = ctx.json().await?;
     let key = Config::signing_key(&ctx.env)?;
     let ticket = sam_control::workspace_access::port_ticket(
         &db,
