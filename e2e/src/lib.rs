@@ -49,16 +49,16 @@ impl Platform {
     }
 
     pub fn api(&self, path: &str) -> String {
-        format!("http://api.localhost:{}{path}", self.port)
+        format!("http://api.sam.localhost:{}{path}", self.port)
     }
 
     pub fn app(&self, path: &str) -> String {
-        format!("http://app.localhost:{}{path}", self.port)
+        format!("http://app.sam.localhost:{}{path}", self.port)
     }
 
     /// The issuer the API signs tokens as.
     pub fn issuer(&self) -> String {
-        format!("http://api.localhost:{}", self.port)
+        format!("http://api.sam.localhost:{}", self.port)
     }
 
     /// An HTTP client for this platform; see [`client_for_port`].
@@ -115,24 +115,30 @@ impl Platform {
     }
 }
 
-/// An HTTP client that reaches `api.localhost`/`app.localhost` on `port`
+/// An HTTP client that reaches `api.sam.localhost`/`app.sam.localhost` on `port`
 /// (glibc here does not resolve `*.localhost`) and keeps cookies, like a
 /// browser would.
 pub fn client_for_port(port: u16) -> reqwest::Client {
+    client_with_jar(port, std::sync::Arc::new(reqwest::cookie::Jar::default()))
+}
+
+/// Like [`client_for_port`], keeping its cookies in `jar` (which the
+/// caller can read, to hand a session to a browser).
+pub fn client_with_jar(port: u16, jar: std::sync::Arc<reqwest::cookie::Jar>) -> reqwest::Client {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // Like a page of ours would, the client says where its requests come
     // from: cookie-authenticated state changes need a matching Origin.
     let mut headers = reqwest::header::HeaderMap::new();
     if let Ok(origin) =
-        reqwest::header::HeaderValue::from_str(&format!("http://api.localhost:{port}"))
+        reqwest::header::HeaderValue::from_str(&format!("http://api.sam.localhost:{port}"))
     {
         headers.insert(reqwest::header::ORIGIN, origin);
     }
     reqwest::Client::builder()
-        .resolve("api.localhost", addr)
-        .resolve("app.localhost", addr)
+        .resolve("api.sam.localhost", addr)
+        .resolve("app.sam.localhost", addr)
         .default_headers(headers)
-        .cookie_store(true)
+        .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
@@ -427,7 +433,7 @@ impl ScratchWorker {
     }
 
     pub fn app(&self, path: &str) -> String {
-        format!("http://app.localhost:{}{path}", self.port)
+        format!("http://app.sam.localhost:{}{path}", self.port)
     }
 
     pub fn client(&self) -> reqwest::Client {
@@ -435,7 +441,7 @@ impl ScratchWorker {
     }
 
     pub fn api(&self, path: &str) -> String {
-        format!("http://api.localhost:{}{path}", self.port)
+        format!("http://api.sam.localhost:{}{path}", self.port)
     }
 
     /// Waits until the worker answers at all.
@@ -545,7 +551,7 @@ pub fn query_text_column(files: &[PathBuf], sql: &str) -> Vec<String> {
 pub async fn run_sweep(client: &reqwest::Client, port: u16) -> Result<()> {
     let resp = client
         .get(format!(
-            "http://api.localhost:{port}/__scheduled?cron=*/5+*+*+*+*"
+            "http://api.sam.localhost:{port}/__scheduled?cron=*/5+*+*+*+*"
         ))
         .send()
         .await?;
@@ -581,6 +587,28 @@ pub async fn github_user_signed_in(p: &Platform, login: &str) -> Result<reqwest:
         bail!("{login} landed on {landed}, not the dashboard");
     }
     Ok(client)
+}
+
+/// Like [`github_user_signed_in`], also returning the app's session
+/// cookie (`name=value`), for a browser to sign in with.
+pub async fn github_user_session(p: &Platform, login: &str) -> Result<(reqwest::Client, String)> {
+    use reqwest::cookie::CookieStore as _;
+    create_github_user(p, login).await?;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = client_with_jar(p.port, std::sync::Arc::clone(&jar));
+    let landed = github_sign_in(&client, &p.app(""), login).await?;
+    if landed != "/" {
+        bail!("{login} landed on {landed}, not the dashboard");
+    }
+    let url = p.app("/").parse()?;
+    let cookies = jar.cookies(&url).context("no cookies for the app")?;
+    let session = cookies
+        .to_str()?
+        .split("; ")
+        .find(|c| c.starts_with("sam_session="))
+        .context("no session cookie")?
+        .to_owned();
+    Ok((client, session))
 }
 
 /// Creates a repository in the GitHub stand-in; returns its JSON (with `id`).
@@ -700,7 +728,7 @@ pub async fn node_event_socket(
     cookie: &str,
     node_id: &str,
 ) -> Result<NodeEventSocket> {
-    let origin = format!("http://app.localhost:{}", p.port);
+    let origin = format!("http://app.sam.localhost:{}", p.port);
     node_event_socket_from(p, cookie, node_id, &origin).await
 }
 
@@ -713,7 +741,7 @@ pub async fn node_event_socket_from(
 ) -> Result<NodeEventSocket> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let url = format!(
-        "ws://api.localhost:{}/api/nodes/{node_id}/events/ws",
+        "ws://api.sam.localhost:{}/api/nodes/{node_id}/events/ws",
         p.port
     );
     let mut request = url.into_client_request()?;

@@ -1,5 +1,5 @@
-//! A browser's side of a workspace: its own host `ws-<id>.localhost` (and
-//! `ws-<id>--<port>.localhost` for forwarded ports), reached through the
+//! A browser's side of a workspace: its own host `ws-<id>.sam.localhost` (and
+//! `ws-<id>--<port>.sam.localhost` for forwarded ports), reached through the
 //! Worker's proxy exactly as the app's pages reach it.
 
 use std::net::SocketAddr;
@@ -15,12 +15,12 @@ use crate::{NodeEventSocket, Platform};
 /// A signed-in user's view of one running workspace through `ws-<id>.`,
 /// after trading a terminal ticket for the vm-agent's cookie.
 pub struct WorkspaceHost {
-    /// Talks to `ws-<id>.localhost` (and `app.localhost`), keeps cookies,
+    /// Talks to `ws-<id>.sam.localhost` (and `app.sam.localhost`), keeps cookies,
     /// sends the app's Origin like the app's pages do.
     pub client: reqwest::Client,
-    /// `http://ws-<id>.localhost:<port>`.
+    /// `http://ws-<id>.sam.localhost:<port>`.
     pub base: String,
-    /// `ws-<id>.localhost:<port>`.
+    /// `ws-<id>.sam.localhost:<port>`.
     pub host: String,
     /// `sam_ws=<value>`: the workspace cookie, for WebSocket handshakes.
     pub cookie: String,
@@ -36,7 +36,7 @@ pub fn browser_client(p: &Platform, hosts: &[&str]) -> reqwest::Client {
         headers.insert(reqwest::header::ORIGIN, origin);
     }
     let mut builder = reqwest::Client::builder()
-        .resolve("app.localhost", addr)
+        .resolve("app.sam.localhost", addr)
         .default_headers(headers)
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -52,7 +52,7 @@ impl WorkspaceHost {
     /// `ws-<id>.` for the workspace cookie.
     pub async fn open(p: &Platform, app: &reqwest::Client, id: &str) -> Result<Self> {
         let ticket = ticket(p, app, id).await?;
-        let name = format!("ws-{}.localhost", id.to_ascii_lowercase());
+        let name = format!("ws-{}.sam.localhost", id.to_ascii_lowercase());
         let client = browser_client(p, &[&name]);
         let host = format!("{name}:{}", p.port);
         let base = format!("http://{host}");
@@ -118,7 +118,7 @@ impl WorkspaceHost {
 }
 
 fn app_origin(port: u16) -> String {
-    format!("http://app.localhost:{port}")
+    format!("http://app.sam.localhost:{port}")
 }
 
 /// A terminal ticket for the user's workspace `id`.

@@ -57,7 +57,7 @@ fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, 
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ApiError> {
-        let base_domain = var(env, "BASE_DOMAIN").unwrap_or_else(|| "localhost".to_owned());
+        let base_domain = var(env, "BASE_DOMAIN").unwrap_or_else(|| "sam.localhost".to_owned());
         let scheme = var(env, "PUBLIC_URL_SCHEME").unwrap_or_else(|| "https".to_owned());
         let port = var(env, "PUBLIC_PORT")
             .map(|p| format!(":{p}"))

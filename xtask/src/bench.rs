@@ -278,11 +278,11 @@ fn client(port: u16) -> Result<reqwest::blocking::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::ORIGIN,
-        reqwest::header::HeaderValue::from_str(&format!("http://api.localhost:{port}"))?,
+        reqwest::header::HeaderValue::from_str(&format!("http://api.sam.localhost:{port}"))?,
     );
     Ok(reqwest::blocking::Client::builder()
         .default_headers(headers)
-        .resolve("api.localhost", addr)
+        .resolve("api.sam.localhost", addr)
         .cookie_store(true)
         .pool_max_idle_per_host(1)
         .timeout(Duration::from_secs(30))

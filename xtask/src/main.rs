@@ -42,7 +42,7 @@ enum Command {
     },
     /// Start the whole platform locally.
     Dev {
-        /// Port for `wrangler dev` (app.localhost:PORT and api.localhost:PORT).
+        /// Port for `wrangler dev` (app.sam.localhost:PORT and api.sam.localhost:PORT).
         #[arg(long, default_value_t = 8787)]
         port: u16,
     },

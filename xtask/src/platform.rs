@@ -56,11 +56,11 @@ pub struct Platform {
 
 impl Platform {
     pub fn api_url(&self) -> String {
-        format!("http://api.localhost:{}", self.port)
+        format!("http://api.sam.localhost:{}", self.port)
     }
 
     pub fn app_url(&self) -> String {
-        format!("http://app.localhost:{}", self.port)
+        format!("http://app.sam.localhost:{}", self.port)
     }
 
     /// Environment for processes (e2e tests, benchmarks) that talk to this platform.
@@ -179,10 +179,12 @@ impl Platform {
             ])
             .arg(&app_key.public_pem)
             .arg("--webhook-url")
-            .arg(format!("http://api.localhost:{port}/api/github/webhook"))
+            .arg(format!(
+                "http://api.sam.localhost:{port}/api/github/webhook"
+            ))
             .args(["--webhook-secret", &webhook_secret])
             .arg("--setup-url")
-            .arg(format!("http://app.localhost:{port}/github/setup"));
+            .arg(format!("http://app.sam.localhost:{port}/github/setup"));
         let (devgithub, devgithub_url) = start_stand_in("devgithub", cmd, &logs)?;
 
         // 2. Worker configuration for this run.
@@ -371,7 +373,7 @@ pub fn health_status(port: u16) -> Option<u16> {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "GET /health HTTP/1.1\r\nHost: api.localhost:{port}\r\nConnection: close\r\n\r\n"
+        "GET /health HTTP/1.1\r\nHost: api.sam.localhost:{port}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut head = [0u8; 12];

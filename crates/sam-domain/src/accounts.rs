@@ -182,9 +182,11 @@ pub fn valid_login(login: &str) -> bool {
 
 /// The temporary developer sign-in exists only for local development: it
 /// signs anyone in as any account, so it is refused unless the platform
-/// runs under `localhost` *and* the deployment turned it on.
+/// runs under `localhost` (or a name under it) *and* the deployment
+/// turned it on.
 pub fn dev_login_allowed(enabled: bool, base_domain: &str) -> bool {
-    enabled && base_domain.eq_ignore_ascii_case("localhost")
+    let base = base_domain.trim_end_matches('.').to_ascii_lowercase();
+    enabled && (base == "localhost" || base.ends_with(".localhost"))
 }
 
 #[cfg(test)]
@@ -321,7 +323,12 @@ mod tests {
     #[test]
     fn dev_login_only_on_localhost() {
         assert!(dev_login_allowed(true, "localhost"));
+        assert!(dev_login_allowed(true, "sam.localhost"));
+        assert!(dev_login_allowed(true, "SAM.Localhost."));
         assert!(!dev_login_allowed(true, "example.com"));
+        assert!(!dev_login_allowed(true, "localhost.example.com"));
+        assert!(!dev_login_allowed(true, "notlocalhost"));
         assert!(!dev_login_allowed(false, "localhost"));
+        assert!(!dev_login_allowed(false, "sam.localhost"));
     }
 }

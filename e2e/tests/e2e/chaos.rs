@@ -75,7 +75,7 @@ async fn chaos_provider_faults_no_orphans() {
     };
     cloud.admin(reqwest::Method::DELETE, "/faults", None).await;
     let user = worker.signed_in_with_cloud(&p, "chaos-user").await.unwrap();
-    let deployment = format!("api.localhost-{}", worker.port);
+    let deployment = format!("api.sam.localhost-{}", worker.port);
 
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for i in 0..CREATIONS {

@@ -7,7 +7,7 @@ use sam_wire::{ErrorBody, Me};
 use serde_json::json;
 
 fn app(worker: &ScratchWorker, path: &str) -> String {
-    format!("http://app.localhost:{}{path}", worker.port)
+    format!("http://app.sam.localhost:{}{path}", worker.port)
 }
 
 async fn me(client: &reqwest::Client, worker: &ScratchWorker) -> Me {

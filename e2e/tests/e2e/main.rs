@@ -24,6 +24,7 @@ mod tokens;
 mod tokens_pat;
 mod ui;
 mod ui_pages;
+mod ui_workspace;
 mod vault;
 mod warm_pool;
 mod workspaces;

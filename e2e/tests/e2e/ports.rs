@@ -1,6 +1,6 @@
 //! Port forwarding end to end: a dev server started in a workspace's
 //! terminal is detected by the vm-agent and reached at
-//! `ws-<id>--<port>.localhost` through the Worker, after a port ticket is
+//! `ws-<id>--<port>.sam.localhost` through the Worker, after a port ticket is
 //! traded for the port's cookie (or by anyone, while the workspace's
 //! public-ports switch is on); HTTP both ways and WebSocket.
 
@@ -16,7 +16,7 @@ use crate::workspaces::{running_workspace, workspace_setup};
 
 /// The host name of the workspace's forwarded `port`.
 fn port_host(id: &str, port: u16) -> String {
-    format!("ws-{}--{port}.localhost", id.to_ascii_lowercase())
+    format!("ws-{}--{port}.sam.localhost", id.to_ascii_lowercase())
 }
 
 async fn port_ticket(

@@ -47,7 +47,7 @@ async fn orphan_sweep_destroys_unknown_servers() {
         .await
         .unwrap();
     let node_id = node["id"].as_str().unwrap().to_owned();
-    let ours = format!("api.localhost-{}", p.port);
+    let ours = format!("api.sam.localhost-{}", p.port);
     let orphan = stray_server(&p, &ours, "01JORPHAN0000000000000000A").await;
     let foreign = stray_server(&p, "another-deployment", "01JORPHAN0000000000000000B").await;
 

@@ -97,7 +97,7 @@ async fn j12_terminal_reattach_scrollback() {
         .unwrap_err()
         .to_string();
     assert!(refused.contains("HTTP 401"), "{refused}");
-    let foreign = format!("http://evil.localhost:{}", p.port);
+    let foreign = format!("http://evil.sam.localhost:{}", p.port);
     let refused = upgrade(
         p.port,
         &url,

@@ -123,7 +123,7 @@ impl Matrix {
     async fn present(&self, place: Place, token: &str) -> u16 {
         let t = &self.target;
         let ws_host = format!(
-            "http://ws-{}.localhost:{}",
+            "http://ws-{}.sam.localhost:{}",
             t.workspace.to_ascii_lowercase(),
             self.p.port
         );
@@ -153,7 +153,7 @@ impl Matrix {
                 .bearer_auth(token),
             Place::TerminalExchange => self.http.get(format!("{ws_host}/session?token={token}")),
             Place::PortExchange => self.http.get(format!(
-                "http://ws-{}--{PORT}.localhost:{}/?port_token={token}",
+                "http://ws-{}--{PORT}.sam.localhost:{}/?port_token={token}",
                 t.workspace.to_ascii_lowercase(),
                 self.p.port
             )),
@@ -184,12 +184,12 @@ async fn token_scope_matrix() {
         node.ip_address.clone().unwrap(),
         std::env::var("SAM_E2E_VM_AGENT_PORT").unwrap()
     );
-    let ws_name = format!("ws-{}.localhost", ws.id.to_ascii_lowercase());
-    let port_name = format!("ws-{}--{PORT}.localhost", ws.id.to_ascii_lowercase());
+    let ws_name = format!("ws-{}.sam.localhost", ws.id.to_ascii_lowercase());
+    let port_name = format!("ws-{}--{PORT}.sam.localhost", ws.id.to_ascii_lowercase());
     // No cookies: each request stands on its token alone.
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p.port));
     let http = reqwest::Client::builder()
-        .resolve("api.localhost", addr)
+        .resolve("api.sam.localhost", addr)
         .resolve(&ws_name, addr)
         .resolve(&port_name, addr)
         .redirect(reqwest::redirect::Policy::none())

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until the browser is on the app host at `path`.
 async fn wait_for_app_path(c: &Client, p: &Platform, path: &str) {
-    let host = format!("app.localhost:{}", p.port);
+    let host = format!("app.sam.localhost:{}", p.port);
     eventually(&format!("the browser to reach {path}"), WAIT, || async {
         let url = c.current_url().await?;
         let here = format!(

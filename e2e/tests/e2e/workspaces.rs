@@ -15,10 +15,12 @@ pub struct WorkspaceSetup {
     pub client: reqwest::Client,
     pub project_id: String,
     pub node_id: String,
+    /// The app's session cookie (`sam_session=…`), for a browser.
+    pub session: String,
 }
 
 pub async fn workspace_setup(p: &Platform, login: &str) -> WorkspaceSetup {
-    let client = sam_e2e::github_user_signed_in(p, login).await.unwrap();
+    let (client, session) = sam_e2e::github_user_session(p, login).await.unwrap();
     sam_e2e::add_cloud_credential(&client, &p.app(""), &p.hetzner_token)
         .await
         .unwrap();
@@ -61,6 +63,7 @@ pub async fn workspace_setup(p: &Platform, login: &str) -> WorkspaceSetup {
         client,
         project_id: project["id"].as_str().unwrap().to_owned(),
         node_id: node.id,
+        session,
     }
 }
 
