@@ -116,10 +116,10 @@ pub fn run() -> Result<()> {
             .error_for_status()?;
     }
     let mut warm_claim = time_warm_claims(&client, &api)?;
+    // Before the sweep's figures, which make every later boot fail.
+    let workspaces = bench_workspaces(&tools.root, &platform, vm_agent_port, &state)?;
     let mut sweep = time_sweep(&client, &api, &platform.devcloud_url)?;
-    let workspaces = bench_workspaces(&tools.root, &platform, vm_agent_port, &state);
     platform.stop();
-    let workspaces = workspaces?;
     let _ = std::fs::remove_dir_all(&state);
     if start_to_ready.is_empty() {
         bail!("could not find any vm-agent process to measure");
