@@ -1,6 +1,6 @@
 //! One workspace's page (`/workspaces/{id}`): name, branch, status, its
-//! project and node, its creation log and, while it runs, three tabs:
-//! Terminals, Files and Changes.
+//! project and node, its creation log and, while it runs, four tabs:
+//! Terminals, Files, Changes and Ports.
 //!
 //! Everything the control plane knows is rendered here and reads without
 //! JavaScript. The tabs' content comes from the workspace itself: the
@@ -9,17 +9,24 @@
 //! terminal ticket from `POST /api/workspaces/{id}/terminal-ticket` for the
 //! vm-agent's workspace cookie (docs/workspaces.md, "Browser access"). The
 //! page's CSP allows that origin, and only that one, for `connect-src`
-//! (http and ws) and `img-src` ([`workspace_csp`]).
+//! (http and ws) and `img-src` ([`workspace_csp`]). Opening a forwarded
+//! port takes a port ticket from `POST /api/workspaces/{id}/port-ticket`
+//! and a new tab; the public-ports switch is `POST
+//! /api/workspaces/{id}/ports` (both on the app's own origin).
 //!
 //! While the workspace is being created, stopped or deleted the script
 //! re-reads `GET /api/workspaces/{id}` and reloads the page when its status
 //! changes (without JavaScript, a `<meta refresh>` does).
 //!
 //! Hooks for the script and the browser tests: `#workspace-head` carries
-//! the URLs (`data-workspace-url`, `data-api-url`, `data-ticket-url`) and the
-//! status; the tabs are `#tab-terminals`, `#tab-files`, `#tab-changes`
-//! with panels `#panel-…`; the terminal lives in `[data-testid=terminal]`,
-//! its connection state in `[data-testid=terminal-state]`.
+//! the URLs (`data-workspace-url`, `data-api-url`, `data-ticket-url`,
+//! `data-port-ticket-url`, `data-ports-url`) and the status; the tabs are
+//! `#tab-terminals`, `#tab-files`, `#tab-changes`, `#tab-ports` with panels
+//! `#panel-…`; the terminal lives in `[data-testid=terminal]`, its
+//! connection state in `[data-testid=terminal-state]`; the ports are the
+//! rows `#ports-list [data-port=N]` with `button.port-open[data-port=N]`,
+//! the public-ports switch is `#ports-public` and the details' "Forwarded
+//! ports" value `#workspace-ports-public`.
 
 use askama::Template;
 use sam_wire::{WorkspaceBootLogEntry, WorkspaceView};
@@ -171,7 +178,7 @@ struct WorkspacePage<'a> {
     project_name: Option<&'a str>,
     node_name: Option<&'a str>,
     status_class: &'static str,
-    /// Running: the tabs, the terminal and xterm.js.
+    /// Running: the tabs (terminal, files, changes, ports) and xterm.js.
     running: bool,
     /// Creating, stopping or deleting: the page follows the status.
     changing: bool,

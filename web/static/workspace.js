@@ -8,12 +8,14 @@
    Hooks (workspace.html renders them; web/tests/pages.rs checks them):
    - #workspace-head: data-status (as rendered), data-api-url (GET: the
      WorkspaceView JSON), and while running data-ticket-url (POST: a
-     single-use terminal ticket) and data-workspace-url (the workspace's
-     own origin W, `ws-<id>.<domain>`).
+     single-use terminal ticket), data-port-ticket-url (POST {port}: a
+     single-use port ticket and the URL that redeems it), data-ports-url
+     (POST {ports_public}: the public-ports switch) and data-workspace-url
+     (the workspace's own origin W, `ws-<id>.<domain>`).
    - While the status is creating, stopping or deleting, the status is
      re-read every few seconds and the page reloads when it changes.
-   - While running: the tabs #tab-terminals, #tab-files, #tab-changes
-     (links to their panels without JavaScript; ARIA tabs with arrow keys,
+   - While running: the tabs #tab-terminals, #tab-files, #tab-changes,
+     #tab-ports (links to their panels without JavaScript; ARIA tabs with arrow keys,
      Home and End here; the selected one is kept in the URL's fragment).
 
    Talking to the workspace (docs/workspaces.md, "Browser access"):
@@ -40,6 +42,18 @@
      W/files/raw?path=, downloads from W/files/download?path=.
    - Changes: GET W/git/status and W/git/diff[?path=], shown as a diff with
      added and removed lines marked.
+   - Ports: GET W/ports ({ports: [{port, address}]}) as one row per port
+     (#ports-list > [data-port=N]), re-read every 5 s while the tab is
+     shown and the page visible. A row's Open (button.port-open[data-port=N])
+     asks the app for a port ticket (POST data-port-ticket-url {port} →
+     {ticket, url, expires_at}) and sends a tab, opened at once (about:blank,
+     cut from this page with opener = null) so a popup blocker allows it,
+     to `url`; when no tab could be opened (a popup blocker, the tab closed
+     meanwhile) the row offers `url` as a link (target _blank, rel
+     noopener).
+     Each row shows the port's own origin (W with `--<port>` after its
+     `ws-<id>` label). #ports-public is the public-ports switch (POST
+     data-ports-url {ports_public}; the reply is the workspace view).
 
    xterm.js's DOM renderer writes <style> elements and style attributes,
    which the page's CSP (style-src 'self') makes the browser refuse.
@@ -191,6 +205,8 @@
   var ticketUrl = head.getAttribute("data-ticket-url");
   if (renderedStatus !== "running" || !origin || !ticketUrl) return;
   var socketOrigin = origin.replace(/^http/, "ws");
+  var portTicketUrl = head.getAttribute("data-port-ticket-url");
+  var portsUrl = head.getAttribute("data-ports-url");
 
   /* ---- the workspace session ------------------------------------------- */
 
@@ -271,6 +287,33 @@
     return response.json();
   }
 
+  /* POST url with a JSON body to the app's own API (same origin, like
+     forms.js and newTicket: the browser's Origin header is the CSRF
+     check); the reply's JSON, or an Error "code: message". */
+  async function appJson(url, body) {
+    var response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { accept: "application/json", "content-type": "application/json" },
+        body: JSON.stringify(body)
+      });
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+      var wrapped = new Error("network_error: the app could not be reached (" + error.message + ")");
+      wrapped.code = "network_error";
+      throw wrapped;
+    }
+    if (!response.ok) {
+      var failure = await responseError(response);
+      if (failure.status === 409) recheckStatus();
+      throw failure;
+    }
+    return response.json();
+  }
+
   function withPath(route, path) {
     return route + "?path=" + encodeURIComponent(path);
   }
@@ -335,6 +378,8 @@
   function onPanelShown(id) {
     var first = !shownOnce[id];
     shownOnce[id] = true;
+    shownPanel = id;
+    if (id !== "panel-ports") stopPortsTimer();
     if (id === "panel-terminals") {
       if (first) startTerminals();
       else fitSoon();
@@ -342,6 +387,8 @@
       loadDirectory(first ? "" : currentDir);
     } else if (id === "panel-changes") {
       loadChanges();
+    } else if (id === "panel-ports") {
+      loadPorts(!first);
     }
   }
 
@@ -1143,9 +1190,255 @@
     });
   }
 
+  /* ---- ports ------------------------------------------------------------ */
+
+  var PORTS_POLL_MS = 5000;
+  var shownPanel = null;
+  var portsLoading = 0;
+  var portsTimer = null;
+  /* The rows on the page by port: kept across refreshes, so a focused
+     button or a row's note survives them. */
+  var portRows = {};
+  var switchingPublic = false;
+
+  /* The port's own origin: W with `--<port>` after its `ws-<id>` label. */
+  function portOrigin(port) {
+    var match = /^(https?:\/\/ws-[A-Za-z0-9]+)([.:].*)?$/.exec(origin);
+    return match ? match[1] + "--" + port + (match[2] || "") + "/" : "";
+  }
+
+  /* One entry per port, sorted, each with its addresses. */
+  function groupPorts(entries) {
+    var byPort = {};
+    var order = [];
+    (Array.isArray(entries) ? entries : []).forEach(function (entry) {
+      var port = Number(entry && entry.port);
+      if (!(port >= 1 && port <= 65535) || Math.floor(port) !== port) return;
+      if (!byPort[port]) {
+        byPort[port] = [];
+        order.push(port);
+      }
+      var address = entry.address == null ? "" : String(entry.address);
+      if (address && byPort[port].indexOf(address) < 0) byPort[port].push(address);
+    });
+    order.sort(function (a, b) {
+      return a - b;
+    });
+    return order.map(function (port) {
+      return { port: port, addresses: byPort[port] };
+    });
+  }
+
+  function portRow(port) {
+    var row = el("li", "port-row");
+    row.setAttribute("data-port", String(port));
+    var top = el("div", "port-head");
+    top.appendChild(el("span", "port-number", String(port)));
+    var addresses = el("span", "port-addresses");
+    top.appendChild(addresses);
+    row.appendChild(top);
+    var publicUrl = portOrigin(port);
+    if (publicUrl) row.appendChild(el("code", "port-url", publicUrl));
+    var open = el("button", "button-small port-open", "Open");
+    open.type = "button";
+    open.setAttribute("data-port", String(port));
+    open.setAttribute("aria-label", "Open port " + port + " in a new tab");
+    var note = el("p", "port-note");
+    note.hidden = true;
+    open.addEventListener("click", function () {
+      openPort(port, open, note);
+    });
+    row.appendChild(open);
+    row.appendChild(note);
+    return { row: row, addresses: addresses };
+  }
+
+  function renderPorts(groups) {
+    var list = $("ports-list");
+    var seen = {};
+    groups.forEach(function (group, index) {
+      seen[group.port] = true;
+      var entry = portRows[group.port];
+      if (!entry) {
+        entry = portRow(group.port);
+        portRows[group.port] = entry;
+      }
+      entry.addresses.textContent = group.addresses.length ? "on " + group.addresses.join(", ") : "";
+      var here = list.children[index] || null;
+      if (here !== entry.row) list.insertBefore(entry.row, here);
+    });
+    Object.keys(portRows).forEach(function (port) {
+      if (seen[port]) return;
+      var row = portRows[port].row;
+      if (row.parentNode) row.parentNode.removeChild(row);
+      delete portRows[port];
+    });
+    show(list, groups.length > 0);
+    show($("ports-empty"), groups.length === 0);
+  }
+
+  function portsShown() {
+    return shownPanel === "panel-ports" && document.visibilityState !== "hidden";
+  }
+
+  function stopPortsTimer() {
+    if (portsTimer) window.clearTimeout(portsTimer);
+    portsTimer = null;
+  }
+
+  function schedulePorts() {
+    stopPortsTimer();
+    if (!portsShown()) return;
+    portsTimer = window.setTimeout(function () {
+      portsTimer = null;
+      if (portsShown()) loadPorts(true);
+    }, PORTS_POLL_MS);
+  }
+
+  /* Reads the listening ports; `quiet` (the automatic refresh) neither
+     says "Loading…" nor disables Refresh. */
+  async function loadPorts(quiet) {
+    var ticket = ++portsLoading;
+    stopPortsTimer();
+    var refresh = $("ports-refresh");
+    if (!quiet) {
+      refresh.disabled = true;
+      showError("ports-error", null);
+      setText("ports-state", "Loading…");
+    }
+    try {
+      var data = await workspaceJson("/ports");
+      if (ticket !== portsLoading) return;
+      renderPorts(groupPorts(data && data.ports));
+      showError("ports-error", null);
+      setText("ports-state", "");
+    } catch (error) {
+      if (ticket !== portsLoading) return;
+      setText("ports-state", "");
+      showError("ports-error", error);
+    } finally {
+      if (ticket === portsLoading) {
+        refresh.disabled = false;
+        schedulePorts();
+      }
+    }
+  }
+
+  function showPortNote(note, error) {
+    clear(note);
+    note.className = error ? "port-note form-error" : "port-note";
+    if (error) note.textContent = error.message;
+    show(note, !!error);
+  }
+
+  /* A tab could not be opened: the row offers the ticket's URL as a link
+     (its text without the ticket). */
+  function showPortLink(note, port, url) {
+    showPortNote(note, null);
+    note.appendChild(document.createTextNode("No new tab opened. Open port " + port + " here (for a minute): "));
+    var link = el("a", "port-link", url.split("?")[0]);
+    link.href = url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    note.appendChild(link);
+    show(note, true);
+  }
+
+  async function openPort(port, button, note) {
+    showPortNote(note, null);
+    button.disabled = true;
+    /* Opened now, while the click still counts as the user's, so a popup
+       blocker lets it through, and cut from this page at once; sent to
+       the port when the ticket is in. */
+    var win = null;
+    try {
+      win = window.open("about:blank", "_blank");
+    } catch (_) {
+      win = null;
+    }
+    if (win) {
+      try {
+        win.opener = null;
+      } catch (_) {
+        /* A tab that could reach back into this page is not used. */
+        win.close();
+        win = null;
+      }
+    }
+    try {
+      var data = await appJson(portTicketUrl, { port: port });
+      var url = data && typeof data.url === "string" ? data.url : "";
+      if (!/^https?:\/\//i.test(url)) throw new Error("invalid_ticket: the ticket reply has no usable URL");
+      var sent = false;
+      if (win && !win.closed) {
+        try {
+          win.location.replace(url);
+          sent = true;
+        } catch (_) {
+          sent = false;
+        }
+      }
+      if (!sent) {
+        if (win && !win.closed) win.close();
+        showPortLink(note, port, url);
+      }
+    } catch (error) {
+      if (win && !win.closed) win.close();
+      showPortNote(note, error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function applyPortsPublic(on) {
+    $("ports-public").checked = on;
+    setText("workspace-ports-public", on ? "public" : "private");
+  }
+
+  async function setPortsPublic(box) {
+    if (switchingPublic) {
+      /* One change at a time: this one is undone. */
+      box.checked = !box.checked;
+      return;
+    }
+    var wanted = box.checked;
+    switchingPublic = true;
+    box.setAttribute("aria-busy", "true");
+    showError("ports-public-error", null);
+    try {
+      var view = await appJson(portsUrl, { ports_public: wanted });
+      applyPortsPublic(view && typeof view.ports_public === "boolean" ? view.ports_public : wanted);
+    } catch (error) {
+      box.checked = !wanted;
+      showError("ports-public-error", error);
+    } finally {
+      switchingPublic = false;
+      box.removeAttribute("aria-busy");
+    }
+  }
+
+  function setupPorts() {
+    $("ports-refresh").addEventListener("click", function () {
+      loadPorts(false);
+    });
+    var box = $("ports-public");
+    if (portsUrl) {
+      box.disabled = false;
+      box.addEventListener("change", function () {
+        setPortsPublic(box);
+      });
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (shownPanel !== "panel-ports") return;
+      if (document.visibilityState === "hidden") stopPortsTimer();
+      else loadPorts(true);
+    });
+  }
+
   /* ---- start ------------------------------------------------------------ */
 
   setupFiles();
   setupChanges();
+  setupPorts();
   setupTabs();
 })();

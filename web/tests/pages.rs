@@ -1586,14 +1586,20 @@ fn workspace_page_running() {
         render_workspace_page(&USER, &ws, &context(Some(&log)), NOW_MS, "0.1.0-test").unwrap();
     // The script's hooks: where the workspace is and how to get a ticket.
     assert!(html.contains(&format!(
-        r#"id="workspace-head" data-workspace-id="{WS_ID}" data-status="running" data-api-url="/api/workspaces/{WS_ID}" data-ticket-url="/api/workspaces/{WS_ID}/terminal-ticket" data-workspace-url="{WS_URL}">"#
+        r#"id="workspace-head" data-workspace-id="{WS_ID}" data-status="running" data-api-url="/api/workspaces/{WS_ID}" data-ticket-url="/api/workspaces/{WS_ID}/terminal-ticket" data-port-ticket-url="/api/workspaces/{WS_ID}/port-ticket" data-ports-url="/api/workspaces/{WS_ID}/ports" data-workspace-url="{WS_URL}">"#
     )));
     // The tabs and the stable hooks of the browser tests.
-    for id in ["tab-terminals", "tab-files", "tab-changes"] {
+    for id in ["tab-terminals", "tab-files", "tab-changes", "tab-ports"] {
         assert!(shown(&html, id), "{id}");
     }
     assert!(html.contains(r##"<a class="tab" id="tab-files" href="#panel-files">Files</a>"##));
-    for panel in ["panel-terminals", "panel-files", "panel-changes"] {
+    assert!(html.contains(r##"<a class="tab" id="tab-ports" href="#panel-ports">Ports</a>"##));
+    for panel in [
+        "panel-terminals",
+        "panel-files",
+        "panel-changes",
+        "panel-ports",
+    ] {
         assert!(
             html.contains(&format!(
                 r#"id="{panel}" aria-labelledby="tab-{}""#,
@@ -1607,6 +1613,23 @@ fn workspace_page_running() {
     );
     assert!(html.contains(
         r#"id="terminal-state" data-testid="terminal-state" data-state="idle" role="status">not connected</span>"#
+    ));
+    // Ports: the list the script fills, its empty state, and the switch
+    // (private here; enabled by the script).
+    assert!(html.contains(
+        r#"<ul class="ports-list" id="ports-list" aria-label="Listening ports" hidden></ul>"#
+    ));
+    assert!(html.contains(
+        r#"id="ports-empty" hidden>Nothing in this workspace listens on a port yet. Start a dev server in a terminal.</p>"#
+    ));
+    assert!(html.contains(
+        r#"<input type="checkbox" id="ports-public" aria-describedby="ports-public-help" disabled>"#
+    ));
+    assert!(html.contains(r#"<label for="ports-public">Public ports</label>"#));
+    assert!(html.contains("anyone with a port's URL can open it without signing in"));
+    assert!(html.contains(r#"<dd id="workspace-ports-public">private</dd>"#));
+    assert!(html.contains(
+        "Terminals, files, changes and ports are loaded from the workspace and need JavaScript."
     ));
     // xterm.js from our own origin, before the script that uses it.
     let css = html.find("/static/vendor/xterm.css?v=").unwrap();
@@ -1653,6 +1676,29 @@ fn workspace_page_running() {
     assert!(!html.contains("http-equiv=\"refresh\""));
     assert!(!html.contains("workspace-live-state"));
     insta::assert_snapshot!(stable(&html));
+}
+
+#[test]
+fn workspace_page_shows_public_ports() {
+    let ws = WorkspaceView {
+        ports_public: true,
+        ..workspace("running")
+    };
+    let html = render_workspace_page(&USER, &ws, &context(Some(&[])), NOW_MS, "v").unwrap();
+    assert!(html.contains(
+        r#"<input type="checkbox" id="ports-public" aria-describedby="ports-public-help" checked disabled>"#
+    ));
+    assert!(html.contains(r#"<dd id="workspace-ports-public">public</dd>"#));
+    // Stopped: still the setting, but no tabs or switch.
+    let stopped = WorkspaceView {
+        ports_public: true,
+        ..workspace("stopped")
+    };
+    let html = render_workspace_page(&USER, &stopped, &context(Some(&[])), NOW_MS, "v").unwrap();
+    assert!(html.contains(r#"<dd id="workspace-ports-public">public</dd>"#));
+    for hook in ["id=\"ports-public\"", "tab-ports", "data-port-ticket-url"] {
+        assert!(!html.contains(hook), "{hook}");
+    }
 }
 
 #[test]
@@ -1893,6 +1939,16 @@ fn workspace_js_is_served_and_writes_text_only() {
         "workspaceJson(\"/git/status\")",
         "withPath(\"/git/diff\", path)",
         "\"connected\"",
+        "workspaceJson(\"/ports\")",
+        "PORTS_POLL_MS = 5000",
+        "\"visibilitychange\"",
+        "appJson(portTicketUrl, { port: port })",
+        "appJson(portsUrl, { ports_public: wanted })",
+        "window.open(\"about:blank\", \"_blank\")",
+        "win.opener = null",
+        "win.location.replace(url)",
+        "link.rel = \"noopener noreferrer\"",
+        "\"--\" + port",
     ] {
         assert!(text.contains(piece), "workspace.js lacks {piece}");
     }
