@@ -739,28 +739,11 @@ pub async fn node_event_socket_from(
     node_id: &str,
     origin: &str,
 ) -> Result<NodeEventSocket> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let url = format!(
         "ws://api.sam.localhost:{}/api/nodes/{node_id}/events/ws",
         p.port
     );
-    let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().context("cookie header")?);
-    request
-        .headers_mut()
-        .insert("origin", origin.parse().context("origin header")?);
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", p.port)).await?;
-    match tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-        .await
-    {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            bail!("upgrade refused with HTTP {}", resp.status().as_u16())
-        }
-        Err(e) => Err(e.into()),
-    }
+    workspace_host::upgrade(p.port, &url, &[("cookie", cookie), ("origin", origin)]).await
 }
 
 /// The phases of the next `count` log lines on the socket (20 s at most).

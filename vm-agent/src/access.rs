@@ -709,7 +709,13 @@ pub(crate) async fn app_cors(
     let mut segments = request.uri().path().split('/').skip(1);
     let applies = segments.next() == Some("workspaces")
         && segments.next().is_some_and(|id| !id.is_empty())
-        && !matches!(segments.next(), None | Some("session" | "ports"));
+        && match segments.next() {
+            None | Some("session") => false,
+            // The list of ports is the page's; what is under a port is
+            // the forwarded app's.
+            Some("ports") => segments.next().is_none(),
+            Some(_) => true,
+        };
     if !applies {
         return next.run(request).await;
     }

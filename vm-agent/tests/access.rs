@@ -273,7 +273,12 @@ async fn the_app_origin_and_no_other_may_read_workspace_routes_and_preflight_the
         .await
         .unwrap();
     assert!(!resp.headers().contains_key("access-control-allow-origin"));
-    // A forwarded port's answers are the app's own business.
+    // The port list is the page's; a forwarded port's answers are the
+    // app's own business.
+    let resp = preflight(APP_ORIGIN, format!("/workspaces/{WORKSPACE}/ports"))
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], APP_ORIGIN);
     let resp = preflight(APP_ORIGIN, format!("/workspaces/{WORKSPACE}/ports/3000/x"))
         .await
         .unwrap();

@@ -173,6 +173,83 @@ async fn ui_workspace_terminal_in_chromium() {
     .await
     .unwrap();
 
+    // Ports: a dev server started in the terminal is listed and opens in a
+    // new tab through ws-<id>--<port>. with a port ticket.
+    c.find(Locator::Id("tab-terminals"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let server = std::env::var("SAM_E2E_PORT_ECHO").expect("SAM_E2E_PORT_ECHO names the test app");
+    type_keys(&c, &format!("'{server}' 0 &{}", Key::Enter)).await;
+    let port = eventually("the dev server's port", WAIT, || async {
+        // A background job's line may share its row with the prompt.
+        Ok(screen_rows(&c).await.iter().find_map(|row| {
+            let rest = &row[row.find("listening on ")? + "listening on ".len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u16>().ok()
+        }))
+    })
+    .await
+    .unwrap();
+    c.find(Locator::Id("tab-ports"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let open = eventually("the port in the list", WAIT, || async {
+        Ok(c.find(Locator::Css(&format!(
+            "button.port-open[data-port='{port}']"
+        )))
+        .await
+        .ok())
+    })
+    .await;
+    let open = match open {
+        Ok(open) => open,
+        Err(e) => panic!(
+            "{e}: port {port}; the panel says {:?}",
+            text_of(&c, "#panel-ports").await
+        ),
+    };
+    let app_window = c.window().await.unwrap();
+    open.click().await.unwrap();
+    let preview = eventually("the port's new tab", WAIT, || async {
+        let windows = c.windows().await?;
+        Ok(windows.into_iter().find(|w| *w != app_window))
+    })
+    .await
+    .unwrap();
+    c.switch_to_window(preview).await.unwrap();
+    eventually("the dev server's answer", WAIT, || async {
+        let url = c.current_url().await?;
+        let body = c.find(Locator::Css("body")).await?.text().await?;
+        Ok((url.host_str()
+            == Some(&format!(
+                "ws-{}--{port}.sam.localhost",
+                ws.id.to_ascii_lowercase()
+            ))
+            && body.starts_with("GET /"))
+        .then_some(()))
+    })
+    .await
+    .unwrap();
+    c.close_window().await.unwrap();
+    c.switch_to_window(app_window).await.unwrap();
+    c.find(Locator::Id("ports-public"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the ports to be public", WAIT, || async {
+        Ok((text_of(&c, "#workspace-ports-public").await == "public").then_some(()))
+    })
+    .await
+    .unwrap();
+
     // Both widths fit; after each reload the terminal reattaches with its
     // scrollback (check_widths reloads the page at each width).
     check_widths(&c, &artifacts(&p), "workspace").await;
