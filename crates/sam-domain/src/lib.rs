@@ -5,6 +5,7 @@
 //! in the wasm Worker and is tested with plain `cargo test`.
 
 pub mod accounts;
+pub mod acp_session;
 pub mod agents;
 pub mod catalog;
 pub mod hosts;
@@ -12,6 +13,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod node;
 pub mod projects;
+pub mod task;
 pub mod tokens;
 pub mod workspace;
 
