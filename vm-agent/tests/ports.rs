@@ -76,20 +76,42 @@ async fn start_app(cwd: &Path, args: &[&str]) -> App {
     }
 }
 
-/// A port-access JWT for `port` of `workspace` on `node`, issued at `at_ms`.
-fn port_token_at(h: &BrowserHarness, node: &str, workspace: &str, port: u16, at_ms: i64) -> String {
+/// A port JWT of `audience` (a `port-access` ticket, or the proxy's
+/// `public-port` token) for `port` of `workspace` on `node`, issued at
+/// `at_ms`.
+fn port_jwt(
+    h: &BrowserHarness,
+    audience: Audience,
+    (node, workspace, port): (&str, &str, u16),
+    at_ms: i64,
+) -> String {
     h.key.issue(
         &h.cp.url(),
         &Grant {
             port: Some(port),
-            ..Grant::workspace(Audience::PortAccess, node, workspace, 60)
+            ..Grant::workspace(audience, node, workspace, 60)
         },
         at_ms,
     )
 }
 
+/// A port-access ticket for `port` of `workspace` on `node`.
+fn port_token_at(h: &BrowserHarness, node: &str, workspace: &str, port: u16, at_ms: i64) -> String {
+    port_jwt(h, Audience::PortAccess, (node, workspace, port), at_ms)
+}
+
 fn port_token(h: &BrowserHarness, port: u16) -> String {
     port_token_at(h, NODE_ID, WORKSPACE, port, now_ms())
+}
+
+/// The proxy's token for a public `port` of this node's `WORKSPACE`.
+fn public_port_token(h: &BrowserHarness, port: u16) -> String {
+    port_jwt(
+        h,
+        Audience::PublicPort,
+        (NODE_ID, WORKSPACE, port),
+        now_ms(),
+    )
 }
 
 fn bearer(h: &BrowserHarness) -> String {
@@ -296,7 +318,7 @@ async fn a_server_started_in_a_terminal_counts_wherever_it_runs() {
     let answer = get(
         &h,
         &at(port, "/hi"),
-        &[("x-sam-port-access", &port_token(&h, port))],
+        &[("x-sam-port-access", &public_port_token(&h, port))],
     )
     .await;
     assert_eq!(answer.seen()[0], "GET /hi");
@@ -365,7 +387,7 @@ async fn requests_reach_the_app_rewritten_and_without_sam_s_credentials() {
         &h,
         Method::DELETE,
         &at(p, "/items/7?port_token=stale&keep=1&port_token=again"),
-        &[("x-sam-port-access", &port_token(&h, p))],
+        &[("x-sam-port-access", &public_port_token(&h, p))],
         None,
     )
     .await;
@@ -509,7 +531,7 @@ async fn only_ports_the_workspace_listens_on_are_forwarded() {
     let ok = get(
         &h,
         &at(app.port, "/"),
-        &[("x-sam-port-access", &port_token(&h, app.port))],
+        &[("x-sam-port-access", &public_port_token(&h, app.port))],
     )
     .await;
     assert_eq!(ok.status, StatusCode::OK);
@@ -519,7 +541,7 @@ async fn only_ports_the_workspace_listens_on_are_forwarded() {
         let answer = get(
             &h,
             &at(port, "/"),
-            &[("x-sam-port-access", &port_token(&h, port))],
+            &[("x-sam-port-access", &public_port_token(&h, port))],
         )
         .await;
         assert_eq!(
@@ -537,7 +559,12 @@ async fn only_ports_the_workspace_listens_on_are_forwarded() {
         );
     }
     // A workspace the agent does not know, with a token for it.
-    let token = port_token_at(&h, NODE_ID, OTHER_WORKSPACE, app.port, now_ms());
+    let token = port_jwt(
+        &h,
+        Audience::PublicPort,
+        (NODE_ID, OTHER_WORKSPACE, app.port),
+        now_ms(),
+    );
     let answer = get(
         &h,
         &format!("/workspaces/{OTHER_WORKSPACE}/ports/{}/", app.port),
@@ -684,56 +711,88 @@ async fn tokens_scoped_elsewhere_and_workspace_credentials_are_refused() {
     let now = now_ms();
 
     // The proxy's header token opens the port on every request.
-    let header_token = port_token(&h, p);
+    let header_token = public_port_token(&h, p);
     for _ in 0..3 {
         let answer = get(&h, &at(p, "/"), &[("x-sam-port-access", &header_token)]).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     }
 
+    // A ticket is no proxy token and a proxy token no ticket.
+    let as_header = get(
+        &h,
+        &at(p, "/"),
+        &[("x-sam-port-access", &port_token(&h, p))],
+    )
+    .await;
+    assert_eq!(
+        (as_header.status, as_header.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "token_wrong_audience")
+    );
+    let public = public_port_token(&h, p);
+    let as_ticket = get(&h, &at(p, &format!("/?port_token={public}")), &[]).await;
+    assert_eq!(
+        (as_ticket.status, as_ticket.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "token_wrong_audience")
+    );
+
+    // Each case as a ticket and as the proxy's token (its own audience).
     let terminal = h.ticket(WORKSPACE);
     let management = h.management();
+    let scoped = |scope: (&str, &str, u16), at_ms: i64| {
+        [Audience::PortAccess, Audience::PublicPort]
+            .map(|audience| port_jwt(&h, audience, scope, at_ms))
+    };
+    let same = |token: String| [token.clone(), token];
     let cases = [
         (
-            port_token_at(&h, NODE_ID, OTHER_WORKSPACE, p, now),
+            scoped((NODE_ID, OTHER_WORKSPACE, p), now),
             StatusCode::FORBIDDEN,
             "token_scope_mismatch",
         ),
         (
-            port_token_at(&h, NODE_ID, WORKSPACE, p ^ 1, now),
+            scoped((NODE_ID, WORKSPACE, p ^ 1), now),
             StatusCode::FORBIDDEN,
             "token_scope_mismatch",
         ),
         (
-            port_token_at(&h, "01HZX3Y0000000000000000001", WORKSPACE, p, now),
+            scoped(("01HZX3Y0000000000000000001", WORKSPACE, p), now),
             StatusCode::FORBIDDEN,
             "token_scope_mismatch",
         ),
         (
-            port_token_at(&h, NODE_ID, WORKSPACE, p, now - 120_000),
+            scoped((NODE_ID, WORKSPACE, p), now - 120_000),
             StatusCode::UNAUTHORIZED,
             "token_expired",
         ),
-        (terminal, StatusCode::UNAUTHORIZED, "token_wrong_audience"),
-        (management, StatusCode::UNAUTHORIZED, "token_wrong_audience"),
         (
-            "not-a-token".to_owned(),
+            same(terminal),
+            StatusCode::UNAUTHORIZED,
+            "token_wrong_audience",
+        ),
+        (
+            same(management),
+            StatusCode::UNAUTHORIZED,
+            "token_wrong_audience",
+        ),
+        (
+            same("not-a-token".to_owned()),
             StatusCode::UNAUTHORIZED,
             "token_malformed",
         ),
     ];
-    for (token, status, code) in &cases {
-        let as_ticket = get(&h, &at(p, &format!("/?port_token={token}")), &[]).await;
+    for ([ticket, proxy_token], status, code) in &cases {
+        let as_ticket = get(&h, &at(p, &format!("/?port_token={ticket}")), &[]).await;
         assert_eq!(
             (as_ticket.status, as_ticket.code().as_str()),
             (*status, *code),
-            "ticket {token}"
+            "ticket {ticket}"
         );
         assert!(!as_ticket.headers.contains_key("set-cookie"));
-        let as_header = get(&h, &at(p, "/"), &[("x-sam-port-access", token)]).await;
+        let as_header = get(&h, &at(p, "/"), &[("x-sam-port-access", proxy_token)]).await;
         assert_eq!(
             (as_header.status, as_header.code().as_str()),
             (*status, *code),
-            "header {token}"
+            "header {proxy_token}"
         );
     }
 

@@ -66,12 +66,8 @@ pub async fn require(env: &Env, req: &Request) -> ApiResult<SessionRecord> {
 
 fn session_id(req: &Request) -> Option<String> {
     let header = req.headers().get("cookie").ok()??;
-    header.split(';').find_map(|part| {
-        let (name, value) = part.trim().split_once('=')?;
-        // Only well-formed ids reach the database: 64 lowercase hex characters.
-        (name == COOKIE && value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| value.to_owned())
-    })
+    // Only one well-formed id reaches the database.
+    sam_domain::accounts::session_cookie_value(&header, COOKIE)
 }
 
 fn cookie(value: &str, max_age: i64, secure: bool) -> String {

@@ -32,6 +32,11 @@ pub enum Audience {
     /// A browser's short-lived ticket to one forwarded port of one
     /// workspace (`ws-<id>--<port>.`).
     PortAccess,
+    /// The Worker's proxy vouching, on one request, for a port of a
+    /// workspace whose ports are public (`X-Sam-Port-Access`). Its own
+    /// audience, so a browser's single-use ticket can never be replayed
+    /// as one.
+    PublicPort,
 }
 
 impl Audience {
@@ -42,6 +47,7 @@ impl Audience {
             Audience::WorkspaceCallback => "workspace-callback",
             Audience::Terminal => "terminal",
             Audience::PortAccess => "port-access",
+            Audience::PublicPort => "public-port",
         }
     }
 }

@@ -55,10 +55,11 @@ impl ProxyTarget {
 }
 
 /// Where a request to `ws-<id>` (`port` = `None`) or `ws-<id>--<port>`
-/// goes. Anyone may ask (the vm-agent authorises the request itself), so
-/// every failure looks alike to the caller: an unknown, deleted or
-/// malformed workspace is [`ControlError::NotFound`]; one that exists but
-/// does not run is `WorkspaceNotRunning`.
+/// goes. An unknown, deleted or malformed workspace is
+/// [`ControlError::NotFound`]; one that exists but does not run is
+/// `WorkspaceNotRunning`, on a node that does not run `NodeNotReady`.
+/// Anyone may ask (the vm-agent authorises the request itself), so the
+/// proxy answers all of them alike (see [`anonymous_refusal`]).
 pub async fn proxy_target(
     db: &impl SqlDatabase,
     key: &SigningKey,
@@ -95,7 +96,12 @@ pub async fn proxy_target(
             let vouch = (workspace.ports_public != 0).then(|| {
                 key.issue(
                     &settings.control_plane_url,
-                    &port_grant(&workspace.node_id, &workspace.id, port),
+                    &port_grant(
+                        Audience::PublicPort,
+                        &workspace.node_id,
+                        &workspace.id,
+                        port,
+                    ),
                     now,
                 )
             });
@@ -107,6 +113,23 @@ pub async fn proxy_target(
         path_prefix,
         port_access,
     })
+}
+
+/// Whether the proxy forwards a browser's `path` (already parsed, so dot
+/// segments are resolved; one left over is refused all the same). On the
+/// workspace's own host (`port` = `None`) nothing under `/ports/` is
+/// forwarded: a forwarded app must only ever be served from its own
+/// `ws-<id>--<port>.` origin, never from `ws-<id>.`, whose pages may use
+/// the workspace cookie (terminals, files). The port list `/ports` is the
+/// workspace page's own.
+pub fn forwards_path(path: &str, port: Option<u16>) -> bool {
+    if path
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return false;
+    }
+    port.is_some() || !path.starts_with("/ports/")
 }
 
 /// Whether the proxy passes a browser's request header on to the
@@ -122,15 +145,20 @@ pub fn passes_on(name: &str) -> bool {
         || name == "x-real-ip")
 }
 
-fn port_grant(node_id: &str, workspace_id: &str, port: u16) -> Grant {
+/// What the proxy tells an anonymous browser when [`proxy_target`] fails:
+/// nothing about whether the workspace exists or runs, just that there is
+/// nothing to reach (storage failures stay errors).
+pub fn anonymous_refusal(error: ControlError) -> ControlError {
+    match error {
+        ControlError::Store(_) => error,
+        _ => ControlError::NotFound,
+    }
+}
+
+fn port_grant(audience: Audience, node_id: &str, workspace_id: &str, port: u16) -> Grant {
     Grant {
         port: Some(port),
-        ..Grant::workspace(
-            Audience::PortAccess,
-            node_id,
-            workspace_id,
-            PORT_TICKET_TTL_SECS,
-        )
+        ..Grant::workspace(audience, node_id, workspace_id, PORT_TICKET_TTL_SECS)
     }
 }
 
@@ -155,7 +183,12 @@ pub async fn port_ticket(
     }
     let ticket = key.issue(
         &settings.control_plane_url,
-        &port_grant(&workspace.node_id, &workspace.id, port),
+        &port_grant(
+            Audience::PortAccess,
+            &workspace.node_id,
+            &workspace.id,
+            port,
+        ),
         now,
     );
     let url = format!(
@@ -211,6 +244,20 @@ mod tests {
             workspace_port_url(&production, "01ABC", 80),
             "https://ws-01abc--80.example.com"
         );
+    }
+
+    #[test]
+    fn forwarded_apps_are_never_served_from_the_workspace_host() {
+        assert!(forwards_path("/terminals/1/ws", None));
+        assert!(forwards_path("/ports", None));
+        assert!(!forwards_path("/ports/3000/", None));
+        assert!(!forwards_path("/ports/3000/index.html", None));
+        assert!(forwards_path("/ports/3000/index.html", Some(3000)));
+        assert!(forwards_path("/", Some(3000)));
+        for path in ["/a/../b", "/./x", "/.."] {
+            assert!(!forwards_path(path, None), "{path}");
+            assert!(!forwards_path(path, Some(80)), "{path}");
+        }
     }
 
     #[test]

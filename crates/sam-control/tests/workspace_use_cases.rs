@@ -1455,7 +1455,7 @@ fn the_proxy_reaches_only_a_running_workspace_on_its_live_node() {
         let token = public.port_access.unwrap();
         let claims = w
             .verifier()
-            .verify(&token, Audience::PortAccess, NOW + 4)
+            .verify(&token, Audience::PublicPort, NOW + 4)
             .unwrap();
         assert_eq!(claims.node, N1);
         assert_eq!(claims.workspace.as_deref(), Some(ws.id.as_str()));
@@ -1464,6 +1464,12 @@ fn the_proxy_reaches_only_a_running_workspace_on_its_live_node() {
             w.verifier()
                 .verify(&token, Audience::Terminal, NOW + 4)
                 .is_err()
+        );
+        assert!(
+            w.verifier()
+                .verify(&token, Audience::PortAccess, NOW + 4)
+                .is_err(),
+            "the proxy's token is no ticket"
         );
         assert_eq!(target(lower.clone(), None).await.unwrap().port_access, None);
 

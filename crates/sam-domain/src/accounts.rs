@@ -180,6 +180,29 @@ pub fn valid_login(login: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// The session id in a `Cookie` header's `name` cookie: 64 lowercase hex
+/// characters, or nothing. More than one cookie of that name is nothing
+/// too: a page on a sibling host (a workspace's forwarded port serves
+/// anyone's content on the same site) can set a second one with a longer
+/// path or a `Domain`, which browsers send first, to sign the user into
+/// the page author's account ("cookie tossing"); refusing the ambiguity
+/// signs the user out instead.
+pub fn session_cookie_value(header: &str, name: &str) -> Option<String> {
+    let mut values = header.split(';').filter_map(|part| {
+        let (key, value) = part.trim().split_once('=')?;
+        (key == name).then_some(value)
+    });
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    (value.len() == 64
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    .then(|| value.to_owned())
+}
+
 /// The temporary developer sign-in exists only for local development: it
 /// signs anyone in as any account, so it is refused unless the platform
 /// runs under `localhost` (or a name under it) *and* the deployment
@@ -318,6 +341,36 @@ mod tests {
         for bad in ["", "-a", "a-", "a--b", "a b", "ä", "a_b", &"x".repeat(40)] {
             assert!(!valid_login(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_session_cookie_is_one_well_formed_value() {
+        let id = "a".repeat(64);
+        assert_eq!(
+            session_cookie_value(&format!("theme=dark; sam_session={id}"), "sam_session"),
+            Some(id.clone())
+        );
+        for header in [
+            String::new(),
+            "theme=dark".to_owned(),
+            format!("sam_session={}", "A".repeat(64)),
+            format!("sam_session={}", "a".repeat(63)),
+            format!("sam_session={id}x"),
+            // A second cookie of the name, planted by a sibling host.
+            format!("sam_session={}; sam_session={id}", "b".repeat(64)),
+            format!("sam_session={id}; sam_session={id}"),
+            format!("sam_session=; sam_session={id}"),
+        ] {
+            assert_eq!(
+                session_cookie_value(&header, "sam_session"),
+                None,
+                "{header}"
+            );
+        }
+        assert_eq!(
+            session_cookie_value(&format!("xsam_session={id}"), "sam_session"),
+            None
+        );
     }
 
     #[test]

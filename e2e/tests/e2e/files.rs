@@ -175,17 +175,23 @@ async fn j17_files_and_diff() {
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["code"], code, "{path}: {body}");
     }
-    let resp = host
-        .client
-        .get(host.url("/%2e%2e/%2e%2e/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        404,
-        "dot segments never step out of the workspace"
-    );
+    // Request lines sent as they are (an HTTP client would resolve the
+    // dot segments itself): nothing steps out of the workspace's prefix
+    // to the vm-agent's other routes.
+    for target in [
+        "/../../health",
+        "/%2e%2e/%2e%2e/health",
+        "/..%2f..%2fhealth",
+        "/..%2F..%2Fsystem-info",
+        "/.%2e/.%2e/logs",
+    ] {
+        let (status, body) = raw_get(&p, &host, target).await;
+        assert_eq!(status, 404, "{target}: {body}");
+        assert!(
+            !body.contains("node_id") && !body.contains("\"lines\""),
+            "{target}: {body}"
+        );
+    }
     // A symlink made inside the workspace that points outside it.
     let tid = host.new_terminal().await.unwrap();
     let mut term = host.attach(&tid).await.unwrap();
@@ -232,6 +238,36 @@ async fn j17_files_and_diff() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+/// `GET <target>` on the workspace host with its cookie, the request line
+/// exactly as given; returns the status and the body.
+async fn raw_get(p: &Platform, host: &WorkspaceHost, target: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", p.port))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+        host.host, host.cookie
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
 }
 
 fn reqwest_without_cookie(p: &Platform, host: &WorkspaceHost) -> reqwest::Client {

@@ -119,9 +119,21 @@ async fn j13_port_forward_dev_server() {
 
     // Forwarded: path and query as sent, the app's own cookie kept, ours
     // and the ticket never reach it, Host is the app's own.
+    // A stale ticket left in the URL is taken off by a redirect first.
+    let with_ours = format!("theme=dark; {cookie}; {}", host.cookie);
+    let resp = browser
+        .get(format!("{base}/hello/world?x=1&port_token=stale"))
+        .header("cookie", &with_ours)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, "./world?x=1");
     let resp = browser
         .get(format!("{base}/hello/world?x=1"))
-        .header("cookie", format!("theme=dark; {cookie}"))
+        .header("cookie", &with_ours)
+        .header("x-sam-port-access", "from-the-browser")
         .send()
         .await
         .unwrap();
@@ -166,13 +178,29 @@ async fn j13_port_forward_dev_server() {
     // The port's cookie opens that port only; the page it serves cannot
     // use the workspace's own cookie (another origin).
     let other = port_host(&ws.id, port + 1);
+    let (_, value) = cookie.split_once('=').unwrap();
     let resp = browser_client(&p, &[&other])
         .get(format!("http://{other}:{}/", p.port))
+        .header("cookie", format!("sam_port_{}={value}", port + 1))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (403, Some("token_scope_mismatch")),
+        "{body}"
+    );
+    // Nor is a forwarded app ever served from the workspace's own host.
+    let resp = host
+        .client
+        .get(host.url(&format!("/ports/{port}/hello")))
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.status(), 404);
     let resp = host
         .client
         .get(host.url("/terminals"))
@@ -195,15 +223,28 @@ async fn j13_port_forward_dev_server() {
     assert_eq!(resp.status(), 200);
     let seen = resp.text().await.unwrap();
     assert!(!seen.contains("x-sam-port-access"), "{seen}");
-    // A browser cannot vouch for itself with the proxy's header.
+    // A browser cannot vouch for itself with the proxy's header, not even
+    // with a well-signed one: the Worker drops it.
     assert_eq!(public(false).await.unwrap().status(), 200);
+    let node: sam_wire::NodeView =
+        sam_e2e::get_json(&s.client, &p.app(&format!("/api/nodes/{}", s.node_id))).await;
+    let forged_token = p.signing_key().unwrap().issue(
+        &p.issuer(),
+        &sam_auth::Grant {
+            port: Some(port),
+            ..sam_auth::Grant::workspace(sam_auth::Audience::PublicPort, &node.id, &ws.id, 60)
+        },
+        sam_e2e::now_ms(),
+    );
     let forged = anyone
         .get(format!("{base}/open"))
-        .header("x-sam-port-access", "forged")
+        .header("x-sam-port-access", &forged_token)
         .send()
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
+    let body: Value = forged.json().await.unwrap();
+    assert_eq!(body["code"], "token_missing", "{body}");
 
     // Another user gets no ticket.
     let stranger = p.signed_in("j13-stranger").await.unwrap();

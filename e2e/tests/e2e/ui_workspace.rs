@@ -273,6 +273,7 @@ async fn ui_workspace_terminal_in_chromium() {
     c.delete_all_cookies().await.unwrap();
     sign_in_with(&c, &p, &stranger).await;
     c.goto(&page).await.unwrap();
+    assert_eq!(text_of(&c, "#error-title").await, "Error 404");
     let body = text_of(&c, "body").await;
     assert!(!body.contains("ui-ws"), "{body}");
     c.close().await.unwrap();

@@ -88,17 +88,19 @@ async fn other_credential(
     Ok((id, Via::Cookie))
 }
 
-/// Verifies a port-access JWT and its scope; returns the normalised id
+/// Verifies a port JWT of `audience` (a ticket, or the proxy's token for a
+/// public port) and its scope; returns the normalised id
 /// and the claims.
 async fn verify_scoped(
     state: &AppState,
     token: &str,
+    audience: Audience,
     raw_id: &str,
     port: u16,
 ) -> Result<(String, TokenClaims), ApiError> {
     let claims = state
         .keys
-        .verify(token, Audience::PortAccess, now_ms())
+        .verify(token, audience, now_ms())
         .await
         .map_err(|err| verify_error(&err))?;
     let id = known_workspace(raw_id)?;
@@ -135,7 +137,7 @@ async fn redeem_port_ticket(
     raw_id: &str,
     port: u16,
 ) -> Result<String, ApiError> {
-    let (id, claims) = verify_scoped(state, ticket, raw_id, port).await?;
+    let (id, claims) = verify_scoped(state, ticket, Audience::PortAccess, raw_id, port).await?;
     redeem_once(state, ticket, claims.expires_at_ms, now_ms(), &id)?;
     Ok(id)
 }
@@ -153,7 +155,7 @@ async fn verify_header_token(
             "the port-access token is not text",
         )
     })?;
-    verify_scoped(state, token.trim(), raw_id, port)
+    verify_scoped(state, token.trim(), Audience::PublicPort, raw_id, port)
         .await
         .map(|(id, _)| id)
 }

@@ -123,18 +123,23 @@ pub(crate) fn connect_targets(port: u16, addresses: &[IpAddr]) -> Vec<SocketAddr
     ordered.sort_by_key(IpAddr::is_ipv6);
     let mut targets: Vec<SocketAddr> = Vec::new();
     for address in ordered {
+        // Only ever loopback: a listener "on" another host's address
+        // (IP_FREEBIND needs no privilege) must not turn the forwarder
+        // into a proxy to the cloud's metadata service or the network.
         let reach: &[IpAddr] = match address {
             IpAddr::V4(v4) if v4.is_unspecified() => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            IpAddr::V4(v4) if v4.is_loopback() => &[address],
             IpAddr::V6(v6) if v6.is_unspecified() => &[
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
             ],
+            IpAddr::V6(v6) if v6.is_loopback() => &[address],
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) if v4.is_unspecified() => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-                Some(v4) => &[IpAddr::V4(v4)],
-                None => &[address],
+                Some(v4) if v4.is_loopback() => &[IpAddr::V4(v4)],
+                _ => &[],
             },
-            IpAddr::V4(_) => &[address],
+            IpAddr::V4(_) => &[],
         };
         for ip in reach {
             let target = SocketAddr::new(*ip, port);
@@ -159,10 +164,14 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// The protocol a request asks to switch to (`Upgrade`, announced in
-/// `Connection`), if any.
+/// `Connection`), if any. Only WebSocket: what browsers use, and any other
+/// protocol would turn the joined connections into a raw tunnel.
 pub(crate) fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
     let announced = connection_tokens(headers).iter().any(|t| t == "upgrade");
-    headers.get(header::UPGRADE).filter(|_| announced).cloned()
+    headers
+        .get(header::UPGRADE)
+        .filter(|value| announced && value.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        .cloned()
 }
 
 /// Removes the hop-by-hop headers, those `Connection` names included.
@@ -264,14 +273,25 @@ pub(crate) fn rewrite_response_headers(headers: &mut HeaderMap, upgrade: Option<
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, upgrade);
     }
+    // A forwarded app shares the site with SAM's own hosts: it may not
+    // clear their cookies, set cookies for its siblings (`Domain=`), or
+    // set cookies with SAM's names.
+    headers.remove("clear-site-data");
     let kept: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .filter(|value| {
             let text = String::from_utf8_lossy(value.as_bytes());
-            let name = text.split(';').next().unwrap_or_default();
+            let mut parts = text.split(';');
+            let name = parts.next().unwrap_or_default();
             let name = name.split_once('=').map_or(name, |(name, _)| name);
-            !is_sam_cookie(name.trim())
+            let for_siblings = parts.any(|attribute| {
+                attribute
+                    .trim()
+                    .get(..6)
+                    .is_some_and(|key| key.eq_ignore_ascii_case("domain"))
+            });
+            !is_sam_cookie(name.trim()) && !for_siblings
         })
         .cloned()
         .collect();
@@ -480,8 +500,12 @@ mod tests {
         assert_eq!(all(&map, "upgrade"), ["websocket"]);
         assert_eq!(all(&map, "sec-websocket-key"), ["dGhlIHNhbXBsZSBub25jZQ=="]);
 
-        // An Upgrade header that Connection does not announce is dropped.
+        // An Upgrade header that Connection does not announce is dropped,
+        // and so is any protocol but WebSocket.
         let mut map = headers(&[("upgrade", "websocket")]);
+        assert_eq!(rewrite_request_headers(&mut map, 5173, None, None), None);
+        assert!(!map.contains_key("upgrade"));
+        let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "h2c")]);
         assert_eq!(rewrite_request_headers(&mut map, 5173, None, None), None);
         assert!(!map.contains_key("upgrade"));
     }
@@ -496,12 +520,19 @@ mod tests {
             ("set-cookie", "sam_ws=forged; Domain=example.com"),
             ("set-cookie", " sam_port_3000=forged"),
             ("set-cookie", "theme=dark"),
+            (
+                "set-cookie",
+                "sam_session=forged; Path=/api; domain=.example.com",
+            ),
+            ("set-cookie", "wide=1; Path=/; DOMAIN=example.com"),
+            ("clear-site-data", "\"cookies\""),
         ]);
         rewrite_response_headers(&mut map, None);
         assert!(!map.contains_key("connection"));
         assert!(!map.contains_key("transfer-encoding"));
         assert_eq!(all(&map, "content-type"), ["text/html"]);
         assert_eq!(all(&map, "set-cookie"), ["app=1; Path=/", "theme=dark"]);
+        assert!(!map.contains_key("clear-site-data"));
 
         let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         rewrite_response_headers(&mut map, Some(HeaderValue::from_static("websocket")));
@@ -527,9 +558,21 @@ mod tests {
             [addr("127.0.0.1:3000"), addr("[::1]:3000")]
         );
         assert_eq!(
-            connect_targets(8080, &[ip("::ffff:127.0.0.1"), ip("192.168.1.5")]),
-            [addr("192.168.1.5:8080"), addr("127.0.0.1:8080")]
+            connect_targets(8080, &[ip("::ffff:127.0.0.1"), ip("127.0.0.2")]),
+            [addr("127.0.0.2:8080"), addr("127.0.0.1:8080")]
         );
+        // Never anywhere but loopback.
+        for elsewhere in [
+            "192.168.1.5",
+            "169.254.169.254",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(
+                connect_targets(8080, &[ip(elsewhere)]).is_empty(),
+                "{elsewhere}"
+            );
+        }
         assert!(connect_targets(8080, &[]).is_empty());
     }
 

@@ -83,31 +83,49 @@ async fn list(
 
 /// How long a scan of a workspace's listeners is reused by the forwarder.
 const SCAN_REUSE: Duration = Duration::from_secs(2);
+/// How long a scan is reused even to say no: a client walking the port
+/// numbers (anyone may, while ports are public) gets at most a few scans a
+/// second per workspace.
+const MIN_RESCAN: Duration = Duration::from_millis(250);
+/// Scans running at once, over all workspaces.
+const MAX_CONCURRENT_SCANS: usize = 2;
 
 /// The last scan of each workspace's listeners. One page of a dev server
 /// is dozens of requests, and a scan reads every process's file
 /// descriptors, so the forwarder reuses a scan for [`SCAN_REUSE`] — but
 /// only to say yes: a port missing from it is scanned for again at once,
 /// so a server that just started is reachable immediately. (One that just
-/// stopped is, for at most that long, a 502 instead of a 404.) The port
-/// listing always scans afresh and refreshes the cache.
-#[derive(Default)]
+/// stopped is, for at most that long, a 502 instead of a 404.) Scans are
+/// bounded: none more often than [`MIN_RESCAN`] per workspace for the
+/// forwarder, at most [`MAX_CONCURRENT_SCANS`] at once. The port listing
+/// always scans afresh and refreshes the cache.
 pub(crate) struct RecentScans {
     by_workspace: Mutex<HashMap<String, (Instant, Vec<Listener>)>>,
+    running: tokio::sync::Semaphore,
+}
+
+impl Default for RecentScans {
+    fn default() -> Self {
+        Self {
+            by_workspace: Mutex::default(),
+            running: tokio::sync::Semaphore::new(MAX_CONCURRENT_SCANS),
+        }
+    }
 }
 
 impl RecentScans {
-    fn fresh(&self, id: &str, port: u16) -> Option<Vec<IpAddr>> {
+    /// The addresses of `port` from a recent enough scan, if there is one:
+    /// a scan says yes for [`SCAN_REUSE`], and no for [`MIN_RESCAN`].
+    fn reuse(&self, id: &str, port: u16) -> Option<Vec<IpAddr>> {
         let scans = self
             .by_workspace
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let (at, listeners) = scans.get(id)?;
-        if at.elapsed() > SCAN_REUSE {
-            return None;
-        }
+        let age = at.elapsed();
         let addresses = addresses_on(listeners, port);
-        (!addresses.is_empty()).then_some(addresses)
+        let usable = age <= MIN_RESCAN || (age <= SCAN_REUSE && !addresses.is_empty());
+        usable.then_some(addresses)
     }
 
     fn store(&self, id: &str, listeners: &[Listener]) {
@@ -140,6 +158,8 @@ async fn listeners(state: &AppState, id: &str) -> Result<Vec<Listener>, ApiError
         .ok_or_else(not_found)?;
     let shells = state.terminals.shell_pids(id);
     let proc_dir = state.proc_dir.clone();
+    // The semaphore is never closed; a failure would only mean no limit.
+    let _permit = state.recent_scans.running.acquire().await.ok();
     let scanned = tokio::task::spawn_blocking(move || detect(&proc_dir, &info.dir, &shells))
         .await
         .map_err(|err| {
@@ -249,7 +269,7 @@ async fn forward_request(state: &AppState, request: Request) -> Result<Response,
         return Ok(see_other(&target.location(&kept_query), cookie));
     }
 
-    let addresses = match state.recent_scans.fresh(&id, port) {
+    let addresses = match state.recent_scans.reuse(&id, port) {
         Some(addresses) => addresses,
         None => addresses_on(&listeners(state, &id).await?, port),
     };

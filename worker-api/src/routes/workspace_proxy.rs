@@ -11,7 +11,9 @@
 //! answers the upgrade with 101). Redirects are passed to the browser,
 //! never followed here.
 
-use sam_control::workspace_access::{PORT_ACCESS_HEADER, passes_on, proxy_target};
+use sam_control::workspace_access::{
+    PORT_ACCESS_HEADER, anonymous_refusal, forwards_path, passes_on, proxy_target,
+};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
 use crate::bindings::{d1, now_ms};
@@ -38,17 +40,8 @@ async fn forward(
     port: Option<u16>,
 ) -> ApiResult<Response> {
     let path = req.path();
-    // The URL parser has already resolved dot segments; one left over can
-    // only be an attempt to step out of the workspace's prefix.
-    if path
-        .split('/')
-        .any(|segment| segment == ".." || segment == ".")
-    {
-        return Err(ApiError::new(
-            400,
-            "invalid_path",
-            "the path has dot segments",
-        ));
+    if !forwards_path(&path, port) {
+        return Err(ApiError::not_found());
     }
     // The workspace host's root is the workspace's page in the app.
     if port.is_none() && path == "/" {
@@ -72,7 +65,8 @@ async fn forward(
         port,
         now_ms(),
     )
-    .await?;
+    .await
+    .map_err(anonymous_refusal)?;
     let url = req.url()?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
 
@@ -104,10 +98,11 @@ async fn forward(
     }
     let upstream = Request::new_with_init(&target.url(&path, &query), &init)?;
     Fetch::Request(upstream).send().await.map_err(|e| {
+        worker::console_error!("workspace proxy: the vm-agent did not answer: {e}");
         ApiError::new(
             502,
             "vm_agent_unreachable",
-            format!("the workspace's vm-agent did not answer: {e}"),
+            "the workspace's vm-agent did not answer",
         )
     })
 }
