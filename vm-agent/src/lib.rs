@@ -25,6 +25,7 @@ mod gitview;
 mod jwks;
 mod logs;
 mod metrics;
+pub mod outbox;
 mod ports;
 mod resolver;
 mod server;
