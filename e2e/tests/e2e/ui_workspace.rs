@@ -83,6 +83,15 @@ async fn sign_in_with(c: &Client, p: &Platform, cookie: &str) {
     .unwrap();
 }
 
+async fn click_id(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -124,12 +133,7 @@ async fn ui_workspace_terminal_in_chromium() {
     wait_for_row(&c, "appended").await;
 
     // Files: the checkout's root, and README.md opened in the viewer.
-    c.find(Locator::Id("tab-files"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_id(&c, "tab-files").await;
     let readme = eventually("README.md in the file list", WAIT, || async {
         Ok(
             c.find(Locator::Css("button.file-entry[data-path='README.md']"))
@@ -148,12 +152,7 @@ async fn ui_workspace_terminal_in_chromium() {
     .unwrap();
 
     // Changes: README.md is modified, and its diff adds the line.
-    c.find(Locator::Id("tab-changes"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_id(&c, "tab-changes").await;
     let changed = eventually("README.md among the changes", WAIT, || async {
         Ok(
             c.find(Locator::Css("#changes-files button[data-path='README.md']"))
@@ -175,12 +174,7 @@ async fn ui_workspace_terminal_in_chromium() {
 
     // Ports: a dev server started in the terminal is listed and opens in a
     // new tab through ws-<id>--<port>. with a port ticket.
-    c.find(Locator::Id("tab-terminals"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_id(&c, "tab-terminals").await;
     let server = std::env::var("SAM_E2E_PORT_ECHO").expect("SAM_E2E_PORT_ECHO names the test app");
     type_keys(&c, &format!("'{server}' 0 &{}", Key::Enter)).await;
     let port = eventually("the dev server's port", WAIT, || async {
@@ -193,12 +187,7 @@ async fn ui_workspace_terminal_in_chromium() {
     })
     .await
     .unwrap();
-    c.find(Locator::Id("tab-ports"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_id(&c, "tab-ports").await;
     let open = eventually("the port in the list", WAIT, || async {
         Ok(c.find(Locator::Css(&format!(
             "button.port-open[data-port='{port}']"
@@ -238,12 +227,7 @@ async fn ui_workspace_terminal_in_chromium() {
     .unwrap();
     c.close_window().await.unwrap();
     c.switch_to_window(app_window).await.unwrap();
-    c.find(Locator::Id("ports-public"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_id(&c, "ports-public").await;
     eventually("the ports to be public", WAIT, || async {
         Ok((text_of(&c, "#workspace-ports-public").await == "public").then_some(()))
     })
@@ -253,12 +237,7 @@ async fn ui_workspace_terminal_in_chromium() {
     // Both widths fit; after each reload the terminal reattaches with its
     // scrollback (check_widths reloads the page at each width).
     check_widths(&c, &artifacts(&p), "workspace").await;
-    c.find(Locator::Id("tab-terminals"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_id(&c, "tab-terminals").await;
     wait_connected(&c).await;
     wait_for_row(&c, "hello").await;
     c.set_window_size(375, 812).await.unwrap();
