@@ -611,6 +611,52 @@ pub async fn github_user_session(p: &Platform, login: &str) -> Result<(reqwest::
     Ok((client, session))
 }
 
+/// A GitHub user signed in as `login` with the local cloud's token, a new
+/// repository `repo` (branch `main`), the platform's GitHub App installed
+/// and a project for that repository. Returns the user's client, its
+/// session cookie (for a browser) and the project's JSON.
+pub async fn github_project(
+    p: &Platform,
+    login: &str,
+    repo: &str,
+) -> Result<(reqwest::Client, String, serde_json::Value)> {
+    let (client, session) = github_user_session(p, login).await?;
+    add_cloud_credential(&client, &p.app(""), &p.hetzner_token).await?;
+    let repo = create_github_repo(p, login, repo, &["main"]).await?;
+    let installation = install_github_app(p, &client, login).await?;
+    let resp = client
+        .post(p.app("/api/projects"))
+        .json(&serde_json::json!({ "repository": format!("{installation}:{}", repo["id"]) }))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!(
+            "creating the project: {} {}",
+            resp.status(),
+            resp.text().await?
+        );
+    }
+    Ok((client, session, resp.json().await?))
+}
+
+/// Waits (60 s at most) until the node at `url` (`…/api/nodes/{id}`) has
+/// `status`; returns it.
+pub async fn wait_for_node(
+    client: &reqwest::Client,
+    url: &str,
+    status: &str,
+) -> Result<sam_wire::NodeView> {
+    eventually(
+        &format!("the node to be {status}"),
+        Duration::from_secs(60),
+        || async {
+            let n: sam_wire::NodeView = client.get(url).send().await?.json().await?;
+            Ok((n.status == status).then_some(n))
+        },
+    )
+    .await
+}
+
 /// Creates a repository in the GitHub stand-in; returns its JSON (with `id`).
 pub async fn create_github_repo(
     p: &Platform,

@@ -38,25 +38,7 @@ impl Fixtures {
 #[tokio::test]
 async fn authz_cross_user_matrix() {
     let p = Platform::from_env();
-    let owner = sam_e2e::github_user_signed_in(&p, "authz-owner")
-        .await
-        .unwrap();
-    sam_e2e::add_cloud_credential(&owner, &p.app(""), &p.hetzner_token)
-        .await
-        .unwrap();
-    let repo = sam_e2e::create_github_repo(&p, "authz-owner", "private-app", &["main"])
-        .await
-        .unwrap();
-    let installation = sam_e2e::install_github_app(&p, &owner, "authz-owner")
-        .await
-        .unwrap();
-    let project: Value = owner
-        .post(p.app("/api/projects"))
-        .json(&json!({ "repository": format!("{installation}:{}", repo["id"]) }))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let (owner, _, project) = sam_e2e::github_project(&p, "authz-owner", "private-app")
         .await
         .unwrap();
     // A project override exists, so a leak through its routes would show.
@@ -83,21 +65,9 @@ async fn authz_cross_user_matrix() {
         .unwrap();
     // A running workspace on that node (the vm-agent clones the project).
     let node_id = node["id"].as_str().unwrap().to_owned();
-    sam_e2e::eventually(
-        "the node to be ready",
-        std::time::Duration::from_secs(60),
-        || async {
-            let n: Value = owner
-                .get(p.app(&format!("/api/nodes/{node_id}")))
-                .send()
-                .await?
-                .json()
-                .await?;
-            Ok((n["status"] == "ready").then_some(()))
-        },
-    )
-    .await
-    .unwrap();
+    sam_e2e::wait_for_node(&owner, &p.app(&format!("/api/nodes/{node_id}")), "ready")
+        .await
+        .unwrap();
     let workspace: Value = owner
         .post(p.app("/api/workspaces"))
         .json(&json!({ "project_id": project["id"], "node_id": node_id }))
@@ -122,8 +92,8 @@ async fn authz_cross_user_matrix() {
         node: node["id"].as_str().unwrap().to_owned(),
         token: token["id"].as_str().unwrap().to_owned(),
         project: project["id"].as_str().unwrap().to_owned(),
-        installation,
-        repository: repo["id"].to_string(),
+        installation: project["installation_id"].as_str().unwrap().to_owned(),
+        repository: project["repository_id"].to_string(),
         workspace: workspace_id,
     };
 

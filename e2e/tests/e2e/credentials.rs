@@ -1,9 +1,7 @@
 //! Cloud credentials (bring your own cloud): validated against the
 //! provider, sealed at rest, listed masked, used for the user's nodes.
 
-use std::time::Duration;
-
-use sam_e2e::{Platform, eventually};
+use sam_e2e::Platform;
 use sam_wire::{ErrorBody, NodeView};
 use serde_json::{Value, json};
 
@@ -124,15 +122,11 @@ async fn j04_add_hetzner_token_then_node_uses_it() {
         .json()
         .await
         .unwrap();
-    eventually("the node to run", Duration::from_secs(60), || async {
-        let n: NodeView = user
-            .get(p.api(&format!("/api/nodes/{}", created.id)))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok((n.status == "ready").then_some(()))
-    })
+    sam_e2e::wait_for_node(
+        &user,
+        &p.api(&format!("/api/nodes/{}", created.id)),
+        "ready",
+    )
     .await
     .unwrap();
     // The credential cannot go while a node still needs it to be destroyed.

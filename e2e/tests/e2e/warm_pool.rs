@@ -44,17 +44,9 @@ async fn warm_pool_claim_release_expire() {
         .await
         .unwrap();
     let server_id = created.provider_server_id.clone().unwrap();
-    let ready: NodeView = eventually("the node to be ready", Duration::from_secs(60), || async {
-        let n: NodeView = client
-            .get(node_url(&created.id))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok((n.status == "ready").then_some(n))
-    })
-    .await
-    .unwrap();
+    let ready = sam_e2e::wait_for_node(&client, &node_url(&created.id), "ready")
+        .await
+        .unwrap();
     let own_hold = ready.claimed_by.clone().unwrap();
 
     // Nothing is warm yet: a claim finds nothing.

@@ -20,25 +20,7 @@ pub struct WorkspaceSetup {
 }
 
 pub async fn workspace_setup(p: &Platform, login: &str) -> WorkspaceSetup {
-    let (client, session) = sam_e2e::github_user_session(p, login).await.unwrap();
-    sam_e2e::add_cloud_credential(&client, &p.app(""), &p.hetzner_token)
-        .await
-        .unwrap();
-    let repo = sam_e2e::create_github_repo(p, login, "app", &["main"])
-        .await
-        .unwrap();
-    let installation = sam_e2e::install_github_app(p, &client, login)
-        .await
-        .unwrap();
-    let project: Value = client
-        .post(p.app("/api/projects"))
-        .json(&json!({ "repository": format!("{installation}:{}", repo["id"]) }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (client, session, project) = sam_e2e::github_project(p, login, "app").await.unwrap();
     let node: NodeView = client
         .post(p.app("/api/nodes"))
         .json(&json!({ "provider": "hetzner", "size": "small" }))
@@ -48,17 +30,9 @@ pub async fn workspace_setup(p: &Platform, login: &str) -> WorkspaceSetup {
         .json()
         .await
         .unwrap();
-    eventually("the node to be ready", Duration::from_secs(60), || async {
-        let n: NodeView = client
-            .get(p.app(&format!("/api/nodes/{}", node.id)))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok((n.status == "ready").then_some(()))
-    })
-    .await
-    .unwrap();
+    sam_e2e::wait_for_node(&client, &p.app(&format!("/api/nodes/{}", node.id)), "ready")
+        .await
+        .unwrap();
     WorkspaceSetup {
         client,
         project_id: project["id"].as_str().unwrap().to_owned(),
