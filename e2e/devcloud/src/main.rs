@@ -86,10 +86,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = sam_standin_kit::shutdown_signal();
     sam_standin_kit::announce("devcloud", &args.state_dir, addr).context("announcing")?;
 
     let served = axum::serve(listener, devcloud.router())
-        .with_graceful_shutdown(sam_standin_kit::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await;
     devcloud.shutdown().await;
     served.context("serving")

@@ -88,10 +88,11 @@ async fn main() -> anyhow::Result<()> {
     })
     .context("starting devgithub")?;
 
+    let shutdown = sam_standin_kit::shutdown_signal();
     sam_standin_kit::announce("devgithub", &args.state_dir, addr).context("announcing")?;
 
     axum::serve(listener, devgithub.router())
-        .with_graceful_shutdown(sam_standin_kit::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving")
 }

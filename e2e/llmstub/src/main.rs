@@ -47,10 +47,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = sam_standin_kit::shutdown_signal();
     sam_standin_kit::announce("llmstub", &args.state_dir, addr).context("announcing")?;
 
     axum::serve(listener, stub.router())
-        .with_graceful_shutdown(sam_standin_kit::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving")
 }
