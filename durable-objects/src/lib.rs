@@ -7,6 +7,7 @@
 
 pub mod d1;
 pub mod env;
+pub mod platform;
 mod node_lifecycle;
 pub mod runtime;
 mod schema;

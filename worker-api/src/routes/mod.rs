@@ -172,7 +172,7 @@ pub enum Principal {
 pub async fn handle(req: Request, env: Env) -> Response {
     let config = match Config::from_env(&env) {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let host = req.headers().get("host").ok().flatten().unwrap_or_default();
     match classify(&host, &config.base_domain) {
