@@ -37,6 +37,15 @@ pub enum GithubError {
     /// The GitHub App private key could not be loaded: a deployment problem.
     #[error("the GitHub App private key is unusable: {0}")]
     InvalidAppKey(String),
+    /// GitHub would not open the pull request because head has no commits
+    /// base lacks (including head == base). Carries GitHub's message, e.g.
+    /// `No commits between main and feature`.
+    #[error("GitHub refused the pull request: {0}")]
+    NoCommitsBetween(String),
+    /// GitHub refused the request as invalid (422 `Validation Failed`), e.g.
+    /// a branch that does not exist. Carries GitHub's message and errors.
+    #[error("GitHub refused the request: {0}")]
+    Unprocessable(String),
     #[error("GitHub could not be reached: {0}")]
     Transport(String),
     #[error("GitHub answered unexpectedly: {0}")]
@@ -52,6 +61,8 @@ impl GithubError {
             GithubError::NotFound => "github_not_found",
             GithubError::RateLimited { .. } => "github_rate_limited",
             GithubError::InvalidAppKey(_) => "github_app_key_invalid",
+            GithubError::NoCommitsBetween(_) => "github_no_commits_between",
+            GithubError::Unprocessable(_) => "github_validation_failed",
             GithubError::Transport(_) => "github_unreachable",
             GithubError::Unexpected(_) => "github_unexpected_response",
         }

@@ -1,6 +1,6 @@
 //! GitHub App: the app's RS256 JWT, installations and their access tokens,
-//! and the installation-scoped REST calls projects need (repositories and
-//! branches).
+//! and the installation-scoped REST calls projects need (repositories,
+//! branches and pull requests).
 //!
 //! Like the OAuth flow in [`crate::github`], the API base URL is
 //! configuration, time is passed in and every request goes through the
@@ -221,6 +221,57 @@ impl From<BranchReply> for Branch {
     }
 }
 
+/// A pull request to open: `head` is a branch of the repository itself
+/// (or `owner:branch`), `base` the branch it should merge into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewPullRequest {
+    pub title: String,
+    pub head: String,
+    pub base: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// A pull request, as the project features need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "PullRequestReply")]
+pub struct PullRequest {
+    pub number: u64,
+    pub html_url: String,
+    /// `open` or `closed`.
+    pub state: String,
+    /// The head branch's name (`ref`, without the owner).
+    pub head_ref: String,
+    pub base_ref: String,
+}
+
+#[derive(Deserialize)]
+struct PullRequestReply {
+    number: u64,
+    html_url: String,
+    state: String,
+    head: PullRequestSide,
+    base: PullRequestSide,
+}
+
+#[derive(Deserialize)]
+struct PullRequestSide {
+    #[serde(rename = "ref")]
+    ref_: String,
+}
+
+impl From<PullRequestReply> for PullRequest {
+    fn from(p: PullRequestReply) -> Self {
+        Self {
+            number: p.number,
+            html_url: p.html_url,
+            state: p.state,
+            head_ref: p.head.ref_,
+            base_ref: p.base.ref_,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct RepositoryPage {
     #[serde(default)]
@@ -396,6 +447,93 @@ impl InstallationClient {
         self.get(http, &path).await
     }
 
+    /// `POST /repos/{owner}/{repo}/pulls`. Safe to retry: when GitHub
+    /// answers that a pull request for the same head and base is already
+    /// open, that one is looked up and returned. A head without commits
+    /// base lacks is [`GithubError::NoCommitsBetween`]; other refusals
+    /// (a branch that does not exist, a missing title) are
+    /// [`GithubError::Unprocessable`] with GitHub's message; a repository
+    /// the token cannot reach is [`GithubError::NotFound`].
+    pub async fn create_pull_request(
+        &self,
+        http: &impl HttpClient,
+        owner: &str,
+        repo: &str,
+        new: &NewPullRequest,
+    ) -> Result<PullRequest, GithubError> {
+        let path = format!("{}/pulls", repo_path(owner, repo)?);
+        let body = serde_json::to_vec(new)
+            .map_err(|e| GithubError::Unexpected(clip(&format!("encoding the request: {e}"))))?;
+        let resp = request(
+            http,
+            Method::Post,
+            &self.api_url,
+            &path,
+            &self.token,
+            Some(body),
+        )
+        .await?;
+        if (200..300).contains(&resp.status) {
+            return decode(&path, &resp);
+        }
+        if resp.status != 422 {
+            return Err(classify(&path, &resp));
+        }
+        match refusal(&resp) {
+            Refusal::AlreadyExists(message) => {
+                let head = new
+                    .head
+                    .rsplit_once(':')
+                    .map_or(new.head.as_str(), |(_, b)| b);
+                let owner_of_head = new.head.split_once(':').map_or(owner, |(o, _)| o);
+                self.find_open_pull_request_from(http, owner, repo, owner_of_head, head, &new.base)
+                    .await?
+                    .ok_or(GithubError::Unprocessable(message))
+            }
+            Refusal::NoCommits(message) => Err(GithubError::NoCommitsBetween(message)),
+            Refusal::Other(message) => Err(GithubError::Unprocessable(message)),
+        }
+    }
+
+    /// The open pull request from `head_branch` (a branch of the
+    /// repository itself) into `base`, if there is one
+    /// (`GET /repos/{owner}/{repo}/pulls?state=open&head=owner:branch&base=…`).
+    pub async fn find_open_pull_request(
+        &self,
+        http: &impl HttpClient,
+        owner: &str,
+        repo: &str,
+        head_branch: &str,
+        base: &str,
+    ) -> Result<Option<PullRequest>, GithubError> {
+        self.find_open_pull_request_from(http, owner, repo, owner, head_branch, base)
+            .await
+    }
+
+    async fn find_open_pull_request_from(
+        &self,
+        http: &impl HttpClient,
+        owner: &str,
+        repo: &str,
+        head_owner: &str,
+        head_branch: &str,
+        base: &str,
+    ) -> Result<Option<PullRequest>, GithubError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", "open")
+            .append_pair("head", &format!("{head_owner}:{head_branch}"))
+            .append_pair("base", base)
+            .append_pair("per_page", &PER_PAGE.to_string())
+            .finish();
+        let path = format!("{}/pulls?{query}", repo_path(owner, repo)?);
+        let pulls: Vec<PullRequest> = self.get(http, &path).await?;
+        // GitHub filters already; checking again costs nothing and keeps a
+        // server that ignored a filter from handing us the wrong one.
+        Ok(pulls
+            .into_iter()
+            .find(|p| p.state == "open" && p.head_ref == head_branch && p.base_ref == base))
+    }
+
     async fn get<T: DeserializeOwned>(
         &self,
         http: &impl HttpClient,
@@ -403,6 +541,83 @@ impl InstallationClient {
     ) -> Result<T, GithubError> {
         let resp = send(http, Method::Get, &self.api_url, path, &self.token).await?;
         decode(path, &resp)
+    }
+}
+
+/// `/repos/{owner}/{repo}` with both names percent-encoded as path
+/// segments; names that would change the path (empty, `.`, `..`) are
+/// [`GithubError::NotFound`], as no repository has them.
+fn repo_path(owner: &str, repo: &str) -> Result<String, GithubError> {
+    let bad = |s: &str| s.is_empty() || s == "." || s == "..";
+    if bad(owner) || bad(repo) {
+        return Err(GithubError::NotFound);
+    }
+    Ok(format!(
+        "/repos/{}/{}",
+        encode_segment(owner),
+        encode_segment(repo)
+    ))
+}
+
+/// What a 422 from `POST …/pulls` means.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    AlreadyExists(String),
+    NoCommits(String),
+    Other(String),
+}
+
+#[derive(Deserialize)]
+struct ValidationReply {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    errors: Vec<ValidationItem>,
+}
+
+#[derive(Deserialize)]
+struct ValidationItem {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// Reads GitHub's `Validation Failed` body: each entry of `errors` has a
+/// `message` (`code: custom`) or a `field` and `code` (`head` `invalid`).
+fn refusal(resp: &HttpResponse) -> Refusal {
+    let reply: ValidationReply = serde_json::from_slice(&resp.body).unwrap_or(ValidationReply {
+        message: None,
+        errors: Vec::new(),
+    });
+    let details: Vec<String> = reply
+        .errors
+        .iter()
+        .filter_map(|e| match (&e.message, &e.field, &e.code) {
+            (Some(m), _, _) if !m.is_empty() => Some(m.clone()),
+            (_, Some(f), Some(c)) => Some(format!("{f} {c}")),
+            (_, Some(f), None) => Some(format!("{f} invalid")),
+            _ => None,
+        })
+        .collect();
+    let message = reply
+        .message
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "HTTP 422".to_owned());
+    let full = if details.is_empty() {
+        clip(&message)
+    } else {
+        clip(&format!("{message}: {}", details.join("; ")))
+    };
+    let has = |prefix: &str| details.iter().any(|d| d.starts_with(prefix));
+    if has("A pull request already exists") {
+        Refusal::AlreadyExists(full)
+    } else if let Some(no_commits) = details.iter().find(|d| d.starts_with("No commits between")) {
+        Refusal::NoCommits(clip(no_commits))
+    } else {
+        Refusal::Other(full)
     }
 }
 
@@ -417,10 +632,22 @@ fn too_many_pages(what: &str) -> GithubError {
 /// unreserved characters and `/` (branch names are paths, and GitHub
 /// routes `branches/{name}` with the slashes left in).
 fn encode_branch(name: &str) -> String {
+    encode(name, true)
+}
+
+/// Percent-encodes one path segment (an owner or repository name).
+fn encode_segment(name: &str) -> String {
+    encode(name, false)
+}
+
+fn encode(name: &str, keep_slashes: bool) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(name.len());
     for &b in name.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slashes && b == b'/')
+        {
             out.push(char::from(b));
         } else {
             out.push('%');
@@ -433,6 +660,36 @@ fn encode_branch(name: &str) -> String {
 
 // ---- HTTP plumbing ----
 
+/// Sends one request (a JSON `body` if given) and returns whatever
+/// status came back; only a request that got no response is an error.
+async fn request(
+    http: &impl HttpClient,
+    method: Method,
+    api_url: &str,
+    path: &str,
+    bearer: &str,
+    body: Option<Vec<u8>>,
+) -> Result<HttpResponse, GithubError> {
+    let mut headers = vec![
+        ("authorization".into(), format!("Bearer {bearer}")),
+        ("accept".into(), ACCEPT.into()),
+        ("x-github-api-version".into(), API_VERSION.into()),
+        ("user-agent".into(), USER_AGENT.into()),
+    ];
+    if body.is_some() {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    http.send(HttpRequest {
+        method,
+        url: format!("{}{path}", api_url.trim_end_matches('/')),
+        headers,
+        body,
+    })
+    .await
+    .map_err(|e| GithubError::Transport(clip(&e.message)))
+}
+
+/// Like [`request`] without a body, with non-2xx statuses classified.
 async fn send(
     http: &impl HttpClient,
     method: Method,
@@ -440,20 +697,7 @@ async fn send(
     path: &str,
     bearer: &str,
 ) -> Result<HttpResponse, GithubError> {
-    let resp = http
-        .send(HttpRequest {
-            method,
-            url: format!("{}{path}", api_url.trim_end_matches('/')),
-            headers: vec![
-                ("authorization".into(), format!("Bearer {bearer}")),
-                ("accept".into(), ACCEPT.into()),
-                ("x-github-api-version".into(), API_VERSION.into()),
-                ("user-agent".into(), USER_AGENT.into()),
-            ],
-            body: None,
-        })
-        .await
-        .map_err(|e| GithubError::Transport(clip(&e.message)))?;
+    let resp = request(http, method, api_url, path, bearer, None).await?;
     if (200..300).contains(&resp.status) {
         Ok(resp)
     } else {

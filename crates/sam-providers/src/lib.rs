@@ -15,7 +15,9 @@ pub mod github_app;
 pub mod github_webhook;
 
 pub use error::{ProviderError, ProviderErrorKind, backoff_delay_ms, classify, parse_retry_after};
-pub use github_app::{GithubApp, GithubAppKey, InstallationClient, InstallationToken};
+pub use github_app::{
+    GithubApp, GithubAppKey, InstallationClient, InstallationToken, NewPullRequest, PullRequest,
+};
 pub use github_webhook::{WebhookError, WebhookEvent};
 pub use hetzner::{
     CreateServer, DeleteOutcome, HetznerClient, LocationInfo, PowerAction, Server, ServerTypeInfo,

@@ -13,7 +13,7 @@ mod common;
 use common::{Canned, Recorded, ReqwestHttp, canned, closed_port_url, start};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sam_providers::github::GithubError;
-use sam_providers::github_app::{Account, Branch, Installation};
+use sam_providers::github_app::{Account, Branch, Installation, NewPullRequest, PullRequest};
 use sam_providers::{GithubApp, GithubAppKey, InstallationClient};
 use serde_json::{Value, json};
 
@@ -649,4 +649,241 @@ async fn unreachable_github_is_a_transport_error() {
     assert!(matches!(err, GithubError::Transport(_)), "{err:?}");
     assert_eq!(err.code(), "github_unreachable");
     assert_no_secrets(&err);
+}
+
+// ---- Pull requests ----
+
+/// A pull request as GitHub answers with it (trimmed to what matters).
+fn pull(number: u64, head: &str, base: &str, state: &str) -> Value {
+    json!({
+        "url": format!("https://api.github.com/repos/acme/widgets/pulls/{number}"),
+        "id": 1_000_000 + number,
+        "number": number,
+        "state": state,
+        "title": "Agent changes",
+        "body": null,
+        "html_url": format!("https://github.com/acme/widgets/pull/{number}"),
+        "user": account(41_000_001, "sam[bot]", "Bot"),
+        "head": {"label": format!("acme:{head}"), "ref": head, "sha": "a".repeat(40),
+                 "repo": repo(77, "acme", "widgets", true)},
+        "base": {"label": format!("acme:{base}"), "ref": base, "sha": "b".repeat(40),
+                 "repo": repo(77, "acme", "widgets", true)},
+        "draft": false,
+        "merged": false,
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    })
+}
+
+// By value so call sites can pass `json!(...)` literals directly.
+#[allow(clippy::needless_pass_by_value)]
+fn validation_failed(errors: Value) -> Value {
+    json!({
+        "message": "Validation Failed",
+        "errors": errors,
+        "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+        "status": "422",
+    })
+}
+
+fn new_pull() -> NewPullRequest {
+    NewPullRequest {
+        title: "Agent changes".into(),
+        head: "sam/task-1".into(),
+        base: "main".into(),
+        body: Some("Made by an agent.".into()),
+    }
+}
+
+fn expected(number: u64) -> PullRequest {
+    PullRequest {
+        number,
+        html_url: format!("https://github.com/acme/widgets/pull/{number}"),
+        state: "open".into(),
+        head_ref: "sam/task-1".into(),
+        base_ref: "main".into(),
+    }
+}
+
+#[tokio::test]
+async fn pull_request_is_created_with_post() {
+    let (base, recorded) = start(vec![canned(201, pull(7, "sam/task-1", "main", "open"))]).await;
+    let pr = installation_client(&base)
+        .create_pull_request(&http(), "acme", "widgets", &new_pull())
+        .await
+        .unwrap();
+    assert_eq!(pr, expected(7));
+    let recorded = recorded.lock().unwrap();
+    let r = &recorded[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/repos/acme/widgets/pulls")
+    );
+    assert_github_headers(r);
+    assert_eq!(r.bearer(), INSTALLATION_TOKEN);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.json(),
+        json!({"title": "Agent changes", "head": "sam/task-1", "base": "main",
+               "body": "Made by an agent."})
+    );
+}
+
+#[tokio::test]
+async fn a_pull_request_without_body_sends_none() {
+    let (base, recorded) = start(vec![canned(201, pull(1, "sam/task-1", "main", "open"))]).await;
+    let new = NewPullRequest {
+        body: None,
+        ..new_pull()
+    };
+    installation_client(&base)
+        .create_pull_request(&http(), "acme", "widgets", &new)
+        .await
+        .unwrap();
+    let body = recorded.lock().unwrap()[0].json();
+    assert!(body.get("body").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn creating_again_returns_the_open_pull_request() {
+    let (base, recorded) = start(vec![
+        canned(
+            422,
+            validation_failed(json!([{"resource": "PullRequest", "code": "custom",
+                "message": "A pull request already exists for acme:sam/task-1."}])),
+        ),
+        canned(200, json!([pull(7, "sam/task-1", "main", "open")])),
+    ])
+    .await;
+    let pr = installation_client(&base)
+        .create_pull_request(&http(), "acme", "widgets", &new_pull())
+        .await
+        .unwrap();
+    assert_eq!(pr, expected(7));
+    let recorded = recorded.lock().unwrap();
+    let r = &recorded[1];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str(), r.query.as_str()),
+        (
+            "GET",
+            "/repos/acme/widgets/pulls",
+            "state=open&head=acme%3Asam%2Ftask-1&base=main&per_page=100"
+        )
+    );
+    assert_github_headers(r);
+    assert_eq!(r.bearer(), INSTALLATION_TOKEN);
+}
+
+#[tokio::test]
+async fn already_exists_but_gone_when_looked_up_is_unprocessable() {
+    let (base, _) = start(vec![
+        canned(
+            422,
+            validation_failed(json!([{"resource": "PullRequest", "code": "custom",
+                "message": "A pull request already exists for acme:sam/task-1."}])),
+        ),
+        canned(200, json!([])),
+    ])
+    .await;
+    let err = installation_client(&base)
+        .create_pull_request(&http(), "acme", "widgets", &new_pull())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        GithubError::Unprocessable(
+            "Validation Failed: A pull request already exists for acme:sam/task-1.".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn refusals_carry_githubs_message() {
+    let (base, _) = start(vec![
+        canned(
+            422,
+            validation_failed(json!([{"resource": "PullRequest", "code": "custom",
+                "message": "No commits between main and sam/task-1"}])),
+        ),
+        canned(
+            422,
+            validation_failed(json!([{"resource": "PullRequest", "field": "head", "code": "invalid"}])),
+        ),
+        canned(
+            422,
+            validation_failed(json!([{"resource": "PullRequest", "field": "title", "code": "missing_field"},
+                                     {"resource": "PullRequest", "field": "base", "code": "invalid"}])),
+        ),
+        canned(404, github_error("Not Found")),
+        canned(403, github_error("Resource not accessible by integration")),
+    ])
+    .await;
+    let client = installation_client(&base);
+    let (http, new) = (http(), new_pull());
+    let create = || client.create_pull_request(&http, "acme", "widgets", &new);
+    let err = create().await.unwrap_err();
+    assert_eq!(
+        err,
+        GithubError::NoCommitsBetween("No commits between main and sam/task-1".into())
+    );
+    assert_eq!(err.code(), "github_no_commits_between");
+    let err = create().await.unwrap_err();
+    assert_eq!(
+        err,
+        GithubError::Unprocessable("Validation Failed: head invalid".into())
+    );
+    assert_eq!(err.code(), "github_validation_failed");
+    let err = create().await.unwrap_err();
+    assert_eq!(
+        err,
+        GithubError::Unprocessable("Validation Failed: title missing_field; base invalid".into())
+    );
+    assert_eq!(create().await.unwrap_err(), GithubError::NotFound);
+    let err = create().await.unwrap_err();
+    assert!(matches!(err, GithubError::Unexpected(_)), "{err:?}");
+    assert_no_secrets(&err);
+}
+
+#[tokio::test]
+async fn open_pull_requests_are_found_by_head_and_base() {
+    let (base, recorded) = start(vec![
+        canned(200, json!([pull(3, "sam/task-1", "main", "open")])),
+        canned(200, json!([])),
+        // A server that ignored the filters: nothing matching is returned.
+        canned(200, json!([pull(4, "other", "main", "open")])),
+        canned(404, github_error("Not Found")),
+    ])
+    .await;
+    let client = installation_client(&base);
+    let http = http();
+    let find = || client.find_open_pull_request(&http, "acme", "widgets", "sam/task-1", "main");
+    assert_eq!(find().await.unwrap(), Some(expected(3)));
+    assert_eq!(find().await.unwrap(), None);
+    assert_eq!(find().await.unwrap(), None);
+    assert_eq!(find().await.unwrap_err(), GithubError::NotFound);
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(
+        recorded[0].query,
+        "state=open&head=acme%3Asam%2Ftask-1&base=main&per_page=100"
+    );
+}
+
+#[tokio::test]
+async fn owner_and_repo_names_cannot_change_the_path() {
+    let (base, recorded) = start(vec![canned(200, json!([]))]).await;
+    let client = installation_client(&base);
+    for (owner, repo) in [("", "widgets"), ("acme", ".."), (".", "x")] {
+        let err = client
+            .create_pull_request(&http(), owner, repo, &new_pull())
+            .await
+            .unwrap_err();
+        assert_eq!(err, GithubError::NotFound);
+    }
+    client
+        .find_open_pull_request(&http(), "ac/me", "wid?gets", "b", "main")
+        .await
+        .unwrap();
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].path, "/repos/ac%2Fme/wid%3Fgets/pulls");
 }

@@ -5,11 +5,15 @@
 
 use serde_json::{Value, json};
 
+use crate::git::Comparison;
 use crate::hooks::Event;
 use crate::hooks::payloads::Ctx;
 use crate::render;
 use crate::server::AppState;
-use crate::state::{Installation, NewInstallation, Refusal, RepoDiff, Selection, World};
+use crate::state::{
+    Installation, NewInstallation, NewPull, Pull, PullAuthor, PullState, Refusal, RepoDiff,
+    Selection, World,
+};
 
 fn ctx<'a>(
     state: &'a AppState,
@@ -196,4 +200,94 @@ pub(crate) fn delete_repo(
     })?;
     send_all(state, event.into_iter().collect());
     Ok(())
+}
+
+/// A `pull_request` event when an installation that subscribes to it
+/// reaches the repository; `actor` is who acted (the `sender`).
+fn pull_event(
+    state: &AppState,
+    base: &str,
+    world: &World,
+    pull: &Pull,
+    action: &str,
+    actor: PullAuthor,
+    body: &Value,
+) -> Option<Event> {
+    let repo = world.repos.get(&pull.repo_id)?;
+    let installation = world
+        .installation_for_repo(repo.id)
+        .filter(|i| i.events.iter().any(|e| e == "pull_request"))?;
+    let named = match actor {
+        PullAuthor::User(id) => Some(id),
+        PullAuthor::Bot => None,
+    };
+    let mut payload = ctx(state, base, world, repo.owner_id, named).pull_request(
+        action,
+        repo,
+        installation.id,
+        pull.number,
+        body,
+    );
+    if actor == PullAuthor::Bot {
+        payload["sender"] = render::bot_user(base, &state.config.app);
+    }
+    Some(Event::new("pull_request", payload))
+}
+
+/// Opens a pull request; sends `pull_request.opened`. Returns the full
+/// pull request JSON.
+pub(crate) fn open_pull(
+    state: &AppState,
+    base: &str,
+    spec: NewPull,
+    comparison: &Comparison,
+) -> Result<Value, Refusal> {
+    let actor = spec.author;
+    let (body, event) = state.store.update(|w| {
+        let pull = w.create_pull(spec)?;
+        let repo = w
+            .repos
+            .get(&pull.repo_id)
+            .ok_or_else(|| Refusal::NotFound("repository".into()))?;
+        let body = render::pull(base, &state.config.app, w, repo, &pull, Some(comparison));
+        let event = pull_event(state, base, w, &pull, "opened", actor, &body);
+        Ok::<_, Refusal>((body, event))
+    })?;
+    send_all(state, event.into_iter().collect());
+    Ok(body)
+}
+
+/// Edits a pull request (title, body, state); sends `pull_request` with
+/// `closed`, `reopened` or `edited`. Returns the pull request as it now is.
+pub(crate) fn update_pull(
+    state: &AppState,
+    base: &str,
+    id: u64,
+    title: Option<String>,
+    body: Option<String>,
+    new_state: Option<PullState>,
+    actor: PullAuthor,
+) -> Result<Pull, Refusal> {
+    let (pull, event) = state.store.update(|w| {
+        let before = w
+            .pulls
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Refusal::NotFound("pull request".into()))?;
+        let pull = w.update_pull(id, title, body, new_state)?;
+        let action = match (before.state, pull.state) {
+            (PullState::Open, PullState::Closed) => Some("closed"),
+            (PullState::Closed, PullState::Open) => Some("reopened"),
+            _ if before.title != pull.title || before.body != pull.body => Some("edited"),
+            _ => None,
+        };
+        let event = action.and_then(|action| {
+            let repo = w.repos.get(&pull.repo_id)?;
+            let body = render::pull(base, &state.config.app, w, repo, &pull, None);
+            pull_event(state, base, w, &pull, action, actor, &body)
+        });
+        Ok::<_, Refusal>((pull, event))
+    })?;
+    send_all(state, event.into_iter().collect());
+    Ok(pull)
 }

@@ -241,7 +241,7 @@ pub(crate) async fn submit(
     };
     let (id, action) = match outcome {
         Ok(done) => done,
-        Err(Refusal::Invalid { message, .. }) => {
+        Err(Refusal::Invalid { message, .. } | Refusal::Custom { message, .. }) => {
             return error_page(StatusCode::UNPROCESSABLE_ENTITY, "Install failed", &message);
         }
         Err(Refusal::NotFound(what)) => {

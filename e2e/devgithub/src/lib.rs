@@ -15,7 +15,8 @@
 //! The library exposes [`DevGitHub`] (state, webhook queue and the axum
 //! router) so tests can drive it without a binary; `main.rs` only adds the
 //! CLI, the listening socket and signal handling. Pull requests
-//! (`api::pulls`) are a seam, not emulated yet.
+//! (`api::pulls`) join branches of one repository (no forks); opening,
+//! listing, reading, editing and closing them is emulated, merging is not.
 
 mod admin;
 mod api;
@@ -30,6 +31,7 @@ mod html;
 mod ids;
 mod install;
 mod oauth;
+mod pull_page;
 mod render;
 mod server;
 mod state;

@@ -1,4 +1,5 @@
-//! The one router: the web host (`/login/oauth/…`, `/apps/…`), the REST
+//! The one router: the web host (`/login/oauth/…`, `/apps/…`, pull request
+//! pages at `/{owner}/{repo}/pull/{number}`), the REST
 //! host (`/user`, `/app`, `/installation`, `/repos/…`) and devgithub's own
 //! admin paths (`/_devgithub/…`) share a port, since their paths do not
 //! collide. Also the shared request state and the base-URL extractor.
@@ -20,7 +21,7 @@ use crate::config::Config;
 use crate::git::GitRepos;
 use crate::hooks::Webhooks;
 use crate::state::Store;
-use crate::{admin, api, avatars, git, install, oauth};
+use crate::{admin, api, avatars, git, install, oauth, pull_page};
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -87,6 +88,7 @@ pub(crate) fn router(state: AppState) -> Router {
             get(install::show).post(install::submit),
         )
         .route("/avatars/u/{id}", get(avatars::avatar))
+        .route("/{owner}/{repo}/pull/{number}", get(pull_page::show))
         .merge(api::routes())
         .merge(admin::routes())
         .fallback(fallback)

@@ -253,16 +253,16 @@ async fn unknown_routes_and_methods_are_json_404s() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    // The pull request seam says what is missing.
+    // Pull request endpoints devgithub lacks say so.
     let (status, body) = decode(
         hub.client
-            .get(hub.url("/repos/o/r/pulls"))
+            .put(hub.url("/repos/o/r/pulls/1/merge"))
             .send()
             .await
             .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert!(body["message"].as_str().unwrap().contains("pull requests"));
+    assert!(body["message"].as_str().unwrap().contains("pull request"));
     hub.stop();
 }

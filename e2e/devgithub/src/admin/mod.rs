@@ -1,13 +1,15 @@
 //! devgithub's own admin API under `/_devgithub/`, for tests and scripts:
 //! seed users, organizations, repositories and installations, make the
 //! changes GitHub would announce (rename, delete, uninstall, change an
-//! installation's repositories) and read back the webhook deliveries.
+//! installation's repositories) and read back the webhook deliveries and
+//! pull requests.
 //! No authentication: devgithub only ever listens on loopback. Errors use
 //! GitHub's REST error body.
 
 mod accounts;
 mod deliveries;
 mod installations;
+mod pulls;
 mod repos;
 
 use axum::Router;
@@ -51,4 +53,5 @@ pub(crate) fn routes() -> Router<AppState> {
             post(installations::change_repositories),
         )
         .route("/_devgithub/deliveries", get(deliveries::list))
+        .route("/_devgithub/pulls", get(pulls::list))
 }

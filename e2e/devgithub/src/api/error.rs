@@ -100,6 +100,11 @@ impl From<Refusal> for ApiError {
                 "field": field,
                 "message": message,
             }])),
+            Refusal::Custom { resource, message } => ApiError::validation(json!([{
+                "resource": resource,
+                "code": "custom",
+                "message": message,
+            }])),
         }
     }
 }

@@ -22,12 +22,12 @@ use crate::server::{AppState, Base};
 use crate::state::{Repo, RepoLookup, World};
 
 /// How the request named the repository.
-enum RepoRef {
+pub(super) enum RepoRef {
     Name(String, String),
     Id(String),
 }
 
-fn visible(world: &World, caller: &Caller, repo: &Repo) -> bool {
+pub(super) fn visible(world: &World, caller: &Caller, repo: &Repo) -> bool {
     match caller {
         Caller::Anonymous => !repo.private,
         Caller::User { user_id, .. } => world.user_can_read(*user_id, repo),
@@ -49,7 +49,7 @@ fn permissions(world: &World, caller: &Caller, repo: &Repo) -> Option<Value> {
 }
 
 /// Resolves the repository and runs `f` on it, or answers 404 / 301.
-fn with_repo<R>(
+pub(super) fn with_repo<R>(
     state: &AppState,
     base: &str,
     uri: &Uri,

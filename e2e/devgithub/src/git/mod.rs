@@ -24,6 +24,7 @@
 mod auth;
 mod bare;
 mod cgi;
+mod compare;
 mod push;
 
 use axum::extract::Request;
@@ -32,6 +33,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 pub(crate) use bare::{GitError, GitRepos, Seed};
+pub(crate) use compare::Comparison;
 
 use crate::clock::now_ms;
 use crate::server::AppState;

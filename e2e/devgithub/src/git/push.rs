@@ -231,21 +231,7 @@ fn short(sha: &str) -> &str {
 
 /// The app's bot as `sender`.
 fn bot_user(base: &str, state: &AppState) -> Value {
-    let app = &state.config.app;
-    let login = bot_login(app);
-    let id = render::bot_id(app.id);
-    json!({
-        "login": login,
-        "id": id,
-        "node_id": crate::ids::node_id("Bot", id),
-        "avatar_url": format!("{base}/avatars/u/{id}"),
-        "gravatar_id": "",
-        "url": format!("{base}/users/{login}"),
-        "html_url": format!("{base}/apps/{}", app.slug),
-        "type": "Bot",
-        "user_view_type": "public",
-        "site_admin": false,
-    })
+    render::bot_user(base, &state.config.app)
 }
 
 /// The `push` payload's own fields, `repository` and `pusher`; `Ctx`

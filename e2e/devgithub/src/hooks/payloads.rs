@@ -1,6 +1,7 @@
 //! Webhook payloads for the events devgithub emits, shaped like GitHub's:
 //! `installation` (created, deleted), `installation_repositories` (added,
-//! removed), `repository` (renamed, deleted) and `push`.
+//! removed), `repository` (renamed, deleted), `push` and `pull_request`
+//! (opened, edited, closed, reopened).
 
 use serde_json::{Value, json};
 
@@ -112,6 +113,28 @@ impl Ctx<'_> {
         if let Some(changes) = changes {
             payload["changes"] = changes;
         }
+        self.envelope(repo.owner_id, payload)
+    }
+
+    /// `pull_request`: `pull_request` is the full pull request shape.
+    pub(crate) fn pull_request(
+        &self,
+        action: &str,
+        repo: &Repo,
+        installation_id: u64,
+        number: u64,
+        pull_request: &Value,
+    ) -> Value {
+        let payload = json!({
+            "action": action,
+            "number": number,
+            "pull_request": pull_request,
+            "repository": render::repo(self.base, self.world, repo, None),
+            "installation": {
+                "id": installation_id,
+                "node_id": node_id("Installation", installation_id),
+            },
+        });
         self.envelope(repo.owner_id, payload)
     }
 

@@ -231,7 +231,7 @@ pub(crate) async fn authorize_submit(
         .update(|w| w.create_user(&login, params.name.clone(), params.email.clone()));
     match created {
         Ok(user) => sign_in(&state, &params, target, user.id),
-        Err(Refusal::Invalid { message, .. }) => chooser(
+        Err(Refusal::Invalid { message, .. } | Refusal::Custom { message, .. }) => chooser(
             &state,
             &params,
             StatusCode::UNPROCESSABLE_ENTITY,

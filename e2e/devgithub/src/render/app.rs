@@ -16,6 +16,24 @@ pub(crate) fn bot_id(app_id: u64) -> u64 {
     41_000_000 + app_id
 }
 
+/// The app's bot user (`{slug}[bot]`), which installation tokens act as.
+pub(crate) fn bot_user(base: &str, config: &AppConfig) -> Value {
+    let login = format!("{}[bot]", config.slug);
+    let id = bot_id(config.id);
+    json!({
+        "login": login,
+        "id": id,
+        "node_id": node_id("Bot", id),
+        "avatar_url": format!("{base}/avatars/u/{id}"),
+        "gravatar_id": "",
+        "url": format!("{base}/users/{login}"),
+        "html_url": format!("{base}/apps/{}", config.slug),
+        "type": "Bot",
+        "user_view_type": "public",
+        "site_admin": false,
+    })
+}
+
 pub(crate) fn app(base: &str, config: &AppConfig, world: &World) -> Value {
     let mut permissions = serde_json::Map::new();
     let mut events: Vec<String> = Vec::new();

@@ -4,8 +4,10 @@
 
 mod account;
 mod app;
+mod pull;
 mod repo;
 
 pub(crate) use account::{private_user, simple_user};
-pub(crate) use app::{app, bot_id, installation};
+pub(crate) use app::{app, bot_id, bot_user, installation};
+pub(crate) use pull::{pull, pull_author};
 pub(crate) use repo::{branch_full, branch_short, repo, repo_minimal};

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub(crate) use mutations::{
-    BranchSpec, BranchUpdate, NewInstallation, NewRepo, RepoDiff, default_permissions,
+    BranchSpec, BranchUpdate, NewInstallation, NewPull, NewRepo, RepoDiff, default_permissions,
 };
 pub(crate) use queries::RepoLookup;
 pub(crate) use store::{Store, StoreError};
@@ -164,6 +164,55 @@ pub(crate) struct Delivery {
     pub payload: Value,
 }
 
+/// `open` or `closed`, as `state` reads in the pull request shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PullState {
+    Open,
+    Closed,
+}
+
+impl PullState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PullState::Open => "open",
+            PullState::Closed => "closed",
+        }
+    }
+}
+
+/// Who opened a pull request: a user, or the app's bot (installation
+/// tokens act as `{slug}[bot]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PullAuthor {
+    User(u64),
+    Bot,
+}
+
+/// A pull request between two branches of one repository (forks are not
+/// emulated). `head_sha` and `base_sha` follow pushes while it is open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Pull {
+    /// Global id, like GitHub's.
+    pub id: u64,
+    pub repo_id: u64,
+    /// Per repository, from 1.
+    pub number: u64,
+    pub title: String,
+    pub body: Option<String>,
+    pub state: PullState,
+    pub draft: bool,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub author: PullAuthor,
+    pub created_at: String,
+    pub updated_at: String,
+    pub closed_at: Option<String>,
+}
+
 /// How many deliveries `state.json` keeps (oldest dropped first).
 pub(crate) const MAX_DELIVERIES: usize = 500;
 
@@ -182,6 +231,19 @@ pub(crate) struct World {
     pub user_tokens: BTreeMap<String, UserToken>,
     pub installation_tokens: BTreeMap<String, InstallationToken>,
     pub deliveries: Vec<Delivery>,
+    /// Absent from state files written before pull requests existed.
+    #[serde(default = "first_pull_id")]
+    pub next_pull_id: u64,
+    /// Pull requests by global id.
+    #[serde(default)]
+    pub pulls: BTreeMap<u64, Pull>,
+    /// The last pull request number handed out, per repository id.
+    #[serde(default)]
+    pub pull_numbers: BTreeMap<u64, u64>,
+}
+
+fn first_pull_id() -> u64 {
+    900_000_001
 }
 
 impl Default for World {
@@ -201,6 +263,9 @@ impl Default for World {
             user_tokens: BTreeMap::new(),
             installation_tokens: BTreeMap::new(),
             deliveries: Vec::new(),
+            next_pull_id: first_pull_id(),
+            pulls: BTreeMap::new(),
+            pull_numbers: BTreeMap::new(),
         }
     }
 }
@@ -214,6 +279,11 @@ pub(crate) enum Refusal {
         resource: &'static str,
         field: &'static str,
         code: &'static str,
+        message: String,
+    },
+    /// GitHub's `code: "custom"` errors, which carry a message but no field.
+    Custom {
+        resource: &'static str,
         message: String,
     },
 }

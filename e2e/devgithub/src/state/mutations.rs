@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::validate;
 use super::{
-    Account, AccountKind, Branch, Delivery, Installation, MAX_DELIVERIES, Refusal, Repo, Selection,
-    World,
+    Account, AccountKind, Branch, Delivery, Installation, MAX_DELIVERIES, Pull, PullAuthor,
+    PullState, Refusal, Repo, Selection, World,
 };
 use crate::clock::now_rfc3339;
 use crate::ids::fake_sha;
@@ -39,6 +39,22 @@ pub(crate) struct NewInstallation {
     pub repositories: Vec<String>,
     pub permissions: Option<BTreeMap<String, String>>,
     pub events: Option<Vec<String>>,
+}
+
+/// A pull request to open. The branches were checked against the bare
+/// repository (they exist, and head has commits base lacks); the SHAs are
+/// their heads as git saw them.
+#[derive(Debug, Clone)]
+pub(crate) struct NewPull {
+    pub repo_id: u64,
+    pub title: String,
+    pub body: Option<String>,
+    pub draft: bool,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub author: PullAuthor,
 }
 
 /// A branch a push moved: `sha` is the new head, `None` once deleted.
@@ -329,13 +345,137 @@ impl World {
             }
         }
         repo.updated_at = now_rfc3339();
-        Some(repo.clone())
+        let repo = repo.clone();
+        // Open pull requests follow their branches, as on GitHub.
+        for pull in self
+            .pulls
+            .values_mut()
+            .filter(|p| p.repo_id == id && p.state == PullState::Open)
+        {
+            for update in updates {
+                let Some(sha) = &update.sha else { continue };
+                if update.name == pull.head_ref {
+                    sha.clone_into(&mut pull.head_sha);
+                }
+                if update.name == pull.base_ref {
+                    sha.clone_into(&mut pull.base_sha);
+                }
+            }
+        }
+        Some(repo)
+    }
+
+    /// The open pull request from `head` into `base`, if any.
+    pub(crate) fn open_pull(&self, repo_id: u64, head: &str, base: &str) -> Option<&Pull> {
+        self.pulls.values().find(|p| {
+            p.repo_id == repo_id
+                && p.state == PullState::Open
+                && p.head_ref == head
+                && p.base_ref == base
+        })
+    }
+
+    /// A repository's pull request by number.
+    pub(crate) fn pull_by_number(&self, repo_id: u64, number: u64) -> Option<&Pull> {
+        self.pulls
+            .values()
+            .find(|p| p.repo_id == repo_id && p.number == number)
+    }
+
+    fn already_exists(&self, repo_id: u64, head: &str) -> Refusal {
+        let owner = self
+            .repos
+            .get(&repo_id)
+            .and_then(|r| self.repo_owner(r))
+            .map_or("ghost", |a| a.login.as_str());
+        Refusal::Custom {
+            resource: "PullRequest",
+            message: format!("A pull request already exists for {owner}:{head}."),
+        }
+    }
+
+    /// Opens a pull request with the repository's next number; refused
+    /// when one is already open for the same head and base.
+    pub(crate) fn create_pull(&mut self, spec: NewPull) -> Result<Pull, Refusal> {
+        if !self.repos.contains_key(&spec.repo_id) {
+            return Err(Refusal::NotFound("repository".into()));
+        }
+        if self
+            .open_pull(spec.repo_id, &spec.head_ref, &spec.base_ref)
+            .is_some()
+        {
+            return Err(self.already_exists(spec.repo_id, &spec.head_ref));
+        }
+        let number = self.pull_numbers.get(&spec.repo_id).copied().unwrap_or(0) + 1;
+        self.pull_numbers.insert(spec.repo_id, number);
+        let id = self.next_pull_id;
+        self.next_pull_id += 1;
+        let now = now_rfc3339();
+        let pull = Pull {
+            id,
+            repo_id: spec.repo_id,
+            number,
+            title: spec.title,
+            body: spec.body,
+            state: PullState::Open,
+            draft: spec.draft,
+            head_ref: spec.head_ref,
+            head_sha: spec.head_sha,
+            base_ref: spec.base_ref,
+            base_sha: spec.base_sha,
+            author: spec.author,
+            created_at: now.clone(),
+            updated_at: now,
+            closed_at: None,
+        };
+        self.pulls.insert(id, pull.clone());
+        Ok(pull)
+    }
+
+    /// Changes a pull request's title, body or state. Reopening is refused
+    /// while another pull request is open for the same branches.
+    pub(crate) fn update_pull(
+        &mut self,
+        id: u64,
+        title: Option<String>,
+        body: Option<String>,
+        state: Option<PullState>,
+    ) -> Result<Pull, Refusal> {
+        let pull = self
+            .pulls
+            .get(&id)
+            .ok_or_else(|| Refusal::NotFound("pull request".into()))?;
+        if state == Some(PullState::Open) && pull.state == PullState::Closed {
+            let (repo_id, head, base) =
+                (pull.repo_id, pull.head_ref.clone(), pull.base_ref.clone());
+            if self.open_pull(repo_id, &head, &base).is_some() {
+                return Err(self.already_exists(repo_id, &head));
+            }
+        }
+        let pull = self.pulls.get_mut(&id).expect("checked above");
+        let now = now_rfc3339();
+        if let Some(title) = title {
+            pull.title = title;
+        }
+        if body.is_some() {
+            pull.body = body;
+        }
+        if let Some(state) = state
+            && state != pull.state
+        {
+            pull.state = state;
+            pull.closed_at = (state == PullState::Closed).then(|| now.clone());
+        }
+        pull.updated_at = now;
+        Ok(pull.clone())
     }
 
     /// Deletes a repository and every reference to it.
     pub(crate) fn delete_repo(&mut self, id: u64) -> Option<Repo> {
         let repo = self.repos.remove(&id)?;
         self.repo_redirects.retain(|_, target| *target != id);
+        self.pulls.retain(|_, p| p.repo_id != id);
+        self.pull_numbers.remove(&id);
         for installation in self.installations.values_mut() {
             installation.repository_ids.retain(|r| *r != id);
         }
