@@ -29,7 +29,7 @@ use worker::{
 
 use crate::d1::D1Sql;
 use crate::runtime::FetchHttp;
-use crate::{env, now_ms, schema};
+use crate::{env, now_ms, schema, set_alarm_at};
 
 const MIGRATIONS: &[(&str, &str)] = &[
     (
@@ -333,10 +333,4 @@ fn append(state: &State, sql: &SqlStorage, event: &BootEvent) -> Result<()> {
         let _ = viewer.send_with_str(&line);
     }
     Ok(())
-}
-
-/// workers-rs reads an `i64` alarm time as an offset from now, not as an
-/// absolute time; this converts our absolute deadlines.
-async fn set_alarm_at(state: &State, at_ms: i64) -> Result<()> {
-    state.storage().set_alarm((at_ms - now_ms()).max(0)).await
 }

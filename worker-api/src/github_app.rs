@@ -1,42 +1,21 @@
-//! The GitHub App, configured from the Worker's environment.
+//! The GitHub App, configured from the Worker's environment (shared with
+//! the Durable Objects, see `sam_durable_objects::platform::github`).
 
-use sam_control::github::GithubAppClient;
-use sam_providers::{GithubApp, GithubAppKey};
 use worker::Env;
 
-use crate::bindings::{FetchHttp, now_ms};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 
-/// The App's client for one request.
-pub type AppGithub = GithubAppClient<FetchHttp>;
+pub use sam_durable_objects::platform::github::AppGithub;
 
 /// Why the App cannot be used on this deployment.
 pub fn unconfigured() -> ApiError {
-    ApiError::new(
-        503,
-        "github_app_unconfigured",
-        "the GitHub App is not configured here (GITHUB_APP_ID, GITHUB_APP_SLUG, GITHUB_APP_PRIVATE_KEY)",
-    )
+    sam_durable_objects::platform::github::unconfigured().into()
 }
 
 /// The App's client, or a clear error when the deployment has none.
 pub fn from_env(env: &Env, config: &Config) -> ApiResult<AppGithub> {
-    let app = config.github_app.as_ref().ok_or_else(unconfigured)?;
-    let key = GithubAppKey::from_pem(&Config::github_app_private_key(env)?).map_err(|e| {
-        ApiError::new(
-            500,
-            "misconfigured",
-            format!("GITHUB_APP_PRIVATE_KEY: {}", e.code()),
-        )
-    })?;
-    Ok(GithubAppClient::new(
-        GithubApp {
-            api_url: app.api_url.clone(),
-            app_id: app.app_id,
-            key,
-        },
-        FetchHttp,
-        now_ms() / 1000,
-    ))
+    Ok(sam_durable_objects::platform::github::app_client(
+        env, config,
+    )?)
 }

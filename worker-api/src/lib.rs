@@ -18,7 +18,7 @@ mod routes;
 mod session;
 mod sweep;
 
-pub use sam_durable_objects::NodeLifecycle;
+pub use sam_durable_objects::{NodeLifecycle, ProjectData, TaskRunner};
 
 use worker::{Context, Env, Request, Response, ScheduleContext, ScheduledEvent, event};
 

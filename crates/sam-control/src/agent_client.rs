@@ -11,9 +11,11 @@ use std::net::IpAddr;
 use sam_auth::{Audience, Grant, SigningKey};
 use sam_providers::{HttpClient, HttpRequest, Method};
 use sam_store::NodeRecord;
-use sam_wire::AgentWorkspaceRequest;
+use sam_wire::{
+    AgentPrompt, AgentSessionRequest, AgentWorkspaceRequest, PublishBranchRequest, PublishedBranch,
+};
 
-use crate::ports::{AgentError, NodeAgent, WorkspaceAction};
+use crate::ports::{AgentError, NodeAgent, SessionAgent, WorkspaceAction};
 
 /// Lifetime of the token each call carries.
 const MANAGEMENT_TOKEN_TTL_SECS: i64 = 300;
@@ -42,6 +44,32 @@ impl<H: HttpClient> HttpNodeAgent<'_, H> {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(), AgentError> {
+        self.call_for_body(node, method, path, body)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::call`] with a JSON body encoded from `body`.
+    async fn call_json<T: serde::Serialize>(
+        &self,
+        node: &NodeRecord,
+        path: &str,
+        body: &T,
+    ) -> Result<Vec<u8>, AgentError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| AgentError::Unreachable(format!("encoding the request: {e}")))?;
+        self.call_for_body(node, Method::Post, path, Some(body))
+            .await
+    }
+
+    /// Calls the vm-agent; a 2xx answer's body.
+    async fn call_for_body(
+        &self,
+        node: &NodeRecord,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, AgentError> {
         let url = format!("{}{path}", self.base_url(node)?);
         let token = self.key.issue(
             self.issuer,
@@ -72,7 +100,10 @@ impl<H: HttpClient> HttpNodeAgent<'_, H> {
                 reply.status
             )));
         }
-        AgentError::from_reply(reply.status, &reply.body).map_or(Ok(()), Err)
+        match AgentError::from_reply(reply.status, &reply.body) {
+            None => Ok(reply.body),
+            Some(e) => Err(e),
+        }
     }
 }
 
@@ -107,6 +138,99 @@ impl<H: HttpClient> NodeAgent for HttpNodeAgent<'_, H> {
         let path = format!("/workspaces/{}", path_id(workspace_id)?);
         self.call(node, Method::Delete, &path, None).await
     }
+}
+
+impl<H: HttpClient> SessionAgent for HttpNodeAgent<'_, H> {
+    async fn start_session(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        req: &AgentSessionRequest,
+    ) -> Result<(), AgentError> {
+        let path = format!("/workspaces/{}/sessions", path_id(workspace_id)?);
+        self.call_json(node, &path, req).await.map(|_| ())
+    }
+
+    async fn send_prompt(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+        prompt: &AgentPrompt,
+    ) -> Result<(), AgentError> {
+        let path = format!("{}/prompts", session_path(workspace_id, session_id)?);
+        self.call_json(node, &path, prompt).await.map(|_| ())
+    }
+
+    async fn cancel_turn(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+    ) -> Result<(), AgentError> {
+        let path = format!("{}/cancel", session_path(workspace_id, session_id)?);
+        self.call_json(node, &path, &serde_json::json!({}))
+            .await
+            .map(|_| ())
+    }
+
+    async fn answer_permission(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+        request_id: &str,
+        option_id: &str,
+    ) -> Result<(), AgentError> {
+        // Request ids are the agent's (numbers or strings): only plain
+        // characters reach the URL.
+        if request_id.is_empty()
+            || request_id.len() > 64
+            || !request_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AgentError::NotFound);
+        }
+        let path = format!(
+            "{}/permissions/{request_id}",
+            session_path(workspace_id, session_id)?
+        );
+        self.call_json(node, &path, &serde_json::json!({ "option_id": option_id }))
+            .await
+            .map(|_| ())
+    }
+
+    async fn stop_session(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+    ) -> Result<(), AgentError> {
+        let path = session_path(workspace_id, session_id)?;
+        self.call(node, Method::Delete, &path, None).await
+    }
+
+    async fn publish_branch(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        req: &PublishBranchRequest,
+    ) -> Result<PublishedBranch, AgentError> {
+        let path = format!("/workspaces/{}/git/publish", path_id(workspace_id)?);
+        let body = self.call_json(node, &path, req).await?;
+        serde_json::from_slice(&body).map_err(|_| {
+            AgentError::Unreachable("the vm-agent's publish answer is not usable".into())
+        })
+    }
+}
+
+fn session_path(workspace_id: &str, session_id: &str) -> Result<String, AgentError> {
+    Ok(format!(
+        "/workspaces/{}/sessions/{}",
+        path_id(workspace_id)?,
+        path_id(session_id)?
+    ))
 }
 
 /// A workspace id is a ULID: nothing in it needs escaping, and anything

@@ -111,6 +111,16 @@ pub enum ControlError {
     /// The node's vm-agent failed or refused (its text scrubbed of tokens).
     #[error(transparent)]
     VmAgent(AgentError),
+    /// A task submission that cannot run (empty message, unknown agent...).
+    #[error("{message}")]
+    TaskInput { code: &'static str, message: String },
+    /// The task's state machine refused the request (e.g. cancelling a
+    /// task that already ended).
+    #[error(transparent)]
+    TaskTransition(#[from] sam_domain::task::TaskTransitionError),
+    /// The chat session cannot take this request in its state.
+    #[error("{message}")]
+    SessionState { code: &'static str, message: String },
 }
 
 impl ControlError {
@@ -127,7 +137,8 @@ impl ControlError {
             | ControlError::ProjectInput(_)
             | ControlError::BranchNotFound(_)
             | ControlError::WorkspaceInput(_)
-            | ControlError::InvalidPort => 400,
+            | ControlError::InvalidPort
+            | ControlError::TaskInput { .. } => 400,
             ControlError::VmAgent(e) => vm_agent_status(e),
             ControlError::Github(e) if e.code() == "github_not_found" => 404,
             ControlError::Github(e) if e.code() == "oauth_code_invalid" => 400,
@@ -146,7 +157,9 @@ impl ControlError {
             | ControlError::WorkspaceTransition(_)
             | ControlError::WorkspaceNotActive(_)
             | ControlError::WorkspaceNotRunning(_)
-            | ControlError::WorkspaceBusy => 409,
+            | ControlError::WorkspaceBusy
+            | ControlError::TaskTransition(_)
+            | ControlError::SessionState { .. } => 409,
             ControlError::Store(_) | ControlError::CloudInit(_) | ControlError::Vault(_) => 500,
             ControlError::BootLog(_) => 503,
 
@@ -195,6 +208,8 @@ impl ControlError {
             ControlError::WorkspaceBusy => "workspace_busy",
             ControlError::InvalidPort => "invalid_port",
             ControlError::VmAgent(e) => vm_agent_code(e),
+            ControlError::TaskInput { code, .. } | ControlError::SessionState { code, .. } => code,
+            ControlError::TaskTransition(e) => e.code(),
         }
     }
 }

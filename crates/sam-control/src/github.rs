@@ -60,6 +60,38 @@ impl<H: HttpClient> GithubAppClient<H> {
     }
 }
 
+impl<H: HttpClient> crate::tasks::PullRequests for GithubAppClient<H> {
+    async fn open_pull_request(
+        &self,
+        installation_id: u64,
+        repo_full_name: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Option<String>, GithubError> {
+        let (owner, repo) = repo_full_name
+            .split_once('/')
+            .ok_or(GithubError::NotFound)?;
+        let client = self.client(installation_id).await?;
+        let new = sam_providers::github_app::NewPullRequest {
+            title: title.to_owned(),
+            head: head.to_owned(),
+            base: base.to_owned(),
+            body: Some(body.to_owned()),
+        };
+        match client
+            .create_pull_request(&self.http, owner, repo, &new)
+            .await
+        {
+            Ok(pr) => Ok(Some(pr.html_url)),
+            // The agent changed nothing: there is nothing to propose.
+            Err(GithubError::NoCommitsBetween(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl<H: HttpClient> GithubAppPort for GithubAppClient<H> {
     async fn installation(&self, installation_id: u64) -> Result<InstallationInfo, GithubError> {
         let i = self

@@ -19,6 +19,7 @@ pub mod projects;
 mod reseal;
 pub mod retry;
 pub mod sweep;
+pub mod tasks;
 pub mod workspace_access;
 pub mod workspaces;
 
@@ -30,5 +31,5 @@ pub use nodes::{
 };
 pub use ports::{
     AgentError, BootLog, CloudAccounts, NodeAgent, NodeTimer, OpenedAccount, RetryRuntime,
-    ServerProvider, WorkspaceAction,
+    ServerProvider, SessionAgent, WorkspaceAction,
 };

@@ -150,6 +150,41 @@ pub async fn create_node<A: CloudAccounts>(
     now: i64,
     random: u128,
 ) -> Result<NodeRecord, ControlError> {
+    let holder = Holder {
+        claim_id: user_claim(user_id),
+        project: None,
+    };
+    create_node_held(
+        db, provider, runtime, ports, key, settings, user_id, req, &holder, now, random,
+    )
+    .await
+}
+
+/// Who holds a new node: its creator (`user:<id>`) or a task
+/// (`task:<id>`), and the project it works for (with that project's warm
+/// timeout for when it is released).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub claim_id: String,
+    pub project: Option<(String, Option<i64>)>,
+}
+
+/// [`create_node`], held by `holder` from the start, so no other claim can
+/// take the node while it boots.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_node_held<A: CloudAccounts>(
+    db: &impl SqlDatabase,
+    provider: &impl ServerProvider,
+    runtime: &impl RetryRuntime,
+    ports: &NodePorts<'_, A, impl BootLog, impl NodeTimer>,
+    key: &SigningKey,
+    settings: &NodeSettings,
+    user_id: &str,
+    req: &CreateNodeRequest,
+    holder: &Holder,
+    now: i64,
+    random: u128,
+) -> Result<NodeRecord, ControlError> {
     let spec = validate_node_spec(&req.provider, &req.size, req.location.as_deref())?;
     let id = NodeId::generate(now, random);
     let name = match &req.name {
@@ -159,7 +194,7 @@ pub async fn create_node<A: CloudAccounts>(
         }
         None => format!("node-{}", id.as_str()[20..].to_ascii_lowercase()),
     };
-    let state = NodeState::new(now, Some(user_claim(user_id)));
+    let state = NodeState::new(now, Some(holder.claim_id.clone()));
     let mut record = NodeRecord {
         id: id.to_string(),
         user_id: user_id.to_owned(),
@@ -173,8 +208,8 @@ pub async fn create_node<A: CloudAccounts>(
         status_since: now,
         deadline_at: None,
         claimed_by: None,
-        project_id: None,
-        warm_timeout_ms: None,
+        project_id: holder.project.as_ref().map(|(id, _)| id.clone()),
+        warm_timeout_ms: holder.project.as_ref().and_then(|(_, warm)| *warm),
         error_message: None,
         destroy_attempts: 0,
         last_destroy_at: None,

@@ -226,3 +226,62 @@ pub trait NodeAgent {
         workspace_id: &str,
     ) -> Result<(), AgentError>;
 }
+
+/// The agent sessions and git of a node's workspaces, as the control plane
+/// drives them on the node's vm-agent.
+#[allow(async_fn_in_trait)]
+pub trait SessionAgent {
+    /// `POST /workspaces/{id}/sessions`: starts the agent (and sends the
+    /// first prompt); the session's updates come back through the outbox.
+    async fn start_session(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        req: &sam_wire::AgentSessionRequest,
+    ) -> Result<(), AgentError>;
+
+    /// `POST /workspaces/{id}/sessions/{sid}/prompts`: queued behind the
+    /// turn in flight; a repeated prompt id is delivered once.
+    async fn send_prompt(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+        prompt: &sam_wire::AgentPrompt,
+    ) -> Result<(), AgentError>;
+
+    /// `POST /workspaces/{id}/sessions/{sid}/cancel`: ends the current turn;
+    /// the agent keeps running.
+    async fn cancel_turn(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+    ) -> Result<(), AgentError>;
+
+    /// `POST /workspaces/{id}/sessions/{sid}/permissions/{rid}`.
+    async fn answer_permission(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+        request_id: &str,
+        option_id: &str,
+    ) -> Result<(), AgentError>;
+
+    /// `DELETE /workspaces/{id}/sessions/{sid}`: stops the agent.
+    async fn stop_session(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        session_id: &str,
+    ) -> Result<(), AgentError>;
+
+    /// `POST /workspaces/{id}/git/publish`: commit and push.
+    async fn publish_branch(
+        &self,
+        node: &NodeRecord,
+        workspace_id: &str,
+        req: &sam_wire::PublishBranchRequest,
+    ) -> Result<sam_wire::PublishedBranch, AgentError>;
+}

@@ -15,6 +15,7 @@ mod sessions;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod tasks;
 mod tokens;
 mod users;
 mod workspaces;
@@ -28,6 +29,7 @@ pub use projects::{
 };
 pub use sessions::{SessionRecord, SessionRepository};
 pub use sql::{Row, SqlDatabase, SqlValue, StoreError};
+pub use tasks::{TaskRecord, TaskRepository, TaskStatusChange};
 pub use tokens::{TokenRecord, TokenRepository};
 pub use users::{GithubProfile, UserRecord, UserRepository};
 pub use workspaces::{

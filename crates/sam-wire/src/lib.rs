@@ -463,3 +463,118 @@ mod tests {
         );
     }
 }
+
+/// `POST /api/projects/{id}/tasks`: a message from project chat to turn
+/// into a branch and a pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitTaskRequest {
+    pub message: String,
+    /// The agent to run (`claude-code`, `openai-codex`, ...); the project's
+    /// default when absent.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Explicit VM size; else the project's default, else the platform's.
+    #[serde(default)]
+    pub vm_size: Option<String>,
+}
+
+/// `POST /workspaces/{id}/sessions` on the vm-agent: start an agent in the
+/// workspace and, if given, send it the first prompt. The key reaches the
+/// agent through its environment only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSessionRequest {
+    pub session_id: String,
+    /// The agent's platform name (`claude-code`, `openai-codex`, ...).
+    pub agent: String,
+    pub api_key: String,
+    /// The model API's base URL; `None` for the agent's own default.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `approve` (answer permission requests at once) or `ask` (forward
+    /// them to the user).
+    pub permission_policy: String,
+    #[serde(default)]
+    pub prompt: Option<AgentPrompt>,
+    /// The agent's own session id, to resume with `session/load`.
+    #[serde(default)]
+    pub acp_session_id: Option<String>,
+}
+
+impl std::fmt::Debug for AgentSessionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSessionRequest")
+            .field("session_id", &self.session_id)
+            .field("agent", &self.agent)
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("permission_policy", &self.permission_policy)
+            .field("prompt", &self.prompt)
+            .field("acp_session_id", &self.acp_session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One prompt for an agent session (`POST .../sessions/{sid}/prompts` on
+/// the vm-agent, and inside [`AgentSessionRequest`]). A repeated
+/// `prompt_id` is delivered once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentPrompt {
+    pub prompt_id: String,
+    pub text: String,
+}
+
+/// `POST /workspaces/{id}/git/publish` on the vm-agent: commit whatever
+/// changed and push the checkout's HEAD to `branch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishBranchRequest {
+    pub branch: String,
+    pub commit_message: String,
+    #[serde(default)]
+    pub author: Option<AgentGitIdentity>,
+}
+
+/// The vm-agent's answer to [`PublishBranchRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedBranch {
+    pub branch: String,
+    pub commit_sha: String,
+    /// Whether this call made a commit (false: nothing had changed).
+    pub committed: bool,
+    pub pushed: bool,
+}
+
+/// One session update from a vm-agent's outbox, numbered per session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionMessage {
+    pub seq: u64,
+    pub created_at: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+/// `POST /api/workspaces/{wid}/sessions/{sid}/messages` (workspace callback
+/// token): consecutive messages of one session, ascending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionMessagesBatch {
+    pub messages: Vec<SessionMessage>,
+}
+
+/// The API holds every message of the session up to `acked_up_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMessagesAck {
+    pub acked_up_to: u64,
+}
+
+/// `POST /api/projects/{pid}/sessions/{sid}/prompts`: a follow-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUpRequest {
+    pub text: String,
+}
+
+/// `POST /api/projects/{pid}/sessions/{sid}/permissions/{rid}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionAnswer {
+    pub option_id: String,
+}

@@ -83,6 +83,14 @@ pub enum RouteId {
     ListInstallationRepositories,
     ListRepositoryBranches,
     GithubWebhook,
+    SubmitTask,
+    ListTasks,
+    GetTask,
+    CancelTask,
+    ListChatSessions,
+    GetChatMessages,
+    ChatSessionStream,
+    IngestSessionMessages,
 }
 
 /// One row of the table.
@@ -433,6 +441,48 @@ pub const API_ROUTES: &[RouteDef] = &[
         "POST",
         "/api/github/webhook",
         Auth::Public,
+    ),    r(
+        RouteId::SubmitTask,
+        "POST",
+        "/api/projects/{id}/tasks",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListTasks,
+        "GET",
+        "/api/projects/{id}/tasks",
+        Auth::Session,
+    ),
+    r(RouteId::GetTask, "GET", "/api/tasks/{id}", Auth::Session),
+    r(
+        RouteId::CancelTask,
+        "POST",
+        "/api/tasks/{id}/cancel",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ListChatSessions,
+        "GET",
+        "/api/projects/{id}/sessions",
+        Auth::Session,
+    ),
+    r(
+        RouteId::GetChatMessages,
+        "GET",
+        "/api/projects/{id}/sessions/{session}/messages",
+        Auth::Session,
+    ),
+    r(
+        RouteId::ChatSessionStream,
+        "GET",
+        "/api/projects/{id}/sessions/{session}/ws",
+        Auth::Session,
+    ),
+    r(
+        RouteId::IngestSessionMessages,
+        "POST",
+        "/api/workspaces/{id}/sessions/{session}/messages",
+        Auth::WorkspaceCallback,
     ),
 ];
 
@@ -590,6 +640,14 @@ mod tests {
             RouteId::ListInstallationRepositories,
             RouteId::ListRepositoryBranches,
             RouteId::GithubWebhook,
+            RouteId::SubmitTask,
+            RouteId::ListTasks,
+            RouteId::GetTask,
+            RouteId::CancelTask,
+            RouteId::ListChatSessions,
+            RouteId::GetChatMessages,
+            RouteId::ChatSessionStream,
+            RouteId::IngestSessionMessages,
         ];
         for id in all {
             match id {
@@ -652,7 +710,15 @@ mod tests {
                 | RouteId::ListInstallations
                 | RouteId::ListInstallationRepositories
                 | RouteId::ListRepositoryBranches
-                | RouteId::GithubWebhook => {}
+                | RouteId::GithubWebhook
+                | RouteId::SubmitTask
+                | RouteId::ListTasks
+                | RouteId::GetTask
+                | RouteId::CancelTask
+                | RouteId::ListChatSessions
+                | RouteId::GetChatMessages
+                | RouteId::ChatSessionStream
+                | RouteId::IngestSessionMessages => {}
             }
             assert!(API_ROUTES.iter().any(|r| r.id == id), "{id:?} has no route");
         }
@@ -667,7 +733,8 @@ mod tests {
                 .replace("{id}", "X")
                 .replace("{action}", "approve")
                 .replace("{agent}", "claude-code")
-                .replace("{repository}", "42");
+                .replace("{repository}", "42")
+                .replace("{session}", "S");
             match match_route(API_ROUTES, def.method, &path) {
                 RouteMatch::Found { id, .. } => assert_eq!(id, def.id, "{}", def.pattern),
                 other => panic!("{} unreachable: {other:?}", def.pattern),

@@ -61,6 +61,8 @@ pub struct Config {
     /// `GITHUB_APP_ID` and `GITHUB_APP_SLUG` are set (its private key is the
     /// secret `GITHUB_APP_PRIVATE_KEY`, read only when used).
     pub github_app: Option<GithubAppConfig>,
+    /// How tasks run: defaults and the model APIs agents are pointed at.
+    pub tasks: sam_control::tasks::TaskSettings,
 }
 
 /// Where the GitHub App lives and what it is called.
@@ -165,6 +167,7 @@ impl Config {
                 _ => None,
             },
             require_approval: var(env, "REQUIRE_APPROVAL").as_deref() == Some("true"),
+            tasks: task_settings(env)?,
             base_domain,
             app_origin: app_origin_value,
             api_origin,
@@ -257,4 +260,40 @@ impl Config {
         crate::env::credential_keys(env)
             .map_err(|message| ConfigError::new(500, "misconfigured", message))
     }
+}
+
+/// Task defaults (`TASK_DEFAULT_AGENT`, `TASK_DEFAULT_VM_SIZE`,
+/// `TASK_DEFAULT_PROVIDER`) and the model APIs agents call
+/// (`AGENT_ANTHROPIC_BASE_URL`, `AGENT_OPENAI_BASE_URL`,
+/// `AGENT_GEMINI_BASE_URL`; unset: each vendor's own).
+fn task_settings(env: &Env) -> Result<sam_control::tasks::TaskSettings, ConfigError> {
+    let defaults = sam_control::tasks::TaskSettings::default();
+    let misconfigured = |name: &str| {
+        ConfigError::new(
+            500,
+            "misconfigured",
+            format!("configuration variable {name} is not valid"),
+        )
+    };
+    let default_agent = match var(env, "TASK_DEFAULT_AGENT") {
+        Some(raw) => sam_domain::agents::AgentKind::parse(&raw)
+            .map_err(|_| misconfigured("TASK_DEFAULT_AGENT"))?,
+        None => defaults.default_agent,
+    };
+    let default_vm_size = match var(env, "TASK_DEFAULT_VM_SIZE") {
+        Some(raw) => sam_domain::catalog::VmSize::parse(&raw)
+            .ok_or_else(|| misconfigured("TASK_DEFAULT_VM_SIZE"))?,
+        None => defaults.default_vm_size,
+    };
+    Ok(sam_control::tasks::TaskSettings {
+        config: defaults.config,
+        default_agent,
+        default_vm_size,
+        default_provider: var(env, "TASK_DEFAULT_PROVIDER").unwrap_or(defaults.default_provider),
+        model_apis: sam_control::tasks::ModelApiUrls {
+            anthropic: var(env, "AGENT_ANTHROPIC_BASE_URL"),
+            openai: var(env, "AGENT_OPENAI_BASE_URL"),
+            gemini: var(env, "AGENT_GEMINI_BASE_URL"),
+        },
+    })
 }

@@ -4,4 +4,5 @@
 //! request handler, so they live here rather than in the Worker.
 
 pub mod config;
+pub mod github;
 pub mod ports;

@@ -3,10 +3,10 @@
 //! log and timer, the vault-opened cloud accounts, and random numbers.
 //! (`fetch`, timers and the CSPRNG are in [`crate::runtime`].)
 
+use crate::{BootEvent, WakeRequest};
 use sam_control::cloud::{ProviderUrls, VaultAccounts};
 use sam_control::{BootLog, NodePorts, NodeTimer};
 use sam_domain::node::BootPhase;
-use crate::{BootEvent, WakeRequest};
 use sam_vault::CredentialKeys;
 use worker::{Env, Headers, Request, RequestInit, Stub};
 
@@ -18,6 +18,8 @@ pub const DB: &str = "DB";
 pub const KV: &str = "KV";
 pub const R2: &str = "R2";
 pub const NODE_LIFECYCLE: &str = "NODE_LIFECYCLE";
+pub const PROJECT_DATA: &str = "PROJECT_DATA";
+pub const TASK_RUNNER: &str = "TASK_RUNNER";
 
 pub fn d1(env: &Env) -> worker::Result<D1Sql> {
     Ok(D1Sql(env.d1(DB)?))

@@ -20,6 +20,10 @@ pub struct Config {
     pub scaleway: Option<ScalewayCredential>,
     /// Fault rules in force from the start, and the seed of their dice.
     pub faults: FaultConfig,
+    /// Environment every service on every VM gets, as a machine image
+    /// would preset it (e.g. `SAM_AGENTS_DIR`: coding agents installed on
+    /// the image, so each VM need not download them again).
+    pub image_env: Vec<(String, String)>,
 }
 
 /// A Scaleway IAM secret key and the project it may use.

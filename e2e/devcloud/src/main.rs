@@ -44,6 +44,20 @@ struct Args {
     /// `POST /_devcloud/boot-faults`); repeatable.
     #[arg(long = "boot-fault", value_name = "JSON", value_parser = parse_boot_fault)]
     boot_faults: Vec<BootFaultSpec>,
+    /// `NAME=VALUE` set in every VM service's environment, as a machine
+    /// image would; repeatable.
+    #[arg(long = "image-env", value_name = "NAME=VALUE", value_parser = parse_image_env)]
+    image_env: Vec<(String, String)>,
+}
+
+fn parse_image_env(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = raw
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=VALUE".to_owned())?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!("{name:?} is not an environment variable name"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn parse_api_fault(raw: &str) -> Result<ApiFaultSpec, String> {
@@ -67,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         state_dir: args.state_dir.clone(),
         tokens: args.tokens,
         boot_delay: Duration::from_millis(args.boot_delay_ms),
+        image_env: args.image_env,
         scaleway: args.scaleway_secret_key.zip(args.scaleway_project_id).map(
             |(secret_key, project_id)| ScalewayCredential {
                 secret_key,

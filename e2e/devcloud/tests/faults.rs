@@ -59,6 +59,7 @@ impl Cloud {
                     seed: Some(seed),
                     ..FaultConfig::default()
                 },
+                image_env: Vec::new(),
             })
             .await,
         )

@@ -62,6 +62,7 @@ impl Cloud {
                     project_id: PROJECT.into(),
                 }),
                 faults: FaultConfig::default(),
+                image_env: Vec::new(),
             })
             .await,
         )

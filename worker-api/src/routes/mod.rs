@@ -12,6 +12,7 @@ mod health;
 mod nodes;
 mod pages;
 mod projects;
+mod tasks;
 mod tokens;
 mod webhooks;
 mod workspace_proxy;
@@ -292,6 +293,30 @@ async fn authenticate(auth: Auth, ctx: &Ctx) -> ApiResult<Principal> {
     })
 }
 
+/// A WebSocket upgrade opened by one of our own pages. Browsers always
+/// name the page that opens a socket, and cookies ride along from any
+/// same-site page (workspace hosts serve user content): only SAM's own
+/// pages may open a live stream.
+pub fn require_own_page_websocket(ctx: &Ctx, what: &str) -> ApiResult<()> {
+    let upgrade = ctx.req.headers().get("Upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(
+            426,
+            "websocket_required",
+            "this endpoint streams over a WebSocket; send an Upgrade: websocket request",
+        ));
+    }
+    let origin = ctx.req.headers().get("Origin")?.unwrap_or_default();
+    if origin != ctx.config.app_origin && origin != ctx.config.api_origin {
+        return Err(ApiError::new(
+            403,
+            "csrf_origin_mismatch",
+            format!("{what} can only be opened from SAM's own pages"),
+        ));
+    }
+    Ok(())
+}
+
 /// Pending and suspended accounts cannot use the platform.
 pub fn require_active(user: &sam_store::UserRecord) -> ApiResult<()> {
     match sam_domain::accounts::AccountStatus::parse(&user.status) {
@@ -425,6 +450,16 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::DeleteProjectAgentCredential, Principal::User(user)) => {
             let project = ctx.id().to_owned();
             agent_credentials::delete(ctx, &user, Some(&project)).await
+        }
+        (RouteId::SubmitTask, Principal::User(user)) => tasks::submit(ctx, &user).await,
+        (RouteId::ListTasks, Principal::User(user)) => tasks::list(ctx, &user).await,
+        (RouteId::GetTask, Principal::User(user)) => tasks::get(ctx, &user).await,
+        (RouteId::CancelTask, Principal::User(user)) => tasks::cancel(ctx, &user).await,
+        (RouteId::ListChatSessions, Principal::User(user)) => tasks::sessions(ctx, &user).await,
+        (RouteId::GetChatMessages, Principal::User(user)) => tasks::messages(ctx, &user).await,
+        (RouteId::ChatSessionStream, Principal::User(user)) => tasks::stream(ctx, &user).await,
+        (RouteId::IngestSessionMessages, Principal::Workspace(claims)) => {
+            tasks::ingest(ctx, &claims).await
         }
         // The route table pairs each route with its principal; a mismatch is
         // a bug in that table, never something a client can cause.

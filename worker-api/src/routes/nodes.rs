@@ -174,25 +174,7 @@ pub async fn events(ctx: &Ctx, user: &str) -> ApiResult<Response> {
 /// line as it happens, over a WebSocket served by its `NodeLifecycle`.
 pub async fn event_stream(ctx: &Ctx, user: &str) -> ApiResult<Response> {
     let node = owned_node(ctx, user).await?;
-    let upgrade = ctx.req.headers().get("Upgrade")?.unwrap_or_default();
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(ApiError::new(
-            426,
-            "websocket_required",
-            "this endpoint streams over a WebSocket; send an Upgrade: websocket request",
-        ));
-    }
-    // Browsers always name the page that opens a socket, and cookies ride
-    // along from any same-site page (workspace hosts will serve user
-    // content): only our own pages may open it.
-    let origin = ctx.req.headers().get("Origin")?.unwrap_or_default();
-    if origin != ctx.config.app_origin && origin != ctx.config.api_origin {
-        return Err(ApiError::new(
-            403,
-            "csrf_origin_mismatch",
-            "the node log can only be opened from SAM's own pages",
-        ));
-    }
+    super::require_own_page_websocket(ctx, "the node log")?;
     let headers = Headers::new();
     headers.set("Upgrade", "websocket")?;
     let mut init = RequestInit::new();

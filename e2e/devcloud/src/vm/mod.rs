@@ -304,6 +304,7 @@ async fn boot(inner: Arc<Inner>, id: u64, generation: u64, kind: BootKind) {
             ipv4: record.ipv4,
             console: console.clone(),
             store: Arc::clone(store),
+            image_env: inner.config.image_env.clone(),
         },
     };
     let guest = Guest {

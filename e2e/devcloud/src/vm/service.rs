@@ -35,6 +35,8 @@ pub(crate) struct Host {
     pub ipv4: Ipv4Addr,
     pub console: Console,
     pub store: Arc<Store>,
+    /// What the machine image presets in every service's environment.
+    pub image_env: Vec<(String, String)>,
 }
 
 /// How a running service is to end.
@@ -120,6 +122,7 @@ fn spawn(spec: &ServiceSpec, host: &Host) -> Result<(Child, ProcessRecord), Stri
         // A unit sees only its declared environment, as under systemd.
         .env_clear()
         .env("PATH", SERVICE_PATH)
+        .envs(host.image_env.iter().map(|(k, v)| (k, v)))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         // devcloud's contract with the agent: resolve absolute paths under
         // the server root and bind on the server's own address.

@@ -50,6 +50,7 @@ impl TestCloud {
             boot_delay: Duration::from_millis(boot_delay_ms),
             scaleway: None,
             faults: FaultConfig::default(),
+            image_env: Vec::new(),
         })
         .await
     }

@@ -1,0 +1,614 @@
+//! `TaskRunner`: one Durable Object per task, a thin adapter over
+//! `sam_domain::task`.
+//!
+//! Every request and alarm is: load the run, apply one event, persist the
+//! run (and mirror it to D1, which logs each status change), perform the
+//! effects through `sam_control::tasks`, feed their results back as the
+//! next events, and set the one alarm: the run's deadline, or sooner when
+//! the runner waits for something it has to look at (a booting node, a
+//! workspace being created).
+//!
+//! - `POST /start` `{task, run}`: stores a submitted task (once) and starts it.
+//! - `POST /event` `{...TaskEvent}`: a cancel request.
+//! - `POST /report` `{kind, payload}`: a session message the task acts on
+//!   (from the chat's ingest): turn ended, agent start failed, agent exited.
+//! - `GET /run`: the run record.
+//!
+//! A Durable Object runs one event at a time and code between two awaits is
+//! atomic, so two events never interleave their load-apply-store; the slow
+//! parts (vm-agent and GitHub calls) happen after the run is stored.
+
+use sam_control::agent_client::HttpNodeAgent;
+use sam_control::tasks::{self, Progress};
+use sam_domain::acp_session::StopReason;
+use sam_domain::task::{TaskEffect, TaskEvent, TaskRun, TaskStep};
+use sam_store::TaskRecord;
+use serde::{Deserialize, Serialize};
+use worker::{
+    DurableObject, Env, Request, RequestInit, Response, Result, SqlStorage, SqlStorageValue, State,
+    durable_object,
+};
+
+use crate::d1::D1Sql;
+use crate::platform::config::Config;
+use crate::platform::ports::WorkerNodePorts;
+use crate::runtime::{FetchHttpNoRedirects, WorkerRetryRuntime, random_u128};
+use crate::{now_ms, schema, set_alarm_at};
+
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_run.sql",
+    include_str!("../migrations/task_runner/0001_run.sql"),
+)];
+
+/// How often a waiting step looks at what it waits for.
+const POLL_MS: i64 = 250;
+/// How long a failed clean-up waits before it is tried again.
+const CLEANUP_RETRY_MS: i64 = 30_000;
+/// Events one request may chain (a run has six steps; this is a guard
+/// against a loop, never reached by a sane run).
+const MAX_CHAINED_EVENTS: usize = 32;
+
+/// `POST /start`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartTask {
+    pub task: TaskRecord,
+    pub run: TaskRun,
+}
+
+/// `POST /report`: a session message for the task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionReport {
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+/// What the runner waits for, besides its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Pending {
+    Node {
+        id: String,
+        attempt: u32,
+    },
+    Workspace {
+        id: String,
+        attempt: u32,
+    },
+    /// A clean-up that failed and is tried again.
+    CleanUp {
+        session_id: Option<String>,
+        workspace_id: Option<String>,
+        node_id: Option<String>,
+        at: i64,
+    },
+}
+
+struct Stored {
+    task: TaskRecord,
+    run: TaskRun,
+    pending: Option<Pending>,
+}
+
+#[durable_object]
+pub struct TaskRunner {
+    state: State,
+    env: Env,
+    migrated: std::cell::Cell<bool>,
+}
+
+impl DurableObject for TaskRunner {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            migrated: std::cell::Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.sql()?;
+        let path = req.path();
+        match (req.method().as_ref(), path.as_str()) {
+            ("POST", "/start") => {
+                let start: StartTask = req.json().await?;
+                if load(&sql)?.is_none() {
+                    store(
+                        &sql,
+                        &Stored {
+                            task: start.task,
+                            run: start.run,
+                            pending: None,
+                        },
+                    )?;
+                }
+                self.drive(&sql, TaskEvent::Started).await
+            }
+            ("POST", "/event") => {
+                let event: TaskEvent = req.json().await?;
+                self.drive(&sql, event).await
+            }
+            ("POST", "/report") => {
+                let report: SessionReport = req.json().await?;
+                let Some(stored) = load(&sql)? else {
+                    return Response::error("no such task", 404);
+                };
+                match event_of_report(&stored.run, &report) {
+                    Some(event) => self.drive(&sql, event).await,
+                    None => Response::from_json(&stored.run),
+                }
+            }
+            ("GET", "/run") => match load(&sql)? {
+                Some(stored) => Response::from_json(&stored.run),
+                None => Response::error("no such task", 404),
+            },
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let sql = self.sql()?;
+        let Some(stored) = load(&sql)? else {
+            return Response::ok("no task");
+        };
+        let now = now_ms();
+        if stored.run.deadline_at.is_some_and(|at| at <= now) {
+            return self.drive(&sql, TaskEvent::DeadlinePassed).await;
+        }
+        if let Some(event) = self.poll(&sql, stored, now).await? {
+            return self.drive(&sql, event).await;
+        }
+        self.arm(&sql).await?;
+        Response::ok("waiting")
+    }
+}
+
+impl TaskRunner {
+    fn sql(&self) -> Result<SqlStorage> {
+        let sql = self.state.storage().sql();
+        if !self.migrated.get() {
+            schema::migrate(&sql, MIGRATIONS)?;
+            self.migrated.set(true);
+        }
+        Ok(sql)
+    }
+
+    /// Applies `first` and every event its effects lead to; answers with
+    /// the run, or 409 with the machine's code if `first` is refused.
+    async fn drive(&self, sql: &SqlStorage, first: TaskEvent) -> Result<Response> {
+        let config =
+            Config::from_env(&self.env).map_err(|e| worker::Error::RustError(e.message))?;
+        let mut queue = std::collections::VecDeque::from([first]);
+        let mut chained = 0;
+        let mut refused = None;
+        while let Some(event) = queue.pop_front() {
+            chained += 1;
+            if chained > MAX_CHAINED_EVENTS {
+                worker::console_error!("task runner: too many chained events; stopping");
+                break;
+            }
+            let Some(mut stored) = load(sql)? else {
+                return Response::error("no such task", 404);
+            };
+            let now = now_ms();
+            let effects = match stored.run.apply(&event, now, &config.tasks.config) {
+                Ok(effects) => effects,
+                Err(e) => {
+                    if chained == 1 {
+                        refused = Some(e);
+                    }
+                    continue;
+                }
+            };
+            // A step that moved on no longer waits for what it waited for.
+            if !matches!(stored.pending, Some(Pending::CleanUp { .. })) {
+                stored.pending = None;
+            }
+            store(sql, &stored)?;
+            let db = self.db()?;
+            match tasks::mirror_run(&db, &stored.task, &stored.run, event.name(), now).await {
+                Ok(task) => stored.task = task,
+                Err(e) => worker::console_error!("task {}: mirroring failed: {e}", stored.task.id),
+            }
+            store(sql, &stored)?;
+            for effect in effects {
+                if let Some(next) = self.perform(sql, &config, &effect).await? {
+                    queue.push_back(next);
+                }
+            }
+        }
+        self.arm(sql).await?;
+        if let Some(e) = refused {
+            let body = sam_wire::ErrorBody {
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            };
+            return Ok(Response::from_json(&body)?.with_status(409));
+        }
+        match load(sql)? {
+            Some(stored) => Response::from_json(&stored.run),
+            None => Response::error("no such task", 404),
+        }
+    }
+
+    fn db(&self) -> Result<D1Sql> {
+        Ok(D1Sql(self.env.d1("DB")?))
+    }
+
+    /// Performs one effect; the event its result is, if it has one now.
+    async fn perform(
+        &self,
+        sql: &SqlStorage,
+        config: &Config,
+        effect: &TaskEffect,
+    ) -> Result<Option<TaskEvent>> {
+        let Some(mut stored) = load(sql)? else {
+            return Ok(None);
+        };
+        let task = stored.task.clone();
+        let db = self.db()?;
+        let key =
+            Config::signing_key(&self.env).map_err(|e| worker::Error::RustError(e.message))?;
+        let keys =
+            Config::credential_keys(&self.env).map_err(|e| worker::Error::RustError(e.message))?;
+        let now = now_ms();
+        let agent = HttpNodeAgent {
+            http: FetchHttpNoRedirects,
+            key: &key,
+            issuer: &config.api_origin,
+            port: config.nodes.vm_agent_port,
+            now,
+        };
+        let step_failed = |step: TaskStep, attempt: u32, progress: Progress| match progress {
+            Progress::Failed { reason, retryable } => Some(TaskEvent::StepFailed {
+                step,
+                attempt,
+                reason,
+                retryable,
+            }),
+            _ => None,
+        };
+        let event = match effect {
+            TaskEffect::AcquireNode { size, attempt } => {
+                let ports = WorkerNodePorts::new(&self.env, &db, keys.clone());
+                let accounts = ports.accounts();
+                let result = tasks::acquire_node(
+                    &db,
+                    &ports.ports(&accounts),
+                    &WorkerRetryRuntime,
+                    &key,
+                    &config.nodes,
+                    &task,
+                    &config.tasks.default_provider,
+                    *size,
+                    now,
+                    random_u128(),
+                )
+                .await;
+                match result.unwrap_or_else(|e| tasks::failure_of(&e)) {
+                    Progress::Done(node_id) => Some(TaskEvent::NodeAcquired { node_id }),
+                    Progress::Waiting(id) => {
+                        stored.pending = Some(Pending::Node {
+                            id,
+                            attempt: *attempt,
+                        });
+                        store(sql, &stored)?;
+                        None
+                    }
+                    failed @ Progress::Failed { .. } => step_failed(TaskStep::AcquireNode, *attempt, failed),
+                }
+            }
+            TaskEffect::CreateWorkspace {
+                node_id,
+                branch,
+                attempt,
+            } => {
+                let result = tasks::create_task_workspace(
+                    &db,
+                    &agent,
+                    &key,
+                    &config.workspace_settings(),
+                    &task,
+                    node_id,
+                    branch,
+                    *attempt,
+                    now,
+                    random_u128(),
+                )
+                .await;
+                match result.unwrap_or_else(|e| tasks::failure_of(&e)) {
+                    Progress::Done(workspace_id) => {
+                        Some(TaskEvent::WorkspaceReady { workspace_id })
+                    }
+                    Progress::Waiting(id) => {
+                        stored.pending = Some(Pending::Workspace {
+                            id,
+                            attempt: *attempt,
+                        });
+                        store(sql, &stored)?;
+                        None
+                    }
+                    failed @ Progress::Failed { .. } => step_failed(TaskStep::CreateWorkspace, *attempt, failed),
+                }
+            }
+            TaskEffect::StartAgent {
+                workspace_id,
+                prompt,
+                attempt,
+            } => {
+                self.bind_session(&task, workspace_id).await?;
+                let platform = Config::platform_agent_credentials(&self.env)
+                    .map_err(|e| worker::Error::RustError(e.message))?;
+                match tasks::start_task_agent(
+                    &db,
+                    &agent,
+                    &keys,
+                    &platform,
+                    &config.tasks.model_apis,
+                    &task,
+                    workspace_id,
+                    prompt,
+                )
+                .await
+                {
+                    Ok(()) => Some(TaskEvent::AgentStarted {
+                        session_id: task.session_id.clone(),
+                    }),
+                    Err(e) => step_failed(TaskStep::StartAgent, *attempt, tasks::failure_of(&e)),
+                }
+            }
+            TaskEffect::Finalize {
+                workspace_id,
+                branch,
+                title,
+                attempt,
+            } => {
+                let github = crate::platform::github::app_client(&self.env, config)
+                    .map_err(|e| worker::Error::RustError(e.message))?;
+                match tasks::finalize_task(&db, &agent, &github, &task, workspace_id, branch, title)
+                    .await
+                {
+                    Ok(pr_url) => Some(TaskEvent::Finalized {
+                        branch: branch.clone(),
+                        pr_url,
+                    }),
+                    Err(e) => step_failed(TaskStep::Finalize, *attempt, tasks::failure_of(&e)),
+                }
+            }
+            TaskEffect::CleanUp {
+                session_id,
+                workspace_id,
+                node_id,
+            } => {
+                let ports = WorkerNodePorts::new(&self.env, &db, keys.clone());
+                let accounts = ports.accounts();
+                let result = tasks::clean_up_task(
+                    &db,
+                    &agent,
+                    &ports.ports(&accounts),
+                    &config.nodes,
+                    &task,
+                    session_id.as_deref(),
+                    workspace_id.as_deref(),
+                    node_id.as_deref(),
+                    now,
+                )
+                .await;
+                if let Err(e) = result {
+                    worker::console_error!("task {}: clean-up failed, retrying: {e}", task.id);
+                    stored.pending = Some(Pending::CleanUp {
+                        session_id: session_id.clone(),
+                        workspace_id: workspace_id.clone(),
+                        node_id: node_id.clone(),
+                        at: now + CLEANUP_RETRY_MS,
+                    });
+                } else if matches!(stored.pending, Some(Pending::CleanUp { .. })) {
+                    stored.pending = None;
+                }
+                store(sql, &stored)?;
+                None
+            }
+            // The alarm is set from the stored run once the events settle.
+            TaskEffect::ArmTimer { .. } => None,
+        };
+        Ok(event)
+    }
+
+    /// Looks at what the run waits for; the event it has led to, if any.
+    async fn poll(
+        &self,
+        sql: &SqlStorage,
+        mut stored: Stored,
+        now: i64,
+    ) -> Result<Option<TaskEvent>> {
+        let db = self.db()?;
+        let (step, attempt, progress) = match stored.pending.clone() {
+            Some(Pending::Node { id, attempt }) => (
+                TaskStep::AcquireNode,
+                attempt,
+                tasks::node_progress(&db, &id).await,
+            ),
+            Some(Pending::Workspace { id, attempt }) => (
+                TaskStep::CreateWorkspace,
+                attempt,
+                tasks::workspace_progress(&db, &id).await,
+            ),
+            Some(Pending::CleanUp {
+                session_id,
+                workspace_id,
+                node_id,
+                at,
+            }) => {
+                if at <= now {
+                    let config = Config::from_env(&self.env)
+                        .map_err(|e| worker::Error::RustError(e.message))?;
+                    let effect = TaskEffect::CleanUp {
+                        session_id,
+                        workspace_id,
+                        node_id,
+                    };
+                    self.perform(sql, &config, &effect).await?;
+                }
+                return Ok(None);
+            }
+            None => return Ok(None),
+        };
+        let progress = progress.unwrap_or_else(|e| tasks::failure_of(&e));
+        Ok(match (step, progress) {
+            (_, Progress::Waiting(_)) => None,
+            (TaskStep::AcquireNode, Progress::Done(node_id)) => {
+                Some(TaskEvent::NodeAcquired { node_id })
+            }
+            (_, Progress::Done(workspace_id)) => Some(TaskEvent::WorkspaceReady { workspace_id }),
+            (step, Progress::Failed { reason, retryable }) => {
+                stored.pending = None;
+                store(sql, &stored)?;
+                Some(TaskEvent::StepFailed {
+                    step,
+                    attempt,
+                    reason,
+                    retryable,
+                })
+            }
+        })
+    }
+
+    /// The one alarm: the run's deadline, or sooner for what it waits for.
+    async fn arm(&self, sql: &SqlStorage) -> Result<()> {
+        let Some(stored) = load(sql)? else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let waiting = match &stored.pending {
+            Some(Pending::Node { .. } | Pending::Workspace { .. }) => Some(now + POLL_MS),
+            Some(Pending::CleanUp { at, .. }) => Some(*at),
+            None => None,
+        };
+        let at = match (stored.run.deadline_at, waiting) {
+            (Some(d), Some(w)) => Some(d.min(w)),
+            (d, w) => d.or(w),
+        };
+        match at {
+            Some(at) => set_alarm_at(&self.state, at).await,
+            None => self.state.storage().delete_alarm().await,
+        }
+    }
+
+    /// Tells the project's chat which workspace may deliver the session's
+    /// messages, before the agent there can send any.
+    async fn bind_session(&self, task: &TaskRecord, workspace_id: &str) -> Result<()> {
+        let stub = self
+            .env
+            .durable_object(crate::platform::ports::PROJECT_DATA)?
+            .get_by_name(&task.project_id)?;
+        let mut init = RequestInit::new();
+        init.with_method(worker::Method::Post).with_body(Some(
+            serde_json::json!({ "workspace_id": workspace_id })
+                .to_string()
+                .into(),
+        ));
+        let req = Request::new_with_init(
+            &format!(
+                "https://project-data/sessions/{}/workspace",
+                task.session_id
+            ),
+            &init,
+        )?;
+        let resp = stub.fetch_with_request(req).await?;
+        if resp.status_code() >= 300 {
+            return Err(worker::Error::RustError(format!(
+                "ProjectData answered {} binding the session",
+                resp.status_code()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The event a session message is for the run, if any. Reports name no
+/// attempt, so they apply to the current one.
+fn event_of_report(run: &TaskRun, report: &SessionReport) -> Option<TaskEvent> {
+    let text = |name: &str| {
+        report
+            .payload
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match report.kind.as_str() {
+        "turn_ended" => Some(TaskEvent::TurnEnded {
+            stop_reason: StopReason::parse(&text("stop_reason"))?,
+        }),
+        "agent_start_failed" => Some(TaskEvent::StepFailed {
+            step: TaskStep::StartAgent,
+            attempt: run.attempt,
+            reason: format!("{}: {}", text("code"), text("message")),
+            retryable: true,
+        }),
+        "turn_failed" => Some(TaskEvent::StepFailed {
+            step: TaskStep::Run,
+            attempt: run.attempt,
+            reason: format!("{}: {}", text("code"), text("message")),
+            retryable: false,
+        }),
+        "agent_exited" => Some(TaskEvent::StepFailed {
+            step: TaskStep::Run,
+            attempt: run.attempt,
+            reason: "the agent exited during its turn".to_owned(),
+            retryable: false,
+        })
+        .filter(|_| {
+            report
+                .payload
+                .get("during_turn")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+        }),
+        _ => None,
+    }
+}
+
+fn load(sql: &SqlStorage) -> Result<Option<Stored>> {
+    #[derive(Deserialize)]
+    struct Row {
+        task: String,
+        run: String,
+        pending: Option<String>,
+    }
+    let rows: Vec<Row> = sql
+        .exec(
+            "SELECT task, run, pending FROM run WHERE singleton = 1",
+            None,
+        )?
+        .to_array()?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    Ok(Some(Stored {
+        task: serde_json::from_str(&row.task)?,
+        run: serde_json::from_str(&row.run)?,
+        pending: row
+            .pending
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()?,
+    }))
+}
+
+fn store(sql: &SqlStorage, s: &Stored) -> Result<()> {
+    sql.exec(
+        "INSERT INTO run (singleton, task, run, pending) VALUES (1, ?, ?, ?) \
+         ON CONFLICT (singleton) DO UPDATE SET task = excluded.task, run = excluded.run, \
+         pending = excluded.pending",
+        vec![
+            serde_json::to_string(&s.task)?.into(),
+            serde_json::to_string(&s.run)?.into(),
+            s.pending
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?
+                .map_or(SqlStorageValue::Null, SqlStorageValue::from),
+        ],
+    )?;
+    Ok(())
+}
