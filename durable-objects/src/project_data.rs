@@ -8,7 +8,7 @@
 //!   vm-agent outbox batch. Per session the object keeps `acked_up_to`,
 //!   the highest sequence number up to which it holds every message: it
 //!   stores the messages right after it, drops those at or below it
-//!   (redeliveries) and stops at a gap, so a batch sent twice, out of order
+//!   (redeliveries) and stops at a gap (`sam_domain::chat::accept`), so a batch sent twice, out of order
 //!   or cut short never duplicates, reorders or loses a message. It answers
 //!   the new `acked_up_to` and the newly stored messages that matter to a
 //!   task (turn ended, agent exited, ...), and sends every newly stored
@@ -357,43 +357,6 @@ fn list_sessions(sql: &SqlStorage) -> Result<Vec<SessionRecord>> {
     .to_array()
 }
 
-/// The session's status after a message of `kind`: derived from the
-/// agent's own protocol events, so the chat always says whether the agent
-/// is working, waiting for the user, done or gone.
-fn status_after(current: &str, kind: &str, payload: &serde_json::Value) -> String {
-    let terminal = matches!(current, "completed" | "failed" | "interrupted");
-    let next = match kind {
-        _ if terminal => current,
-        "agent_start_failed" => "failed",
-        "prompt_sent" | "permission_answered" => "running",
-        "permission_requested" => {
-            if payload.get("policy").and_then(|p| p.as_str()) == Some("ask") {
-                "waiting_for_permission"
-            } else {
-                current
-            }
-        }
-        "session_started" | "turn_ended" | "turn_failed" => "waiting_for_input",
-        "agent_exited" => {
-            if payload
-                .get("during_turn")
-                .and_then(serde_json::Value::as_bool)
-                == Some(true)
-            {
-                "interrupted"
-            } else if payload.get("code").and_then(serde_json::Value::as_i64) == Some(0)
-                || payload.get("stopped").and_then(serde_json::Value::as_bool) == Some(true)
-            {
-                "completed"
-            } else {
-                "failed"
-            }
-        }
-        _ => current,
-    };
-    next.to_owned()
-}
-
 fn ingest(
     state: &State,
     sql: &SqlStorage,
@@ -411,13 +374,9 @@ fn ingest(
     let mut status = session.status.clone();
     let mut acp_session_id = session.acp_session_id.clone();
     let mut stored = Vec::new();
-    for m in &batch.messages {
-        if m.seq <= acked {
-            continue; // a redelivery
-        }
-        if m.seq != acked + 1 {
-            break; // a gap: the vm-agent sends the missing ones again
-        }
+    let seqs: Vec<u64> = batch.messages.iter().map(|m| m.seq).collect();
+    for index in sam_domain::chat::accept(acked, &seqs) {
+        let m = &batch.messages[index];
         sql.exec(
             "INSERT OR IGNORE INTO messages (session_id, seq, created_at, kind, payload) \
              VALUES (?, ?, ?, ?, ?)",
@@ -430,7 +389,8 @@ fn ingest(
             ],
         )?;
         acked = m.seq;
-        status = status_after(&status, &m.kind, &m.payload);
+        let next = sam_domain::chat::status_after(&status, &m.kind, &m.payload);
+        next.clone_into(&mut status);
         if m.kind == "session_started"
             && let Some(acp) = m.payload.get("acp_session_id").and_then(|v| v.as_str())
         {

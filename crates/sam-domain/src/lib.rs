@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod acp_session;
 pub mod agents;
 pub mod catalog;
+pub mod chat;
 pub mod hosts;
 pub mod ids;
 pub mod lifecycle;
