@@ -7,6 +7,7 @@
 
 pub mod agent_client;
 pub mod agent_credentials;
+pub mod chat_sessions;
 pub mod cloud;
 pub mod credentials;
 mod error;

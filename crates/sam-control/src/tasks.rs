@@ -23,8 +23,7 @@ use sam_store::{
 };
 use sam_vault::CredentialKeys;
 use sam_wire::{
-    AgentPrompt, AgentSessionRequest, CreateNodeRequest, CreateWorkspaceRequest,
-    PublishBranchRequest, SubmitTaskRequest,
+    AgentPrompt, CreateNodeRequest, CreateWorkspaceRequest, PublishBranchRequest, SubmitTaskRequest,
 };
 use serde::Serialize;
 
@@ -513,7 +512,7 @@ async fn owner(db: &impl SqlDatabase, task: &TaskRecord) -> Result<UserRecord, C
 }
 
 /// The workspace's node, with its address.
-async fn workspace_node(
+pub(crate) async fn workspace_node(
     db: &impl SqlDatabase,
     workspace_id: &str,
 ) -> Result<NodeRecord, ControlError> {
@@ -545,36 +544,26 @@ pub async fn start_task_agent(
     workspace_id: &str,
     prompt: &str,
 ) -> Result<(), ControlError> {
-    let credential = resolve_agent_credential(
+    crate::chat_sessions::launch_session(
         db,
+        agent,
         keys,
         platform,
-        &task.user_id,
-        Some(&task.project_id),
-        &task.agent,
+        model_apis,
+        &crate::chat_sessions::Launch {
+            user_id: &task.user_id,
+            project_id: &task.project_id,
+            agent: &task.agent,
+            session_id: &task.session_id,
+            workspace_id,
+            prompt: Some(AgentPrompt {
+                prompt_id: task.id.clone(),
+                text: prompt.to_owned(),
+            }),
+            permission_policy: TASK_PERMISSION_POLICY,
+        },
     )
-    .await?;
-    let node = workspace_node(db, workspace_id).await?;
-    let api_key = String::from_utf8(credential.secret.expose().to_vec())
-        .map_err(|_| invalid("agent_credential_invalid", "the agent key is not text"))?;
-    let req = AgentSessionRequest {
-        session_id: task.session_id.clone(),
-        agent: credential.agent.as_str().to_owned(),
-        api_key,
-        base_url: model_apis.for_agent(credential.agent),
-        model: None,
-        permission_policy: TASK_PERMISSION_POLICY.to_owned(),
-        prompt: Some(AgentPrompt {
-            prompt_id: task.id.clone(),
-            text: prompt.to_owned(),
-        }),
-        acp_session_id: None,
-    };
-    match agent.start_session(&node, workspace_id, &req).await {
-        Ok(()) => Ok(()),
-        Err(AgentError::Refused { code, .. }) if code == "session_exists" => Ok(()),
-        Err(e) => Err(ControlError::VmAgent(e)),
-    }
+    .await
 }
 
 /// Opens pull requests.

@@ -578,3 +578,18 @@ pub struct FollowUpRequest {
 pub struct PermissionAnswer {
     pub option_id: String,
 }
+
+/// `POST /api/workspaces/{id}/sessions`: start an agent in a running
+/// workspace, driven from the project's chat.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StartSessionRequest {
+    /// The project's default agent when absent.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// A first prompt, if any.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `ask` (the default: permission requests come to the chat) or `approve`.
+    #[serde(default)]
+    pub permission_policy: Option<String>,
+}

@@ -91,6 +91,11 @@ pub enum RouteId {
     GetChatMessages,
     ChatSessionStream,
     IngestSessionMessages,
+    StartSession,
+    SessionPrompt,
+    SessionCancel,
+    SessionStop,
+    SessionPermission,
 }
 
 /// One row of the table.
@@ -483,6 +488,35 @@ pub const API_ROUTES: &[RouteDef] = &[
         "POST",
         "/api/workspaces/{id}/sessions/{session}/messages",
         Auth::WorkspaceCallback,
+    ),    r(
+        RouteId::StartSession,
+        "POST",
+        "/api/workspaces/{id}/sessions",
+        Auth::Session,
+    ),
+    r(
+        RouteId::SessionPrompt,
+        "POST",
+        "/api/projects/{id}/sessions/{session}/prompts",
+        Auth::Session,
+    ),
+    r(
+        RouteId::SessionCancel,
+        "POST",
+        "/api/projects/{id}/sessions/{session}/cancel",
+        Auth::Session,
+    ),
+    r(
+        RouteId::SessionStop,
+        "POST",
+        "/api/projects/{id}/sessions/{session}/stop",
+        Auth::Session,
+    ),
+    r(
+        RouteId::SessionPermission,
+        "POST",
+        "/api/projects/{id}/sessions/{session}/permissions/{request}",
+        Auth::Session,
     ),
 ];
 
@@ -648,6 +682,11 @@ mod tests {
             RouteId::GetChatMessages,
             RouteId::ChatSessionStream,
             RouteId::IngestSessionMessages,
+            RouteId::StartSession,
+            RouteId::SessionPrompt,
+            RouteId::SessionCancel,
+            RouteId::SessionStop,
+            RouteId::SessionPermission,
         ];
         for id in all {
             match id {
@@ -718,7 +757,12 @@ mod tests {
                 | RouteId::ListChatSessions
                 | RouteId::GetChatMessages
                 | RouteId::ChatSessionStream
-                | RouteId::IngestSessionMessages => {}
+                | RouteId::IngestSessionMessages
+                | RouteId::StartSession
+                | RouteId::SessionPrompt
+                | RouteId::SessionCancel
+                | RouteId::SessionStop
+                | RouteId::SessionPermission => {}
             }
             assert!(API_ROUTES.iter().any(|r| r.id == id), "{id:?} has no route");
         }
@@ -734,7 +778,8 @@ mod tests {
                 .replace("{action}", "approve")
                 .replace("{agent}", "claude-code")
                 .replace("{repository}", "42")
-                .replace("{session}", "S");
+                .replace("{session}", "S")
+                .replace("{request}", "R");
             match match_route(API_ROUTES, def.method, &path) {
                 RouteMatch::Found { id, .. } => assert_eq!(id, def.id, "{}", def.pattern),
                 other => panic!("{} unreachable: {other:?}", def.pattern),

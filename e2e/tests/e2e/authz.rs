@@ -15,6 +15,8 @@ struct Fixtures {
     installation: String,
     repository: String,
     workspace: String,
+    task: String,
+    session: String,
 }
 
 impl Fixtures {
@@ -29,6 +31,8 @@ impl Fixtures {
             Some(&self.installation)
         } else if pattern.starts_with("/api/workspaces/{id}") {
             Some(&self.workspace)
+        } else if pattern.starts_with("/api/tasks/{id}") {
+            Some(&self.task)
         } else {
             None
         }
@@ -88,6 +92,27 @@ async fn authz_cross_user_matrix() {
         .json()
         .await
         .unwrap();
+    // A task (cancelled at once: the matrix needs its id and its chat
+    // session, not its work).
+    let task: Value = owner
+        .post(p.app(&format!(
+            "/api/projects/{}/tasks",
+            project["id"].as_str().unwrap()
+        )))
+        .json(&json!({ "message": "authz fixture task", "agent": "claude-code" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = task["task"].clone();
+    let cancel = owner
+        .post(p.app(&format!("/api/tasks/{}/cancel", task["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success() || cancel.status() == 409);
     let fixtures = Fixtures {
         node: node["id"].as_str().unwrap().to_owned(),
         token: token["id"].as_str().unwrap().to_owned(),
@@ -95,6 +120,8 @@ async fn authz_cross_user_matrix() {
         installation: project["installation_id"].as_str().unwrap().to_owned(),
         repository: project["repository_id"].to_string(),
         workspace: workspace_id,
+        task: task["id"].as_str().unwrap().to_owned(),
+        session: task["session_id"].as_str().unwrap().to_owned(),
     };
 
     let mut checked = Vec::new();
@@ -127,7 +154,9 @@ async fn authz_cross_user_matrix() {
             .pattern
             .replace("{id}", id)
             .replace("{agent}", "claude-code")
-            .replace("{repository}", &fixtures.repository);
+            .replace("{repository}", &fixtures.repository)
+            .replace("{session}", &fixtures.session)
+            .replace("{request}", "1");
         let resp = other
             .request(route.method.parse().unwrap(), p.api(&path))
             .json(&json!({}))

@@ -18,6 +18,7 @@ mod nodes;
 mod ports;
 mod projects;
 mod sweep;
+mod tasks;
 mod terminals;
 mod token_scope;
 mod tokens;

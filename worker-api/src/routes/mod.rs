@@ -461,6 +461,19 @@ async fn dispatch(id: RouteId, auth: Auth, ctx: &mut Ctx) -> ApiResult<Response>
         (RouteId::IngestSessionMessages, Principal::Workspace(claims)) => {
             tasks::ingest(ctx, &claims).await
         }
+        (RouteId::StartSession, Principal::User(user)) => tasks::start_session(ctx, &user).await,
+        (RouteId::SessionPrompt, Principal::User(user)) => {
+            tasks::command(ctx, &user, tasks::Command::Prompt).await
+        }
+        (RouteId::SessionCancel, Principal::User(user)) => {
+            tasks::command(ctx, &user, tasks::Command::Cancel).await
+        }
+        (RouteId::SessionStop, Principal::User(user)) => {
+            tasks::command(ctx, &user, tasks::Command::Stop).await
+        }
+        (RouteId::SessionPermission, Principal::User(user)) => {
+            tasks::command(ctx, &user, tasks::Command::Permission).await
+        }
         // The route table pairs each route with its principal; a mismatch is
         // a bug in that table, never something a client can cause.
         _ => Err(ApiError::unauthenticated()),

@@ -7,14 +7,24 @@
 //! caller first (another user's project or task is a 404), then forwards.
 
 use sam_auth::TokenClaims;
+use sam_control::agent_client::HttpNodeAgent;
+use sam_control::chat_sessions::{
+    Launch, SessionCommand, check_permission_policy, check_prompt, command_session, launch_session,
+    session_agent, session_workspace,
+};
 use sam_control::tasks::{TaskView, get_task, submit_task};
-use sam_durable_objects::project_data::{IngestBatch, Ingested, NewSession, PromptRecord};
+use sam_durable_objects::project_data::{
+    IngestBatch, Ingested, NewSession, PromptRecord, SessionRecord,
+};
 use sam_durable_objects::task_runner::{SessionReport, StartTask};
 use sam_store::{TaskRepository, UserRecord, WorkspaceRepository};
-use sam_wire::{SessionMessagesAck, SessionMessagesBatch, SubmitTaskRequest};
+use sam_wire::{
+    AgentPrompt, FollowUpRequest, PermissionAnswer, SessionMessagesAck, SessionMessagesBatch,
+    StartSessionRequest, SubmitTaskRequest,
+};
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Stub};
 
-use crate::bindings::{PROJECT_DATA, TASK_RUNNER, d1, now_ms, random_u128};
+use crate::bindings::{FetchHttpNoRedirects, PROJECT_DATA, TASK_RUNNER, d1, now_ms, random_u128};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::routes::Ctx;
@@ -253,10 +263,7 @@ pub async fn stream(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
 /// acts on (its turn ended, its agent died) go on to the task's runner.
 pub async fn ingest(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {
     let session = session_param(ctx)?;
-    let workspace_id = claims
-        .workspace
-        .clone()
-        .ok_or_else(ApiError::not_found)?;
+    let workspace_id = claims.workspace.clone().ok_or_else(ApiError::not_found)?;
     let batch: SessionMessagesBatch = ctx.json().await?;
     if batch.messages.len() > MAX_BATCH_MESSAGES {
         return Err(ApiError::new(
@@ -310,4 +317,179 @@ pub async fn ingest(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> 
             acked_up_to: ingested.acked_up_to,
         },
     ))
+}
+
+/// The session `{session}` of the user's project `{id}`, from the chat.
+async fn chat_session(
+    ctx: &Ctx,
+    user: &UserRecord,
+) -> ApiResult<(sam_control::projects::ProjectView, SessionRecord)> {
+    let db = d1(&ctx.env)?;
+    let project = sam_control::projects::get_project(&db, &user.id, ctx.id()).await?;
+    let session = session_param(ctx)?;
+    let mut resp = call(
+        &project_data(&ctx.env, &project.id)?,
+        Method::Get,
+        &format!("/sessions/{session}"),
+        None,
+    )
+    .await?;
+    if resp.status_code() == 404 {
+        return Err(ApiError::not_found());
+    }
+    Ok((project, resp.json().await?))
+}
+
+fn node_agent<'a>(
+    ctx: &'a Ctx,
+    key: &'a sam_auth::SigningKey,
+) -> HttpNodeAgent<'a, FetchHttpNoRedirects> {
+    HttpNodeAgent {
+        http: FetchHttpNoRedirects,
+        key,
+        issuer: &ctx.config.api_origin,
+        port: ctx.config.nodes.vm_agent_port,
+        now: now_ms(),
+    }
+}
+
+/// `POST /api/workspaces/{id}/sessions` `{agent?, message?,
+/// permission_policy?}`: starts an agent in the user's running workspace;
+/// its messages stream into the project's chat. 202 `{session_id}`.
+pub async fn start_session(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Response> {
+    let db = d1(&ctx.env)?;
+    // Ownership before the body: another user's workspace is a 404.
+    let (workspace, _) = session_workspace(&db, &user.id, ctx.id()).await?;
+    let req: StartSessionRequest = ctx.json_or_default().await?;
+    let project = sam_control::tasks::active_project(&db, &user.id, &workspace.project_id).await?;
+    let agent = session_agent(
+        req.agent.as_deref(),
+        project.agent.as_deref(),
+        ctx.config.tasks.default_agent,
+    )?;
+    let policy = check_permission_policy(req.permission_policy.as_deref().unwrap_or("ask"))?;
+    let now = now_ms();
+    let session_id = sam_domain::ids::new_ulid(now, random_u128());
+    let prompt = match req.message.as_deref() {
+        Some(text) => Some(AgentPrompt {
+            prompt_id: sam_domain::ids::new_ulid(now, random_u128()),
+            text: check_prompt(text)?.to_owned(),
+        }),
+        None => None,
+    };
+    let chat = project_data(&ctx.env, &project.id)?;
+    call_ok(
+        &chat,
+        Method::Post,
+        "/sessions",
+        Some(to_json(&NewSession {
+            id: session_id.clone(),
+            task_id: None,
+            agent: agent.as_str().to_owned(),
+            title: prompt.as_ref().map_or_else(
+                || format!("{} in {}", agent.as_str(), workspace.name),
+                |p| sam_domain::task::derive_title(&p.text),
+            ),
+            prompt: prompt.as_ref().map(|p| PromptRecord {
+                prompt_id: p.prompt_id.clone(),
+                text: p.text.clone(),
+                created_at: now,
+            }),
+        })?),
+    )
+    .await?;
+    // Bound before the agent starts, so its first message is accepted.
+    call_ok(
+        &chat,
+        Method::Post,
+        &format!("/sessions/{session_id}/workspace"),
+        Some(to_json(
+            &serde_json::json!({ "workspace_id": workspace.id }),
+        )?),
+    )
+    .await?;
+    let key = Config::signing_key(&ctx.env)?;
+    launch_session(
+        &db,
+        &node_agent(ctx, &key),
+        &Config::credential_keys(&ctx.env)?,
+        &Config::platform_agent_credentials(&ctx.env)?,
+        &ctx.config.tasks.model_apis,
+        &Launch {
+            user_id: &user.id,
+            project_id: &project.id,
+            agent: agent.as_str(),
+            session_id: &session_id,
+            workspace_id: &workspace.id,
+            prompt,
+            permission_policy: policy,
+        },
+    )
+    .await?;
+    Ok(json_response(
+        202,
+        &serde_json::json!({ "session_id": session_id, "project_id": project.id }),
+    ))
+}
+
+/// What the user asks of a chat session.
+#[derive(Clone, Copy)]
+pub enum Command {
+    Prompt,
+    Cancel,
+    Stop,
+    Permission,
+}
+
+/// `POST /api/projects/{id}/sessions/{session}/prompts|cancel|stop|permissions/{request}`.
+pub async fn command(ctx: &mut Ctx, user: &UserRecord, which: Command) -> ApiResult<Response> {
+    let (project, session) = chat_session(ctx, user).await?;
+    let db = d1(&ctx.env)?;
+    let command = match which {
+        Command::Prompt => {
+            let req: FollowUpRequest = ctx.json().await?;
+            SessionCommand::Prompt(AgentPrompt {
+                prompt_id: sam_domain::ids::new_ulid(now_ms(), random_u128()),
+                text: check_prompt(&req.text)?.to_owned(),
+            })
+        }
+        Command::Cancel => SessionCommand::Cancel,
+        Command::Stop => SessionCommand::Stop,
+        Command::Permission => {
+            let req: PermissionAnswer = ctx.json().await?;
+            SessionCommand::Permission {
+                request_id: ctx.params.get(2).cloned().unwrap_or_default(),
+                option_id: req.option_id,
+            }
+        }
+    };
+    let key = Config::signing_key(&ctx.env)?;
+    command_session(
+        &db,
+        &node_agent(ctx, &key),
+        &user.id,
+        &session.id,
+        session.workspace_id.as_deref(),
+        &command,
+    )
+    .await?;
+    if let SessionCommand::Prompt(prompt) = &command {
+        // Shown in the chat once the agent has it queued.
+        call_ok(
+            &project_data(&ctx.env, &project.id)?,
+            Method::Post,
+            &format!("/sessions/{}/prompts", session.id),
+            Some(to_json(&PromptRecord {
+                prompt_id: prompt.prompt_id.clone(),
+                text: prompt.text.clone(),
+                created_at: 0,
+            })?),
+        )
+        .await?;
+        return Ok(json_response(
+            202,
+            &serde_json::json!({ "prompt_id": prompt.prompt_id }),
+        ));
+    }
+    Ok(json_response(200, &serde_json::json!({ "ok": true })))
 }
