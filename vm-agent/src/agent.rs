@@ -10,11 +10,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::AGENT_VERSION;
+use crate::acp::Sessions;
 use crate::callback::ControlPlane;
 use crate::config::Config;
 use crate::error::AgentError;
 use crate::jwks::KeyCache;
 use crate::logs::LogBuffer;
+use crate::outbox::{DeliveryConfig, run_delivery};
 use crate::resolver::LocalhostResolver;
 use crate::server::{AppState, router};
 use crate::workspaces::Workspaces;
@@ -44,6 +46,8 @@ pub struct Agent {
     stop: watch::Sender<bool>,
     /// The node's workspaces, shared by every router this agent builds.
     workspaces: Workspaces,
+    /// The agent sessions in those workspaces.
+    sessions: Sessions,
 }
 
 impl Agent {
@@ -56,8 +60,10 @@ impl Agent {
             config.jwks_min_refresh,
         ));
         let config = Arc::new(config);
+        let workspaces = Workspaces::new(Arc::clone(&config), client.clone());
         Ok(Self {
-            workspaces: Workspaces::new(Arc::clone(&config), client.clone()),
+            sessions: Sessions::new(Arc::clone(&config), workspaces.clone()),
+            workspaces,
             config,
             client,
             keys,
@@ -88,6 +94,11 @@ impl Agent {
         &self.workspaces
     }
 
+    /// The node's agent sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
     /// The HTTP API, not bound to any socket.
     pub fn router(&self) -> Router {
         let mut state = AppState::new(
@@ -97,6 +108,7 @@ impl Agent {
         );
         state.shutdown = self.stop.subscribe();
         state.workspaces = self.workspaces.clone();
+        state.sessions = self.sessions.clone();
         router(state)
     }
 
@@ -137,6 +149,8 @@ impl Agent {
             let _ = stopped.wait_for(|stop| *stop).await;
         });
         let mut server = tokio::spawn(async move { server.await });
+        // Session messages left from before a restart go out at once.
+        let delivery = self.start_delivery();
 
         // Registration starts only now that the listener is bound: the control
         // plane may call `/system-info` as soon as it hears the node is ready.
@@ -156,6 +170,12 @@ impl Agent {
         };
 
         self.stop.send_replace(true);
+        // Agents end with the node agent; their last messages stay in the
+        // outbox for the next start if they cannot go out now.
+        self.sessions.stop_all().await;
+        if let Some(delivery) = delivery {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, delivery).await;
+        }
         if tokio::time::timeout(DRAIN_TIMEOUT, &mut server)
             .await
             .is_err()
@@ -164,6 +184,30 @@ impl Agent {
             server.abort();
         }
         outcome
+    }
+
+    /// Starts delivering the session outbox to the control plane until
+    /// shutdown. Without an outbox (the file cannot be opened) sessions
+    /// cannot start either; the node keeps serving everything else.
+    fn start_delivery(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let (outbox, sink) = match self
+            .sessions
+            .outbox()
+            .and_then(|outbox| Ok((outbox, self.sessions.sink(self.client.clone())?)))
+        {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::error!(%err, code = err.code(), "the session outbox is unavailable");
+                return None;
+            }
+        };
+        Some(tokio::spawn(run_delivery(
+            outbox,
+            sink,
+            DeliveryConfig::default(),
+            crate::acp::now_ms,
+            self.stop.subscribe(),
+        )))
     }
 
     /// Registers, then heartbeats forever; returns only on a fatal error.

@@ -17,6 +17,8 @@ const DEFAULT_TOKEN_FILE: &str = "/etc/sam/callback-token";
 const DEFAULT_HEARTBEAT_SECS: u64 = 60;
 const DEFAULT_PORT: u16 = 8443;
 const DEFAULT_BIND_HOST: &str = "0.0.0.0";
+/// Under `SAM_FS_ROOT`, unless `SAM_AGENTS_DIR` says otherwise.
+const DEFAULT_AGENTS_DIR: &str = "opt/sam/agents";
 /// A token with an unknown `kid` triggers a key-set refresh; without a floor
 /// on how often, anyone could make the agent hammer the control plane by
 /// sending tokens with random key ids.
@@ -71,6 +73,10 @@ pub struct Config {
     pub shell: Option<PathBuf>,
     /// `HOME` for terminal shells (the agent's own `HOME`, default `/root`).
     pub home: PathBuf,
+    /// Where coding agents are installed from npm (`SAM_AGENTS_DIR`, an
+    /// absolute host path, not re-rooted, so nodes and tests can share one
+    /// cache; default `<SAM_FS_ROOT>/opt/sam/agents`).
+    pub agents_dir: PathBuf,
 }
 
 impl Config {
@@ -159,6 +165,10 @@ impl Config {
         };
         let shell = get("SHELL").map(PathBuf::from);
         let home = PathBuf::from(get("HOME").unwrap_or("/root"));
+        let agents_dir = match get("SAM_AGENTS_DIR") {
+            Some(raw) => absolute_path("SAM_AGENTS_DIR", raw)?,
+            None => fs_root.join(DEFAULT_AGENTS_DIR),
+        };
 
         Ok(Self {
             node_id,
@@ -176,6 +186,7 @@ impl Config {
             secure_cookies,
             shell,
             home,
+            agents_dir,
         })
     }
 
@@ -296,6 +307,23 @@ mod tests {
         assert!(!c.secure_cookies);
         assert_eq!(c.shell, None);
         assert_eq!(c.home, Path::new("/root"));
+        assert_eq!(c.agents_dir, Path::new("/opt/sam/agents"));
+    }
+
+    #[test]
+    fn the_agents_dir_is_absolute_and_not_re_rooted() {
+        let mut vars = minimal();
+        vars.insert("SAM_FS_ROOT".to_owned(), "/tmp/vm1".to_owned());
+        let c = Config::from_env_map(&vars).unwrap();
+        assert_eq!(c.agents_dir, Path::new("/tmp/vm1/opt/sam/agents"));
+        vars.insert(
+            "SAM_AGENTS_DIR".to_owned(),
+            "/root/.cache/sam/agents".to_owned(),
+        );
+        let c = Config::from_env_map(&vars).unwrap();
+        assert_eq!(c.agents_dir, Path::new("/root/.cache/sam/agents"));
+        vars.insert("SAM_AGENTS_DIR".to_owned(), "cache/agents".to_owned());
+        assert!(Config::from_env_map(&vars).is_err());
     }
 
     #[test]

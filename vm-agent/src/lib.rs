@@ -15,6 +15,7 @@
 //! in-process against a fake control plane.
 
 mod access;
+pub mod acp;
 mod agent;
 mod callback;
 mod config;

@@ -6,6 +6,10 @@
 //! `vm-agent git-credential --workspace <ID> --socket <path> <action>` is
 //! the credential helper git runs for workspace checkouts: it only talks to
 //! the running agent (stdout belongs to git, so nothing is logged).
+//!
+//! `vm-agent install-agents --dir <dir> <agent>...` installs coding agents
+//! from the catalog the way sessions do (a machine image, or a developer's
+//! machine, can have them ready before the first session).
 
 use std::io::IsTerminal as _;
 
@@ -26,6 +30,10 @@ fn main() -> anyhow::Result<()> {
             &mut std::io::stderr().lock(),
         );
         std::process::exit(code);
+    }
+
+    if args.get(1).is_some_and(|a| a == "install-agents") {
+        return install_agents(args.get(2..).unwrap_or_default());
     }
 
     let logs = LogBuffer::new();
@@ -58,6 +66,41 @@ fn main() -> anyhow::Result<()> {
         };
         let agent = Agent::new(config)?.with_log_buffer(logs);
         agent.run(shutdown).await?;
+        Ok(())
+    })
+}
+
+/// `install-agents --dir <dir> <agent>...`: installs each named agent of
+/// the built-in catalog into `dir` (skipping those already there).
+fn install_agents(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    use sam_vm_agent::acp::catalog::Catalog;
+    use sam_vm_agent::acp::install::Installer;
+
+    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    let (Some(flag), Some(dir)) = (args.next(), args.next()) else {
+        anyhow::bail!("usage: vm-agent install-agents --dir <dir> <agent>...");
+    };
+    anyhow::ensure!(
+        flag == "--dir",
+        "usage: vm-agent install-agents --dir <dir> <agent>..."
+    );
+    let catalog = Catalog::builtin().context("the built-in agent catalog")?;
+    let installer = Installer::new(dir.into(), Installer::default_path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        for name in args {
+            let spec = catalog
+                .get(&name)
+                .with_context(|| format!("no agent {name:?} in the catalog"))?;
+            let bin = installer
+                .ensure(spec)
+                .await
+                .with_context(|| format!("installing {name}"))?;
+            println!("{name}: {}", bin.display());
+        }
         Ok(())
     })
 }

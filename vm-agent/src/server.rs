@@ -71,11 +71,21 @@ pub struct AppState {
     /// The node's workspaces (registry, runtimes, creation). `Agent`
     /// replaces this one with its own, which it loads at start.
     pub workspaces: crate::workspaces::Workspaces,
+    /// The agent sessions (ACP), over `workspaces`. `Agent` replaces this
+    /// one with its own, whose outbox it delivers.
+    pub sessions: crate::acp::Sessions,
 }
 
 impl AppState {
+    #[allow(clippy::needless_pass_by_value)] // public signature; cloned into parts
     pub fn new(config: Arc<Config>, keys: Arc<KeyCache>, logs: LogBuffer) -> Self {
+        let workspaces = crate::workspaces::Workspaces::new(
+            Arc::clone(&config),
+            crate::workspaces::default_client(),
+        );
         Self {
+            sessions: crate::acp::Sessions::new(Arc::clone(&config), workspaces.clone()),
+            workspaces,
             config: Arc::clone(&config),
             keys,
             logs,
@@ -84,10 +94,6 @@ impl AppState {
             workspace_sessions: Arc::default(),
             terminals: Arc::default(),
             recent_scans: Arc::default(),
-            workspaces: crate::workspaces::Workspaces::new(
-                config,
-                crate::workspaces::default_client(),
-            ),
         }
     }
 }
@@ -105,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::terminals::routes())
         .merge(crate::ports::routes())
         .merge(crate::workspaces::routes())
+        .merge(crate::acp::routes::routes())
         .fallback(not_found)
         // Keep last: it must wrap every route (tickets in `?token=` under
         // `/workspaces/{id}` are exchanged for the cookie before any

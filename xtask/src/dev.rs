@@ -66,6 +66,8 @@ pub fn build_all(tools: &setup::Tools, release: bool) -> Result<()> {
         "sam-devgithub",
         "-p",
         "sam-recorder",
+        "-p",
+        "sam-llmstub",
     ])
     .current_dir(&tools.root);
     if release {

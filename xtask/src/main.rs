@@ -6,6 +6,7 @@
 //! - `bench`: measure and write `docs/benchmarks.{md,json}`.
 //! - `setup`, `build-worker`, `migrations`: the pieces, callable alone.
 
+mod agents;
 mod bench;
 mod dev;
 mod platform;

@@ -1,5 +1,6 @@
-//! Starts the whole platform on this machine: the Hetzner stand-in
-//! (`devcloud`) and the API Worker under `wrangler dev`, with local D1, KV,
+//! Starts the whole platform on this machine: the stand-ins for Hetzner
+//! (`devcloud`), GitHub (`devgithub`) and the model APIs agents call
+//! (`llmstub`), and the API Worker under `wrangler dev`, with local D1, KV,
 //! R2 and Durable Object state in one directory.
 //!
 //! `cargo xtask dev` keeps state in `.sam/dev` (reused by the next run);
@@ -39,6 +40,8 @@ pub struct Platform {
     pub port: u16,
     pub devcloud_url: String,
     pub devgithub_url: String,
+    /// The LLM stand-in agents are pointed at.
+    pub llmstub_url: String,
     pub state_dir: PathBuf,
     pub hetzner_token: String,
     /// `(secret key, project id)` the local Scaleway stand-in accepts.
@@ -52,6 +55,7 @@ pub struct Platform {
     wrangler: Service,
     devgithub: Service,
     devcloud: Service,
+    llmstub: Service,
 }
 
 impl Platform {
@@ -69,6 +73,7 @@ impl Platform {
             ("SAM_E2E_PORT".into(), self.port.to_string()),
             ("SAM_E2E_DEVCLOUD_URL".into(), self.devcloud_url.clone()),
             ("SAM_E2E_DEVGITHUB_URL".into(), self.devgithub_url.clone()),
+            ("SAM_E2E_LLMSTUB_URL".into(), self.llmstub_url.clone()),
             ("SAM_E2E_HETZNER_TOKEN".into(), self.hetzner_token.clone()),
             (
                 "SAM_E2E_SCALEWAY_SECRET_KEY".into(),
@@ -101,6 +106,7 @@ impl Platform {
         !self.wrangler.exited()
             && !self.devcloud.exited()
             && !self.devgithub.exited()
+            && !self.llmstub.exited()
             && !self.recorder.as_mut().is_some_and(Service::exited)
     }
 
@@ -128,7 +134,15 @@ impl Platform {
         );
         let target = target_dir(root).join(opts.profile);
 
-        // 1. The stand-ins: Hetzner and GitHub.
+        crate::agents::ensure_installed(&target.join("vm-agent"))?;
+
+        // 1. The stand-ins: the model APIs, Hetzner and GitHub.
+        let mut cmd = Command::new(target.join("llmstub"));
+        cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir.join("llmstub"))
+            .arg("--script")
+            .arg(root.join("e2e/llmstub/scripts/edit-file.json"));
+        let (llmstub, llmstub_url) = start_stand_in("llmstub", cmd, &logs)?;
         let mut cmd = Command::new(target.join("devcloud"));
         cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir.join("devcloud"))
@@ -137,7 +151,13 @@ impl Platform {
                 &hetzner_token,
                 "--boot-delay-ms",
                 &opts.boot_delay_ms.to_string(),
-            ]);
+            ])
+            // The VMs' "image" comes with the coding agents installed.
+            .arg("--image-env")
+            .arg(format!(
+                "SAM_AGENTS_DIR={}",
+                crate::agents::agents_dir().display()
+            ));
         for (flag, name) in [
             ("--scaleway-secret-key", "SCALEWAY_SECRET_KEY"),
             ("--scaleway-project-id", "SCALEWAY_PROJECT_ID"),
@@ -197,6 +217,9 @@ impl Platform {
         vars.insert("GITHUB_CLIENT_ID".into(), secrets::GITHUB_CLIENT_ID.into());
         vars.insert("GITHUB_APP_ID".into(), "1".into());
         vars.insert("GITHUB_APP_SLUG".into(), "sam-local".into());
+        vars.insert("AGENT_ANTHROPIC_BASE_URL".into(), llmstub_url.clone());
+        vars.insert("AGENT_OPENAI_BASE_URL".into(), llmstub_url.clone());
+        vars.insert("AGENT_GEMINI_BASE_URL".into(), llmstub_url.clone());
         let config = write_wrangler_config(root, &state_dir, &vars, &secrets)?;
         let persist = state_dir.join("wrangler-state");
 
@@ -277,12 +300,14 @@ impl Platform {
             port,
             devcloud_url,
             devgithub_url,
+            llmstub_url,
             state_dir,
             hetzner_token,
             scaleway,
             wrangler,
             devgithub,
             devcloud,
+            llmstub,
         };
         let log = logs.join("wrangler.log");
         wait_for("the API to answer /health", Duration::from_secs(90), || {

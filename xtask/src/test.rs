@@ -140,6 +140,7 @@ const REQUIRED_E2E: &[&str] = &[
     "j04_add_hetzner_token_then_node_uses_it",
     "j06_project_from_github_repo",
     "j07_agent_key_and_project_override",
+    "j08_task_to_pull_request",
     "j15_node_manage_and_observe",
     "warm_pool_claim_release_expire",
     "j12_terminal_reattach_scrollback",

@@ -43,7 +43,7 @@ impl DeliveryError {
 
 /// Where batches go.
 ///
-/// Over HTTP (not built yet: the endpoint does not exist), with the
+/// Over HTTP (`crate::acp::HttpSink`), with the
 /// workspace's callback token:
 ///
 /// ```text

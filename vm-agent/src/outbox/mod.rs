@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 pub use delivery::{Ack, DeliveryConfig, DeliveryError, Sink, run_delivery};
 pub use store::{
-    Batch, MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, Message, OutboxError, OutboxStore, Stats,
+    Batch, MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, Message, OutboxError, OutboxStore, Route, Stats,
 };
 
 /// A cheap, cloneable handle on one [`OutboxStore`], for async code. Meant
@@ -87,6 +87,17 @@ impl Outbox {
 
     pub async fn prune(&self, delivered_before: i64) -> Result<usize, OutboxError> {
         self.run(move |store| store.prune(delivered_before)).await
+    }
+
+    pub async fn set_route(&self, session_id: &str, route: Route) -> Result<(), OutboxError> {
+        let session_id = session_id.to_owned();
+        self.run(move |store| store.set_route(&session_id, &route))
+            .await
+    }
+
+    pub async fn route(&self, session_id: &str) -> Result<Option<Route>, OutboxError> {
+        let session_id = session_id.to_owned();
+        self.run(move |store| store.route(&session_id)).await
     }
 
     pub async fn stats(&self) -> Result<Stats, OutboxError> {

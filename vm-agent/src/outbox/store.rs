@@ -58,6 +58,14 @@ const MIGRATIONS: &[&str] = &[
      -- What pruning reads.
      CREATE INDEX messages_delivered ON messages (delivered_at)
          WHERE delivered_at IS NOT NULL;",
+    // 2: where each session's messages go (its workspace, and the
+    // workspace's callback token), so undelivered messages still find
+    // their URL after a restart, or after their workspace is gone.
+    "CREATE TABLE routes (
+         session_id TEXT PRIMARY KEY NOT NULL,
+         workspace_id TEXT NOT NULL,
+         callback_token TEXT NOT NULL
+     ) STRICT;",
 ];
 
 /// Why an outbox operation failed. Each variant has a stable [`code`].
@@ -126,6 +134,23 @@ impl Batch {
 
     pub fn last_seq(&self) -> u64 {
         self.messages.last().map_or(0, |m| m.seq)
+    }
+}
+
+/// Where one session's messages are delivered. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Route {
+    pub workspace_id: String,
+    /// The workspace's callback token when the session started: used when
+    /// the workspace is no longer in the registry.
+    pub callback_token: String,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("workspace_id", &self.workspace_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -321,6 +346,33 @@ impl OutboxStore {
              WHERE delivered_at IS NOT NULL AND delivered_at < ?1",
             [delivered_before],
         )?)
+    }
+
+    /// Records (or replaces) where `session_id`'s messages are delivered.
+    pub fn set_route(&mut self, session_id: &str, route: &Route) -> Result<(), OutboxError> {
+        check_key("session id", session_id)?;
+        self.conn.execute(
+            "INSERT INTO routes (session_id, workspace_id, callback_token) VALUES (?1, ?2, ?3)
+             ON CONFLICT (session_id) DO UPDATE
+             SET workspace_id = excluded.workspace_id, callback_token = excluded.callback_token",
+            params![session_id, route.workspace_id, route.callback_token],
+        )?;
+        Ok(())
+    }
+
+    /// Where `session_id`'s messages go, if recorded.
+    pub fn route(&self, session_id: &str) -> Result<Option<Route>, OutboxError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT workspace_id, callback_token FROM routes WHERE session_id = ?1",
+        )?;
+        let mut rows = stmt.query([session_id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(Route {
+                workspace_id: row.get(0)?,
+                callback_token: row.get(1)?,
+            })),
+            None => Ok(None),
+        }
     }
 
     pub fn stats(&self) -> Result<Stats, OutboxError> {
@@ -612,7 +664,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, 2);
     }
 
     #[test]
@@ -622,7 +674,7 @@ mod tests {
         let path = OutboxStore::default_path(dir.path());
         Connection::open(&path)
             .unwrap()
-            .pragma_update(None, "user_version", 2)
+            .pragma_update(None, "user_version", 3)
             .unwrap();
         let err = OutboxStore::open(&path).err().unwrap();
         assert_eq!(err.code(), "outbox_schema_too_new");

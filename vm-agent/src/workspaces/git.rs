@@ -216,6 +216,111 @@ impl Git {
             .await
     }
 
+    /// Stages everything in the checkout (new, changed and deleted files).
+    pub(crate) async fn add_all(&self, repo: &Path) -> Result<(), GitError> {
+        self.run(
+            "add",
+            &[OsStr::new("add"), OsStr::new("--all")],
+            repo,
+            LOCAL_TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Whether the index differs from `HEAD` (or there is no `HEAD` yet
+    /// and something is staged).
+    pub(crate) async fn has_staged_changes(&self, repo: &Path) -> Result<bool, GitError> {
+        let stdout = self
+            .run(
+                "status",
+                &[
+                    OsStr::new("status"),
+                    OsStr::new("--porcelain"),
+                    OsStr::new("--untracked-files=no"),
+                ],
+                repo,
+                LOCAL_TIMEOUT,
+            )
+            .await?;
+        // Staged entries have a status letter in the first column.
+        Ok(stdout
+            .lines()
+            .any(|line| line.chars().next().is_some_and(|c| c != ' ' && c != '?')))
+    }
+
+    /// Commits the index with `message`; `author` overrides the checkout's
+    /// identity for this commit only. Hooks do not run: the commit is the
+    /// platform's, not the repository's tooling's.
+    pub(crate) async fn commit(
+        &self,
+        repo: &Path,
+        message: &str,
+        author: Option<&GitIdentity>,
+    ) -> Result<(), GitError> {
+        let name;
+        let email;
+        let mut args: Vec<&OsStr> = Vec::new();
+        if let Some(author) = author {
+            name = format!("user.name={}", author.name);
+            email = format!("user.email={}", author.email);
+            args.extend([
+                OsStr::new("-c"),
+                OsStr::new(&name),
+                OsStr::new("-c"),
+                OsStr::new(&email),
+            ]);
+        }
+        args.extend([
+            OsStr::new("-c"),
+            OsStr::new("core.hooksPath=/dev/null"),
+            OsStr::new("commit"),
+            OsStr::new("--quiet"),
+            OsStr::new("--no-gpg-sign"),
+            OsStr::new("-m"),
+            OsStr::new(message),
+        ]);
+        self.run("commit", &args, repo, LOCAL_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// The commit `HEAD` points at.
+    pub(crate) async fn head(&self, repo: &Path) -> Result<String, GitError> {
+        let stdout = self
+            .run(
+                "rev-parse",
+                &[
+                    OsStr::new("rev-parse"),
+                    OsStr::new("--verify"),
+                    OsStr::new("HEAD"),
+                ],
+                repo,
+                LOCAL_TIMEOUT,
+            )
+            .await?;
+        Ok(stdout.trim().to_owned())
+    }
+
+    /// Pushes `HEAD` to `refs/heads/<branch>` of `origin`, through the
+    /// agent's credential helper.
+    pub(crate) async fn push_head(&self, repo: &Path, branch: &str) -> Result<(), GitError> {
+        let refspec = format!("HEAD:refs/heads/{branch}");
+        self.run(
+            "push",
+            &[
+                OsStr::new("push"),
+                OsStr::new("--quiet"),
+                OsStr::new("origin"),
+                OsStr::new(&refspec),
+            ],
+            repo,
+            REMOTE_TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
     async fn config(&self, repo: &Path, args: &[&str]) -> Result<(), GitError> {
         let mut all: Vec<&OsStr> = vec![OsStr::new("config"), OsStr::new("--local")];
         all.extend(args.iter().map(OsStr::new));

@@ -53,7 +53,7 @@ pub use model::{
     CreateWorkspace, GitIdentity, RepositorySpec, RuntimeKind, Secret, WorkspaceStatus,
     WorkspaceView,
 };
-pub(crate) use registry::default_client;
+pub(crate) use registry::{PublishRequest, Published, default_client};
 pub use registry::{
     RECORD_FILE, REPO_DIR, WORKSPACES_DIR, WorkspaceError, WorkspaceInfo, Workspaces,
 };

@@ -31,7 +31,8 @@ use super::devcontainer::DevcontainerRuntime;
 use super::git::{Git, GitError, helper_value};
 use super::host::HostRuntime;
 use super::model::{
-    CreateWorkspace, RuntimeKind, Secret, WorkspaceRecord, WorkspaceStatus, WorkspaceView,
+    CreateWorkspace, GitIdentity, RuntimeKind, Secret, WorkspaceRecord, WorkspaceStatus,
+    WorkspaceView,
 };
 use super::runtime::{CommandSpec, RuntimeError, RuntimeState, RuntimeTarget, WorkspaceRuntime};
 use super::scrub::scrub;
@@ -71,6 +72,9 @@ pub enum WorkspaceError {
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
     Runtime(#[from] RuntimeError),
+    /// A git command on the checkout failed; `message` is scrubbed.
+    #[error("{message}")]
+    Git { code: &'static str, message: String },
     #[error("{context}")]
     Storage {
         context: String,
@@ -86,7 +90,7 @@ impl WorkspaceError {
             Self::Exists => "workspace_exists",
             Self::Busy(_) => "workspace_busy",
             Self::NotRunning => "workspace_not_running",
-            Self::Invalid { code, .. } => code,
+            Self::Invalid { code, .. } | Self::Git { code, .. } => code,
             Self::Runtime(err) => err.code(),
             Self::Storage { .. } => "storage_failed",
         }
@@ -790,6 +794,75 @@ impl Workspaces {
         Ok(token)
     }
 
+    /// The workspace's callback token (for the session outbox's deliveries).
+    pub(crate) async fn callback_token(&self, raw_id: &str) -> Option<Secret> {
+        let slot = self.slot(raw_id).await?;
+        let record = lock(&slot.record);
+        Some(record.callback_token.clone())
+    }
+
+    /// Stages everything in the checkout, commits it if anything changed,
+    /// and pushes `HEAD` to `refs/heads/<branch>` of the clone URL through
+    /// the credential helper. Pushing again with nothing new is harmless.
+    pub(crate) async fn publish(
+        &self,
+        raw_id: &str,
+        request: &PublishRequest,
+    ) -> Result<Published, WorkspaceError> {
+        validate::branch_name("branch", &request.branch)?;
+        validate_commit_message(&request.commit_message)?;
+        if let Some(author) = &request.author {
+            validate::identity_part("name", &author.name)?;
+            validate::identity_part("email", &author.email)?;
+        }
+        let slot = self.slot(raw_id).await.ok_or(WorkspaceError::NotFound)?;
+        let operable = |slot: &Slot| match slot.status() {
+            status @ (WorkspaceStatus::Creating | WorkspaceStatus::Deleting) => {
+                Err(WorkspaceError::Busy(status))
+            }
+            _ => Ok(()),
+        };
+        operable(&slot)?;
+        // Not racing a stop, rebuild or delete of the same workspace.
+        let _guard = slot.op.lock().await;
+        operable(&slot)?;
+        let repo = slot.repo_dir();
+        let git = self
+            .git_for(&slot.id)
+            .map_err(|detail| WorkspaceError::Git {
+                code: "git_unavailable",
+                message: slot.scrub(&detail),
+            })?;
+        let failed = |code: &'static str| {
+            let slot = Arc::clone(&slot);
+            move |err: GitError| WorkspaceError::Git {
+                code,
+                message: slot.scrub(&err.to_string()),
+            }
+        };
+        git.add_all(&repo).await.map_err(failed("git_add_failed"))?;
+        let committed = git
+            .has_staged_changes(&repo)
+            .await
+            .map_err(failed("git_status_failed"))?;
+        if committed {
+            git.commit(&repo, &request.commit_message, request.author.as_ref())
+                .await
+                .map_err(failed("git_commit_failed"))?;
+        }
+        let commit_sha = git.head(&repo).await.map_err(failed("git_no_commit"))?;
+        git.push_head(&repo, &request.branch)
+            .await
+            .map_err(failed("git_push_failed"))?;
+        tracing::info!(workspace = %slot.id, branch = %request.branch, committed, "published the checkout");
+        Ok(Published {
+            branch: request.branch.clone(),
+            commit_sha,
+            committed,
+            pushed: true,
+        })
+    }
+
     pub async fn stop(&self, raw_id: &str) -> Result<WorkspaceView, WorkspaceError> {
         self.operate(raw_id, Operation::Stop).await
     }
@@ -881,6 +954,45 @@ impl Workspaces {
         tracing::info!(workspace = %slot.id, "workspace deleted");
         Ok(())
     }
+}
+
+/// `POST /workspaces/{id}/git/publish`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PublishRequest {
+    pub(crate) branch: String,
+    pub(crate) commit_message: String,
+    #[serde(default)]
+    pub(crate) author: Option<GitIdentity>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Published {
+    pub(crate) branch: String,
+    pub(crate) commit_sha: String,
+    pub(crate) committed: bool,
+    pub(crate) pushed: bool,
+}
+
+/// Longest commit message accepted, in bytes.
+const MAX_COMMIT_MESSAGE_BYTES: usize = 64 * 1024;
+
+fn validate_commit_message(message: &str) -> Result<(), WorkspaceError> {
+    let bad = |why: &str| WorkspaceError::Invalid {
+        code: "invalid_commit_message",
+        message: format!("commit_message {why}"),
+    };
+    if message.trim().is_empty() {
+        return Err(bad("is empty"));
+    }
+    if message.len() > MAX_COMMIT_MESSAGE_BYTES {
+        return Err(bad("is too long"));
+    }
+    if message.contains('\0') {
+        return Err(bad("contains NUL"));
+    }
+    Ok(())
 }
 
 /// Whether git's `protocol` and `host` (with `:port` when not the default)

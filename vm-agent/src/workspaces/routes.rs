@@ -80,6 +80,8 @@ impl From<WorkspaceError> for ApiError {
             }
             WorkspaceError::Invalid { .. } => StatusCode::BAD_REQUEST,
             WorkspaceError::Runtime(super::RuntimeError::NotStarted) => StatusCode::CONFLICT,
+            // A git command that failed on the remote's side (or ours).
+            WorkspaceError::Git { .. } => StatusCode::BAD_GATEWAY,
             WorkspaceError::Runtime(_) | WorkspaceError::Storage { .. } => {
                 tracing::error!(error = %err, "workspace operation failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -193,6 +195,8 @@ async fn ending_terminals<T>(
 ) -> Result<T, WorkspaceError> {
     state.terminals.remove_workspace(id);
     state.workspace_sessions.revoke_ports(id);
+    // Agent sessions run in the checkout: they end before its processes do.
+    state.sessions.stop_workspace(id).await;
     let outcome = operation.await;
     state.terminals.remove_workspace(id);
     state.workspace_sessions.revoke_ports(id);

@@ -17,7 +17,8 @@ pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
     documentation_url: &'static str,
-    errors: Option<Value>,
+    // Boxed: a rare field, and it keeps every `Result<_, ApiError>` small.
+    errors: Option<Box<Value>>,
     /// Target of a 301, both in `Location` and in the body's `url`.
     moved_to: Option<String>,
 }
@@ -68,7 +69,7 @@ impl ApiError {
     /// 422 with GitHub's `errors` array.
     pub(crate) fn validation(errors: Value) -> Self {
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
-        e.errors = Some(errors);
+        e.errors = Some(Box::new(errors));
         e
     }
 
@@ -117,7 +118,7 @@ impl IntoResponse for ApiError {
             "status": self.status.as_u16().to_string(),
         });
         if let Some(errors) = self.errors {
-            body["errors"] = errors;
+            body["errors"] = *errors;
         }
         if let Some(url) = &self.moved_to {
             body["url"] = Value::String(url.clone());
