@@ -24,6 +24,7 @@ struct Entry {
 }
 
 const APP_CSS: &[u8] = include_bytes!("../static/app.css");
+const CHAT_JS: &[u8] = include_bytes!("../static/chat.js");
 const FAVICON_SVG: &[u8] = include_bytes!("../static/favicon.svg");
 const FORMS_JS: &[u8] = include_bytes!("../static/forms.js");
 const NODE_LIVE_JS: &[u8] = include_bytes!("../static/node-live.js");
@@ -56,6 +57,11 @@ const OWN_ASSETS: &[Entry] = &[
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: APP_CSS,
+    },
+    Entry {
+        name: "chat.js",
+        content_type: "application/javascript; charset=utf-8",
+        body: CHAT_JS,
     },
     Entry {
         name: "favicon.svg",

@@ -16,13 +16,20 @@
 //! workspace's own origin, through `static/workspace.js` and xterm.js (an
 //! npm package that `build.rs` vendors into the asset table); its CSP
 //! comes from [`workspace_csp`].
+//!
+//! A project's chat ([`render_chat_page`]) renders its sessions and the
+//! selected session's transcript ([`build_transcript`]), which
+//! `static/chat.js` continues live over the session's WebSocket; the task
+//! list and a task's page are [`render_tasks_page`] and [`render_task_page`].
 
 mod admin;
 mod assets;
 mod node;
 mod projects;
 mod settings;
+mod tasks;
 mod time;
+mod transcript;
 mod workspace;
 
 use askama::Template;
@@ -37,6 +44,14 @@ pub use projects::{
     render_project_page,
 };
 pub use settings::{CloudCredentialRow, TokenRow, render_settings_page};
+pub use tasks::{
+    ChatProject, ChatSelection, SessionSummary, TaskLogRow, TaskOptions, TaskSummary,
+    render_chat_page, render_task_page, render_tasks_page,
+};
+pub use transcript::{
+    ChatItem, ChatPrompt, DiffLine, Permission, PermissionOption, PlanEntry, ToolCall, ToolContent,
+    Transcript, build_transcript, line_diff,
+};
 pub use workspace::{WorkspaceContext, render_workspace_page, workspace_csp, workspace_origin};
 
 /// The signed-in user, for the header: the login name, the sign-out button

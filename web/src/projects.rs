@@ -393,7 +393,7 @@ pub(crate) fn path_segment(raw: &str) -> String {
 
 /// `url` if it is an absolute http(s) URL; anything else (`javascript:`,
 /// relative paths) is not linked.
-fn safe_http_url(url: &str) -> Option<&str> {
+pub(crate) fn safe_http_url(url: &str) -> Option<&str> {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     (lower.starts_with("https://") || lower.starts_with("http://")).then_some(url)
 }

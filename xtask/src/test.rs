@@ -147,6 +147,7 @@ const REQUIRED_E2E: &[&str] = &[
     "j13_port_forward_dev_server",
     "j14_workspace_lifecycle",
     "ui_workspace_terminal_in_chromium",
+    "ui_task_chat_in_chromium",
     "j17_files_and_diff",
     "j23_pat_token_login",
     "authz_cross_user_matrix",

@@ -25,6 +25,7 @@ mod tokens;
 mod tokens_pat;
 mod ui;
 mod ui_pages;
+mod ui_tasks;
 mod ui_workspace;
 mod vault;
 mod warm_pool;

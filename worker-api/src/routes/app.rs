@@ -48,7 +48,14 @@ async fn route(ctx: &mut Ctx) -> ApiResult<Response> {
         (Method::Get, "/projects/new") => page(ctx, pages::new_project).await,
         (Method::Get, "/settings") => page(ctx, pages::settings).await,
         (Method::Get, "/admin/users") => page(ctx, pages::admin_users).await,
+        (Method::Get, p) if p.starts_with("/projects/") && p.ends_with("/chat") => {
+            page(ctx, pages::chat).await
+        }
+        (Method::Get, p) if p.starts_with("/projects/") && p.ends_with("/tasks") => {
+            page(ctx, pages::tasks).await
+        }
         (Method::Get, p) if p.starts_with("/projects/") => page(ctx, pages::project).await,
+        (Method::Get, p) if p.starts_with("/tasks/") => page(ctx, pages::task).await,
         (Method::Get, "/login") => Ok(html(
             200,
             &sam_web::render_login_page(

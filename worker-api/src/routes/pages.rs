@@ -10,16 +10,20 @@ use sam_control::{list_nodes, node_view, projects::RepositoryInfo};
 use sam_domain::agents::AgentKind;
 use sam_domain::catalog::{ProviderKind, VmSize, locations};
 use sam_domain::ids::NodeId;
+use sam_durable_objects::project_data::{SessionRecord, SessionTranscript};
 use sam_store::{
-    CredentialRepository, NodeRepository, TokenRepository, UserRecord, UserRepository,
+    CredentialRepository, NodeRepository, TaskRecord, TaskRepository, TokenRepository, UserRecord,
+    UserRepository,
 };
 use sam_web::{
-    AgentCredentialRow, BootEventRow, CloudCredentialRow, InstallationOption, ProjectCard,
-    ProjectDetail, ProjectWorkspaces, RepositoryOption, SettingsOptions, TokenRow, UserRow, Viewer,
-    WorkspaceContext,
+    AgentCredentialRow, BootEventRow, ChatProject, ChatPrompt, ChatSelection, CloudCredentialRow,
+    InstallationOption, ProjectCard, ProjectDetail, ProjectWorkspaces, RepositoryOption,
+    SessionSummary, SettingsOptions, TaskLogRow, TaskOptions, TaskSummary, TokenRow, UserRow,
+    Viewer, WorkspaceContext,
 };
+use worker::{Method, Request, RequestInit};
 
-use crate::bindings::{d1, now_ms};
+use crate::bindings::{PROJECT_DATA, d1, now_ms};
 use crate::config::VERSION;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::Ctx;
@@ -217,6 +221,230 @@ pub async fn project(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
         },
         VERSION,
         now,
+    ))
+}
+
+/// The `{id}` of `/projects/{id}/<page>`, or a 404.
+fn project_path_id<'a>(path: &'a str, page: &str) -> ApiResult<&'a str> {
+    path.strip_prefix("/projects/")
+        .and_then(|rest| rest.strip_suffix(page))
+        .and_then(|rest| rest.strip_suffix('/'))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .ok_or_else(|| ApiError::new(404, "not_found", "there is no such page"))
+}
+
+fn task_summary(t: &TaskRecord) -> TaskSummary {
+    TaskSummary {
+        id: t.id.clone(),
+        project_id: t.project_id.clone(),
+        session_id: t.session_id.clone(),
+        agent: t.agent.clone(),
+        title: t.title.clone(),
+        branch: t.branch.clone(),
+        vm_size: t.vm_size.clone(),
+        status: t.status.clone(),
+        attempt: t.attempt,
+        failed_step: t.failed_step.clone(),
+        failure_reason: t.failure_reason.clone(),
+        node_id: t.node_id.clone(),
+        workspace_id: t.workspace_id.clone(),
+        stop_reason: t.stop_reason.clone(),
+        pr_url: t.pr_url.clone(),
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    }
+}
+
+/// A `GET` to the project's chat (`ProjectData`), decoded; `None` for a 404.
+async fn project_data_get<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    project_id: &str,
+    path: &str,
+) -> ApiResult<Option<T>> {
+    let stub = ctx
+        .env
+        .durable_object(PROJECT_DATA)?
+        .get_by_name(project_id)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get);
+    let req = Request::new_with_init(&format!("https://durable-object{path}"), &init)?;
+    let mut resp = stub.fetch_with_request(req).await?;
+    match resp.status_code() {
+        404 => Ok(None),
+        200..=299 => Ok(Some(resp.json().await?)),
+        status => Err(ApiError::internal(
+            "chat storage",
+            &format!("{path} answered {status}"),
+        )),
+    }
+}
+
+/// A project's chat: `/projects/{id}/chat[?session=<sid>]`. The sessions
+/// and the selected one's transcript come from the project's chat; when
+/// they cannot be loaded the page still renders (the script then loads the
+/// transcript over the live stream). An unknown `session` is a 404.
+pub async fn chat(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
+    let path = ctx.req.path();
+    let id = project_path_id(&path, "chat")?;
+    let db = d1(&ctx.env)?;
+    let p: ProjectView = get_project(&db, &user.id, id).await?;
+    let wanted = ctx.req.url().ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "session")
+            .map(|(_, v)| v.into_owned())
+    });
+    let sessions: Option<Vec<SessionSummary>> =
+        match project_data_get::<Vec<SessionRecord>>(ctx, &p.id, "/sessions").await {
+            Ok(list) => Some(
+                list.unwrap_or_default()
+                    .into_iter()
+                    .map(|s| SessionSummary {
+                        id: s.id,
+                        task_id: s.task_id,
+                        agent: s.agent,
+                        title: s.title,
+                        status: s.status,
+                        created_at: s.created_at,
+                        updated_at: s.updated_at,
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                worker::console_error!("sessions for the chat page: {}: {}", e.code, e.message);
+                None
+            }
+        };
+    let no_such_session = || ApiError::new(404, "not_found", "there is no such session");
+    let selected: Option<&SessionSummary> = match (&sessions, wanted.as_deref()) {
+        (Some(list), Some(sid)) => Some(
+            list.iter()
+                .find(|s| s.id == sid)
+                .ok_or_else(no_such_session)?,
+        ),
+        (Some(list), None) => list
+            .iter()
+            .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))),
+        (None, _) => None,
+    };
+    let mut transcript: Option<SessionTranscript> = None;
+    let mut task: Option<TaskSummary> = None;
+    if let Some(session) = selected {
+        let path = format!(
+            "/sessions/{}/messages?limit=1000",
+            sam_domain::ids::parse_ulid(&session.id).map_err(|_| no_such_session())?
+        );
+        transcript = match project_data_get::<SessionTranscript>(ctx, &p.id, &path).await {
+            Ok(t) => t,
+            Err(e) => {
+                worker::console_error!("transcript for the chat page: {}: {}", e.code, e.message);
+                None
+            }
+        };
+        if let Some(task_id) = &session.task_id {
+            task = TaskRepository::new(&db)
+                .get_owned(&user.id, task_id)
+                .await?
+                .as_ref()
+                .map(task_summary);
+        }
+    }
+    let prompts: Vec<ChatPrompt> = transcript
+        .as_ref()
+        .map(|t| {
+            t.prompts
+                .iter()
+                .map(|q| ChatPrompt {
+                    prompt_id: q.prompt_id.clone(),
+                    text: q.text.clone(),
+                    created_at: q.created_at,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let selection = selected.map(|session| ChatSelection {
+        session,
+        messages: transcript.as_ref().map(|t| t.messages.as_slice()),
+        prompts: &prompts,
+        task: task.as_ref(),
+    });
+    let options = options();
+    rendered(sam_web::render_chat_page(
+        &viewer(user),
+        &ChatProject {
+            id: &p.id,
+            name: &p.name,
+            agent: p.settings.agent.as_deref(),
+            vm_size: p.settings.vm_size.as_deref(),
+        },
+        &TaskOptions {
+            agents: &options.agents,
+            vm_sizes: &options.vm_sizes,
+        },
+        sessions.as_deref(),
+        selection.as_ref(),
+        now_ms(),
+        VERSION,
+    ))
+}
+
+/// A project's tasks: `/projects/{id}/tasks`.
+pub async fn tasks(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
+    let path = ctx.req.path();
+    let id = project_path_id(&path, "tasks")?;
+    let db = d1(&ctx.env)?;
+    let p: ProjectView = get_project(&db, &user.id, id).await?;
+    let tasks: Vec<TaskSummary> = TaskRepository::new(&db)
+        .list_for_project(&user.id, &p.id)
+        .await?
+        .iter()
+        .map(task_summary)
+        .collect();
+    rendered(sam_web::render_tasks_page(
+        &viewer(user),
+        &ChatProject {
+            id: &p.id,
+            name: &p.name,
+            agent: p.settings.agent.as_deref(),
+            vm_size: p.settings.vm_size.as_deref(),
+        },
+        &tasks,
+        now_ms(),
+        VERSION,
+    ))
+}
+
+/// One task: `/tasks/{id}`, looked up by (id, owner) like the API.
+pub async fn task(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
+    let path = ctx.req.path();
+    let id = path.trim_start_matches("/tasks/");
+    if id.is_empty() || id.contains('/') {
+        return Err(ApiError::new(404, "not_found", "there is no such page"));
+    }
+    let db = d1(&ctx.env)?;
+    let record = sam_control::tasks::get_task(&db, &user.id, id).await?;
+    let log: Vec<TaskLogRow> = TaskRepository::new(&db)
+        .status_log(&record.id)
+        .await?
+        .into_iter()
+        .map(|c| TaskLogRow {
+            at: c.at,
+            from_status: c.from_status,
+            to_status: c.to_status,
+            event: c.event,
+            detail: c.detail,
+        })
+        .collect();
+    let project_name = get_project(&db, &user.id, &record.project_id)
+        .await
+        .ok()
+        .map(|p| p.name);
+    rendered(sam_web::render_task_page(
+        &viewer(user),
+        &task_summary(&record),
+        project_name.as_deref(),
+        &log,
+        now_ms(),
+        VERSION,
     ))
 }
 
