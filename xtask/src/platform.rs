@@ -141,7 +141,7 @@ impl Platform {
         cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir.join("llmstub"))
             .arg("--script")
-            .arg(root.join("e2e/llmstub/scripts/edit-file.json"));
+            .arg(root.join("e2e/llmstub/scripts/platform.json"));
         let (llmstub, llmstub_url) = start_stand_in("llmstub", cmd, &logs)?;
         let mut cmd = Command::new(target.join("devcloud"));
         cmd.args(["--listen", "127.0.0.1:0", "--state-dir"])

@@ -495,3 +495,21 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod shipped_scripts {
+    use super::Script;
+
+    /// Every script in `scripts/` is valid (the platform's is loaded by
+    /// `cargo xtask` at start-up, where a mistake would stop everything).
+    #[test]
+    fn every_shipped_script_parses() {
+        for text in [
+            include_str!("../scripts/edit-file.json"),
+            include_str!("../scripts/acp-host.json"),
+            include_str!("../scripts/platform.json"),
+        ] {
+            Script::from_json(text).unwrap();
+        }
+    }
+}
