@@ -13,7 +13,10 @@
 //!   the new `acked_up_to` and the newly stored messages that matter to a
 //!   task (turn ended, agent exited, ...), and sends every newly stored
 //!   message to the session's live viewers.
-//! - `POST /sessions/{id}/prompts` records a prompt the user sent.
+//! - `POST /sessions/{id}/prompts` records a prompt the user sent (before
+//!   it goes to the agent, so its turn's end is never taken for the last);
+//!   `DELETE /sessions/{id}/prompts/{prompt_id}` removes one the agent
+//!   never took.
 //! - `GET /sessions`, `GET /sessions/{id}`, `GET /sessions/{id}/messages?after=&limit=`.
 //! - `GET /sessions/{id}/ws`: a hibernatable WebSocket that receives the
 //!   session's messages after `?after=` (the ones missed) and then each new
@@ -100,6 +103,9 @@ pub struct Ingested {
     /// Newly stored messages of the [`NOTABLE_KINDS`].
     pub notable: Vec<sam_wire::SessionMessage>,
     pub task_id: Option<String>,
+    /// Prompts the user sent whose turn has not ended yet: a turn's end
+    /// ends a task only when none is left.
+    pub outstanding_prompts: i64,
 }
 
 /// `GET /sessions/{id}/messages`.
@@ -170,6 +176,14 @@ impl DurableObject for ProjectData {
                 prompt.created_at = now_ms();
                 record_prompt(&self.state, &sql, id, &prompt)?;
                 Response::ok("recorded")
+            }
+            ("DELETE", ["sessions", id, "prompts", prompt_id]) => {
+                // A prompt the agent never took (its vm-agent refused it).
+                sql.exec(
+                    "DELETE FROM prompts WHERE session_id = ? AND prompt_id = ?",
+                    vec![(*id).into(), (*prompt_id).into()],
+                )?;
+                Response::ok("removed")
             }
             ("GET", ["sessions", id, "messages"]) => {
                 let url = req.url()?;
@@ -254,6 +268,12 @@ impl ProjectData {
         }
         Response::from_websocket(pair.client)
     }
+}
+
+/// A `COUNT(*) AS n` row.
+#[derive(Deserialize)]
+struct Count {
+    n: i64,
 }
 
 fn session_tag(id: &str) -> String {
@@ -414,7 +434,17 @@ fn ingest(
             broadcast(state, id, &message_frame(m)?);
         }
     }
+    let outstanding: Count = sql
+        .exec(
+            "SELECT COUNT(*) AS n FROM prompts p WHERE p.session_id = ? AND NOT EXISTS ( \
+             SELECT 1 FROM messages m WHERE m.session_id = p.session_id \
+             AND m.kind IN ('turn_ended', 'turn_failed') \
+             AND json_extract(m.payload, '$.prompt_id') = p.prompt_id)",
+            vec![id.into()],
+        )?
+        .one()?;
     Ok(Some(Ingested {
+        outstanding_prompts: outstanding.n,
         acked_up_to: acked,
         notable: stored
             .into_iter()

@@ -294,7 +294,9 @@ impl TaskRunner {
                         store(sql, &stored)?;
                         None
                     }
-                    failed @ Progress::Failed { .. } => step_failed(TaskStep::AcquireNode, *attempt, failed),
+                    failed @ Progress::Failed { .. } => {
+                        step_failed(TaskStep::AcquireNode, *attempt, failed)
+                    }
                 }
             }
             TaskEffect::CreateWorkspace {
@@ -327,7 +329,9 @@ impl TaskRunner {
                         store(sql, &stored)?;
                         None
                     }
-                    failed @ Progress::Failed { .. } => step_failed(TaskStep::CreateWorkspace, *attempt, failed),
+                    failed @ Progress::Failed { .. } => {
+                        step_failed(TaskStep::CreateWorkspace, *attempt, failed)
+                    }
                 }
             }
             TaskEffect::StartAgent {

@@ -21,6 +21,8 @@ pub struct Platform {
     pub port: u16,
     pub devcloud_url: String,
     pub devgithub_url: String,
+    /// The LLM stand-in agents call.
+    pub llmstub_url: String,
     pub hetzner_token: String,
     /// `(secret key, project id)` the local Scaleway stand-in accepts.
     pub scaleway: (String, String),
@@ -39,6 +41,7 @@ impl Platform {
             port: get("SAM_E2E_PORT").parse().expect("SAM_E2E_PORT is a port"),
             devcloud_url: get("SAM_E2E_DEVCLOUD_URL"),
             devgithub_url: get("SAM_E2E_DEVGITHUB_URL"),
+            llmstub_url: get("SAM_E2E_LLMSTUB_URL"),
             hetzner_token: get("SAM_E2E_HETZNER_TOKEN"),
             scaleway: (
                 get("SAM_E2E_SCALEWAY_SECRET_KEY"),

@@ -146,7 +146,10 @@ async fn live_workspace(
         code: "session_workspace_gone",
         message: "this session's workspace is no longer running".into(),
     };
-    let workspace_id = workspace_id.ok_or_else(gone)?;
+    let workspace_id = workspace_id.ok_or_else(|| ControlError::SessionState {
+        code: "session_not_started",
+        message: "this session's agent has not started yet".into(),
+    })?;
     match session_workspace(db, user_id, workspace_id).await {
         Err(ControlError::WorkspaceNotRunning(_) | ControlError::NotFound) => Err(gone()),
         other => other,

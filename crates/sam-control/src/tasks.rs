@@ -215,16 +215,33 @@ pub async fn submit_task(
     )
     .await?;
 
+    let run_for = |short_id: &str| TaskRun::submit(message, short_id, size, now, &settings.config);
+    insert_task(db, user, &project.id, agent, size, run_for, now, random).await
+}
+
+/// Writes a new task `queued` with the run `make_run` builds from the
+/// task's short id.
+#[allow(clippy::too_many_arguments)]
+async fn insert_task(
+    db: &impl SqlDatabase,
+    user: &UserRecord,
+    project_id: &str,
+    agent: AgentKind,
+    size: VmSize,
+    make_run: impl FnOnce(&str) -> TaskRun,
+    now: i64,
+    random: u128,
+) -> Result<SubmittedTask, ControlError> {
     let id = new_ulid(now, random);
     let session_id = new_ulid(now, random.reverse_bits() ^ 0x5e55);
     // The ULID's last characters are its random part: unique enough to
     // tell branches of the same title apart.
     let short_id = id[id.len() - 8..].to_ascii_lowercase();
-    let run = TaskRun::submit(message, &short_id, size, now, &settings.config);
+    let run = make_run(&short_id);
     let record = TaskRecord {
         id,
         user_id: user.id.clone(),
-        project_id: project.id,
+        project_id: project_id.to_owned(),
         session_id,
         agent: agent.as_str().to_owned(),
         title: run.title.clone(),
@@ -243,6 +260,46 @@ pub async fn submit_task(
     };
     TaskRepository::new(db).insert(&record).await?;
     Ok(SubmittedTask { record, run })
+}
+
+/// Continues an ended task's conversation in a new task: same agent, size
+/// and branch (its work is already pushed there, so the new workspace
+/// starts from it), titled after the new `message`, with `prompt` (the
+/// earlier conversation and the message, see
+/// `sam_domain::chat::continuation_prompt`) as its first prompt. Its pull
+/// request is the branch's open one.
+#[allow(clippy::too_many_arguments)]
+pub async fn continue_task(
+    db: &impl SqlDatabase,
+    keys: &CredentialKeys,
+    platform: &PlatformAgentCredentials,
+    settings: &TaskSettings,
+    user: &UserRecord,
+    parent: &TaskRecord,
+    message: &str,
+    prompt: &str,
+    now: i64,
+    random: u128,
+) -> Result<SubmittedTask, ControlError> {
+    let project = active_project(db, &user.id, &parent.project_id).await?;
+    let agent = AgentKind::parse(&parent.agent)?;
+    let size = VmSize::parse(&parent.vm_size).unwrap_or(settings.default_vm_size);
+    resolve_agent_credential(
+        db,
+        keys,
+        platform,
+        &user.id,
+        Some(&project.id),
+        agent.as_str(),
+    )
+    .await?;
+    let run_for = |short_id: &str| {
+        let mut run = TaskRun::submit(prompt, short_id, size, now, &settings.config);
+        run.title = sam_domain::task::derive_title(message);
+        run.branch.clone_from(&parent.branch);
+        run
+    };
+    insert_task(db, user, &project.id, agent, size, run_for, now, random).await
 }
 
 /// The user's task; another user's is not found.

@@ -172,3 +172,148 @@ mod tests {
         assert_eq!(status_after("bogus", "update", &none), "pending");
     }
 }
+
+/// One exchange of a conversation: what the user asked and what the agent
+/// answered in text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub user: String,
+    pub agent: String,
+}
+
+/// Longest history carried into a continuation, in bytes (the oldest
+/// exchanges are dropped first).
+pub const MAX_HISTORY_BYTES: usize = 16 * 1024;
+
+/// A session's conversation from its prompts (`(prompt_id, text)`, in the
+/// order sent) and messages (`(kind, payload)`, in sequence order): each
+/// prompt with the agent text of its turn (the `agent_message_chunk`s
+/// between its `prompt_sent` and the next one).
+pub fn conversation(prompts: &[(String, String)], messages: &[(String, Value)]) -> Vec<Exchange> {
+    let mut exchanges: Vec<Exchange> = Vec::new();
+    let mut current: Option<usize> = None;
+    for (kind, payload) in messages {
+        match kind.as_str() {
+            "prompt_sent" => {
+                let id = payload.get("prompt_id").and_then(Value::as_str);
+                let text = prompts
+                    .iter()
+                    .find(|(pid, _)| Some(pid.as_str()) == id)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_default();
+                exchanges.push(Exchange {
+                    user: text,
+                    agent: String::new(),
+                });
+                current = Some(exchanges.len() - 1);
+            }
+            "update" => {
+                let update = payload.get("update").unwrap_or(&Value::Null);
+                if update.get("sessionUpdate").and_then(Value::as_str)
+                    == Some("agent_message_chunk")
+                    && let (Some(i), Some(text)) = (
+                        current,
+                        update.pointer("/content/text").and_then(Value::as_str),
+                    )
+                {
+                    exchanges[i].agent.push_str(text);
+                }
+            }
+            _ => {}
+        }
+    }
+    exchanges
+}
+
+/// The first prompt of a continuation: the earlier conversation (the most
+/// recent exchanges that fit in [`MAX_HISTORY_BYTES`]), then the new
+/// message, so an agent in a fresh workspace on the same branch has the
+/// context the old session had.
+pub fn continuation_prompt(history: &[Exchange], message: &str) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    let mut size = 0;
+    for e in history.iter().rev() {
+        let block = format!("User: {}\nAgent: {}\n", e.user.trim(), e.agent.trim());
+        if size + block.len() > MAX_HISTORY_BYTES {
+            break;
+        }
+        size += block.len();
+        kept.push(block);
+    }
+    kept.reverse();
+    if kept.is_empty() {
+        return message.to_owned();
+    }
+    format!(
+        "This continues an earlier conversation on this branch; its work is already \
+         committed here.\n\n{}\nNow: {message}",
+        kept.concat()
+    )
+}
+
+#[cfg(test)]
+mod conversation_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chunk(text: &str) -> (String, Value) {
+        (
+            "update".into(),
+            json!({"update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": text}}}),
+        )
+    }
+
+    #[test]
+    fn pairs_each_prompt_with_its_turns_text() {
+        let prompts = vec![
+            ("p1".to_owned(), "Create hello.txt".to_owned()),
+            ("p2".to_owned(), "Now append a line".to_owned()),
+        ];
+        let messages = vec![
+            ("session_started".to_owned(), json!({})),
+            ("prompt_sent".to_owned(), json!({"prompt_id": "p1"})),
+            chunk("I will "),
+            chunk("create it."),
+            (
+                "update".to_owned(),
+                json!({"update": {"sessionUpdate": "tool_call", "title": "Write"}}),
+            ),
+            ("turn_ended".to_owned(), json!({"prompt_id": "p1"})),
+            ("prompt_sent".to_owned(), json!({"prompt_id": "p2"})),
+            chunk("Appended."),
+        ];
+        let c = conversation(&prompts, &messages);
+        assert_eq!(
+            c,
+            [
+                Exchange {
+                    user: "Create hello.txt".into(),
+                    agent: "I will create it.".into()
+                },
+                Exchange {
+                    user: "Now append a line".into(),
+                    agent: "Appended.".into()
+                }
+            ]
+        );
+        let prompt = continuation_prompt(&c, "And a third");
+        assert!(prompt.contains("User: Create hello.txt\nAgent: I will create it.\n"));
+        assert!(prompt.ends_with("Now: And a third"));
+        assert_eq!(continuation_prompt(&[], "Just this"), "Just this");
+    }
+
+    #[test]
+    fn history_keeps_the_most_recent_exchanges_that_fit() {
+        let big = "x".repeat(MAX_HISTORY_BYTES / 2);
+        let history: Vec<Exchange> = (0..5)
+            .map(|i| Exchange {
+                user: format!("ask {i}"),
+                agent: big.clone(),
+            })
+            .collect();
+        let prompt = continuation_prompt(&history, "next");
+        assert!(prompt.contains("ask 4"));
+        assert!(!prompt.contains("ask 0"));
+        assert!(prompt.len() < MAX_HISTORY_BYTES + 500);
+    }
+}

@@ -446,7 +446,8 @@ pub const API_ROUTES: &[RouteDef] = &[
         "POST",
         "/api/github/webhook",
         Auth::Public,
-    ),    r(
+    ),
+    r(
         RouteId::SubmitTask,
         "POST",
         "/api/projects/{id}/tasks",
@@ -488,7 +489,8 @@ pub const API_ROUTES: &[RouteDef] = &[
         "POST",
         "/api/workspaces/{id}/sessions/{session}/messages",
         Auth::WorkspaceCallback,
-    ),    r(
+    ),
+    r(
         RouteId::StartSession,
         "POST",
         "/api/workspaces/{id}/sessions",

@@ -55,9 +55,35 @@ impl Message {
         }
     }
 
+    /// Adds a text block. Harness notes the agent injects into user turns
+    /// (Claude Code's `<system-reminder>` blocks: skill lists, todo hints)
+    /// are left out: they are not what the user said, and their words
+    /// ("create", "append", ...) would match rules meant for the user's.
     fn push_text(&mut self, text: &str) {
-        push_line(&mut self.text, text);
+        let said = without_reminders(text);
+        if !said.trim().is_empty() {
+            push_line(&mut self.text, &said);
+        }
     }
+}
+
+const REMINDER_OPEN: &str = "<system-reminder>";
+const REMINDER_CLOSE: &str = "</system-reminder>";
+
+/// `text` without its `<system-reminder>…</system-reminder>` spans (an
+/// unclosed one runs to the end).
+fn without_reminders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(REMINDER_OPEN) {
+        out.push_str(&rest[..start]);
+        rest = match rest[start..].find(REMINDER_CLOSE) {
+            Some(end) => &rest[start + end + REMINDER_CLOSE.len()..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A tool the request offers the model.
@@ -240,6 +266,15 @@ pub fn anthropic(body: &Value) -> Request {
     for m in array(body, "messages") {
         let role = match str_field(m, "role") {
             Some("assistant") => Role::Assistant,
+            // Newer clients put system text between the turns (Claude Code
+            // sends its environment that way): it belongs to the system
+            // prompt, not to what the user said.
+            Some("system") => {
+                if let Some(content) = m.get("content") {
+                    push_line(&mut req.system, &plain_text(content));
+                }
+                continue;
+            }
             _ => Role::User,
         };
         let mut msg = Message::new(role);
@@ -537,6 +572,39 @@ mod tests {
         assert!(!write.has_property("path"));
         assert!(req.tool("web_search").unwrap().schema.is_none());
         assert_eq!(req.cwd().as_deref(), Some("/work/ws/project"));
+    }
+
+    #[test]
+    fn system_messages_between_turns_join_the_system_prompt() {
+        let req = anthropic(&json!({
+            "model": "m",
+            "system": "base",
+            "messages": [
+                {"role": "user", "content": "Please append a line"},
+                {"role": "system", "content": [{"type": "text", "text": "# Environment\ncreate freely"}]}
+            ]
+        }));
+        assert_eq!(req.last_user_text(), "Please append a line");
+        assert!(req.system.contains("# Environment"));
+        assert_eq!(req.messages.len(), 1);
+    }
+
+    #[test]
+    fn harness_reminders_are_not_what_the_user_said() {
+        let req = anthropic(&json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "<system-reminder>Skills: create ANY chart</system-reminder>"},
+                    {"type": "text", "text": "Please take your time<system-reminder>todo: append</system-reminder> now"}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "<system-reminder>create files freely</system-reminder>"}
+                ]}
+            ]
+        }));
+        assert_eq!(req.last_user_text(), "Please take your time now");
+        assert_eq!(without_reminders("a<system-reminder>b"), "a");
     }
 
     #[test]

@@ -108,7 +108,10 @@ async fn authz_cross_user_matrix() {
         .unwrap();
     let task = task["task"].clone();
     let cancel = owner
-        .post(p.app(&format!("/api/tasks/{}/cancel", task["id"].as_str().unwrap())))
+        .post(p.app(&format!(
+            "/api/tasks/{}/cancel",
+            task["id"].as_str().unwrap()
+        )))
         .send()
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use sam_control::chat_sessions::{
 };
 use sam_control::tasks::{TaskView, get_task, submit_task};
 use sam_durable_objects::project_data::{
-    IngestBatch, Ingested, NewSession, PromptRecord, SessionRecord,
+    IngestBatch, Ingested, NewSession, PromptRecord, SessionRecord, SessionTranscript,
 };
 use sam_durable_objects::task_runner::{SessionReport, StartTask};
 use sam_store::{TaskRepository, UserRecord, WorkspaceRepository};
@@ -98,6 +98,20 @@ pub async fn submit(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Response> {
         random_u128(),
     )
     .await?;
+    let task = launch_task(ctx, &submitted, &req.message).await?;
+    Ok(json_response(
+        202,
+        &serde_json::json!({ "task": TaskView::from(&task) }),
+    ))
+}
+
+/// Opens the task's chat session with the user's `message` and starts its
+/// runner; the task as it is then (the runner may have moved it on).
+async fn launch_task(
+    ctx: &Ctx,
+    submitted: &sam_control::tasks::SubmittedTask,
+    message: &str,
+) -> ApiResult<sam_store::TaskRecord> {
     let task = &submitted.record;
     // The chat shows the session, with the message, from the start.
     call_ok(
@@ -111,7 +125,7 @@ pub async fn submit(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Response> {
             title: task.title.clone(),
             prompt: Some(PromptRecord {
                 prompt_id: task.id.clone(),
-                text: submitted.run.prompt.clone(),
+                text: message.trim().to_owned(),
                 created_at: task.created_at,
             }),
         })?),
@@ -127,15 +141,11 @@ pub async fn submit(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Response> {
         })?),
     )
     .await?;
-    // The runner may have moved it on already.
-    let task = TaskRepository::new(&db)
-        .get_owned(&user.id, &task.id)
+    let db = d1(&ctx.env)?;
+    Ok(TaskRepository::new(&db)
+        .get_owned(&task.user_id, &task.id)
         .await?
-        .unwrap_or_else(|| task.clone());
-    Ok(json_response(
-        202,
-        &serde_json::json!({ "task": TaskView::from(&task) }),
-    ))
+        .unwrap_or_else(|| task.clone()))
 }
 
 /// `GET /api/projects/{id}/tasks`: newest first.
@@ -160,11 +170,19 @@ pub async fn get(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     ))
 }
 
-/// `POST /api/tasks/{id}/cancel`: ends the task wherever it is (409
-/// `invalid_transition` once it has ended).
+/// `POST /api/tasks/{id}/cancel`: ends the task wherever it is. Repeating
+/// it is harmless; a task that already completed or failed answers 409
+/// `task_ended`.
 pub async fn cancel(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
     let task = get_task(&db, &user.id, ctx.id()).await?;
+    if matches!(task.status.as_str(), "completed" | "failed") {
+        return Err(ApiError::new(
+            409,
+            "task_ended",
+            format!("the task has already ended ({})", task.status),
+        ));
+    }
     let mut resp = call(
         &task_runner(&ctx.env, &task.id)?,
         Method::Post,
@@ -300,6 +318,10 @@ pub async fn ingest(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> 
     if let Some(task_id) = &ingested.task_id {
         let runner = task_runner(&ctx.env, task_id)?;
         for message in &ingested.notable {
+            // A follow-up is waiting: this turn's end does not end the task.
+            if message.kind == "turn_ended" && ingested.outstanding_prompts > 0 {
+                continue;
+            }
             // A report the runner cannot take (the run has moved on) is
             // not the vm-agent's problem: it is stored either way.
             let report = SessionReport {
@@ -463,20 +485,12 @@ pub async fn command(ctx: &mut Ctx, user: &UserRecord, which: Command) -> ApiRes
             }
         }
     };
-    let key = Config::signing_key(&ctx.env)?;
-    command_session(
-        &db,
-        &node_agent(ctx, &key),
-        &user.id,
-        &session.id,
-        session.workspace_id.as_deref(),
-        &command,
-    )
-    .await?;
+    let chat = project_data(&ctx.env, &project.id)?;
     if let SessionCommand::Prompt(prompt) = &command {
-        // Shown in the chat once the agent has it queued.
+        // Recorded before the agent can start it, so the end of the turn
+        // before it is never taken for the session's last.
         call_ok(
-            &project_data(&ctx.env, &project.id)?,
+            &chat,
             Method::Post,
             &format!("/sessions/{}/prompts", session.id),
             Some(to_json(&PromptRecord {
@@ -486,10 +500,101 @@ pub async fn command(ctx: &mut Ctx, user: &UserRecord, which: Command) -> ApiRes
             })?),
         )
         .await?;
-        return Ok(json_response(
-            202,
-            &serde_json::json!({ "prompt_id": prompt.prompt_id }),
-        ));
     }
-    Ok(json_response(200, &serde_json::json!({ "ok": true })))
+    let key = Config::signing_key(&ctx.env)?;
+    let sent = command_session(
+        &db,
+        &node_agent(ctx, &key),
+        &user.id,
+        &session.id,
+        session.workspace_id.as_deref(),
+        &command,
+    )
+    .await;
+    let SessionCommand::Prompt(prompt) = &command else {
+        sent?;
+        return Ok(json_response(200, &serde_json::json!({ "ok": true })));
+    };
+    match sent {
+        Ok(()) => Ok(json_response(
+            202,
+            &serde_json::json!({ "prompt_id": prompt.prompt_id, "session_id": session.id }),
+        )),
+        Err(e) => {
+            call_ok(
+                &chat,
+                Method::Delete,
+                &format!("/sessions/{}/prompts/{}", session.id, prompt.prompt_id),
+                None,
+            )
+            .await?;
+            match (&e, &session.task_id) {
+                // The task's workspace is gone: a new task continues the
+                // conversation on the same branch.
+                (
+                    sam_control::ControlError::SessionState {
+                        code: "session_workspace_gone",
+                        ..
+                    },
+                    Some(task_id),
+                ) => continue_conversation(ctx, user, task_id, &session, &prompt.text).await,
+                _ => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A follow-up to a task whose workspace is gone: a new task on the same
+/// branch whose first prompt carries the conversation so far. 202 with the
+/// new task and session.
+async fn continue_conversation(
+    ctx: &Ctx,
+    user: &UserRecord,
+    parent_id: &str,
+    session: &SessionRecord,
+    text: &str,
+) -> ApiResult<Response> {
+    let db = d1(&ctx.env)?;
+    let parent = get_task(&db, &user.id, parent_id).await?;
+    let mut resp = call_ok(
+        &project_data(&ctx.env, &parent.project_id)?,
+        Method::Get,
+        &format!("/sessions/{}/messages", session.id),
+        None,
+    )
+    .await?;
+    let transcript: SessionTranscript = resp.json().await?;
+    let prompts: Vec<(String, String)> = transcript
+        .prompts
+        .into_iter()
+        .map(|p| (p.prompt_id, p.text))
+        .collect();
+    let messages: Vec<(String, serde_json::Value)> = transcript
+        .messages
+        .into_iter()
+        .map(|m| (m.kind, m.payload))
+        .collect();
+    let history = sam_domain::chat::conversation(&prompts, &messages);
+    let submitted = sam_control::tasks::continue_task(
+        &db,
+        &Config::credential_keys(&ctx.env)?,
+        &Config::platform_agent_credentials(&ctx.env)?,
+        &ctx.config.tasks,
+        user,
+        &parent,
+        text,
+        &sam_domain::chat::continuation_prompt(&history, text),
+        now_ms(),
+        random_u128(),
+    )
+    .await?;
+    let task = launch_task(ctx, &submitted, text).await?;
+    Ok(json_response(
+        202,
+        &serde_json::json!({
+            "session_id": task.session_id,
+            "continued_from": session.id,
+            "task": TaskView::from(&task),
+        }),
+    ))
 }
