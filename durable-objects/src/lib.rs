@@ -5,6 +5,7 @@
 //! one alarm. Classes live in this library and are linked into the API
 //! Worker's wasm module, which is what exports them to the runtime.
 
+mod chat_search;
 pub mod d1;
 pub mod env;
 mod node_lifecycle;

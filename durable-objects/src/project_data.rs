@@ -17,7 +17,9 @@
 //!   it goes to the agent, so its turn's end is never taken for the last);
 //!   `DELETE /sessions/{id}/prompts/{prompt_id}` removes one the agent
 //!   never took.
-//! - `GET /sessions`, `GET /sessions/{id}`, `GET /sessions/{id}/messages?after=&limit=`.
+//! - `GET /sessions[?q=<words>]` (`q`: only sessions whose title, prompts
+//!   or agent text have every word, see [`crate::chat_search`]),
+//!   `GET /sessions/{id}`, `GET /sessions/{id}/messages?after=&limit=`.
 //! - `GET /sessions/{id}/ws`: a hibernatable WebSocket that receives the
 //!   session's messages after `?after=` (the ones missed) and then each new
 //!   one, as `{"type":"message",...}` or `{"type":"prompt",...}`.
@@ -34,10 +36,16 @@ use worker::{
 
 use crate::{now_ms, schema};
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_sessions.sql",
-    include_str!("../migrations/project_data/0001_sessions.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_sessions.sql",
+        include_str!("../migrations/project_data/0001_sessions.sql"),
+    ),
+    (
+        "0002_search.sql",
+        include_str!("../migrations/project_data/0002_search.sql"),
+    ),
+];
 
 /// Messages a page of `GET .../messages` returns at most.
 const MAX_PAGE: i64 = 1000;
@@ -120,6 +128,8 @@ pub struct SessionTranscript {
 pub struct ProjectData {
     state: State,
     migrated: std::cell::Cell<bool>,
+    /// Whether this storage has FTS5 (decided once per instance).
+    fts: std::cell::Cell<bool>,
 }
 
 impl DurableObject for ProjectData {
@@ -127,6 +137,7 @@ impl DurableObject for ProjectData {
         Self {
             state,
             migrated: std::cell::Cell::new(false),
+            fts: std::cell::Cell::new(false),
         }
     }
 
@@ -138,13 +149,27 @@ impl DurableObject for ProjectData {
         match (method.as_ref(), parts.as_slice()) {
             ("POST", ["sessions"]) => {
                 let new: NewSession = req.json().await?;
-                create_session(&sql, &new, now_ms())?;
+                if create_session(&sql, &new, now_ms())? {
+                    crate::chat_search::index(&sql, self.fts.get(), &new.id, &new.title)?;
+                }
                 if let Some(prompt) = &new.prompt {
-                    record_prompt(&self.state, &sql, &new.id, prompt)?;
+                    record_prompt(&self.state, &sql, self.fts.get(), &new.id, prompt)?;
                 }
                 Response::from_json(&get_session(&sql, &new.id)?)
             }
-            ("GET", ["sessions"]) => Response::from_json(&list_sessions(&sql)?),
+            ("GET", ["sessions"]) => {
+                let query = req
+                    .url()?
+                    .query_pairs()
+                    .find(|(k, _)| k == "q")
+                    .map(|(_, v)| v.into_owned());
+                let mut sessions = list_sessions(&sql)?;
+                if let Some(query) = query {
+                    let found = crate::chat_search::search(&sql, self.fts.get(), &query)?;
+                    sessions.retain(|s| found.contains(&s.id));
+                }
+                Response::from_json(&sessions)
+            }
             ("GET", ["sessions", id]) => match get_session(&sql, id)? {
                 Some(s) => Response::from_json(&s),
                 None => Response::error("no such session", 404),
@@ -163,7 +188,7 @@ impl DurableObject for ProjectData {
             }
             ("POST", ["sessions", id, "messages"]) => {
                 let batch: IngestBatch = req.json().await?;
-                match ingest(&self.state, &sql, id, &batch, now_ms())? {
+                match ingest(&self.state, &sql, self.fts.get(), id, &batch, now_ms())? {
                     Some(ingested) => Response::from_json(&ingested),
                     None => Response::error("no such session for this workspace", 404),
                 }
@@ -174,7 +199,7 @@ impl DurableObject for ProjectData {
                     return Response::error("no such session", 404);
                 }
                 prompt.created_at = now_ms();
-                record_prompt(&self.state, &sql, id, &prompt)?;
+                record_prompt(&self.state, &sql, self.fts.get(), id, &prompt)?;
                 Response::ok("recorded")
             }
             ("DELETE", ["sessions", id, "prompts", prompt_id]) => {
@@ -241,6 +266,7 @@ impl ProjectData {
         let sql = self.state.storage().sql();
         if !self.migrated.get() {
             schema::migrate(&sql, MIGRATIONS)?;
+            self.fts.set(crate::chat_search::prepare(&sql));
             self.migrated.set(true);
         }
         Ok(sql)
@@ -306,8 +332,9 @@ fn broadcast(state: &State, session_id: &str, frame: &str) {
     }
 }
 
-fn create_session(sql: &SqlStorage, new: &NewSession, now: i64) -> Result<()> {
-    sql.exec(
+/// Whether the session is new.
+fn create_session(sql: &SqlStorage, new: &NewSession, now: i64) -> Result<bool> {
+    let written = sql.exec(
         "INSERT OR IGNORE INTO sessions (id, task_id, agent, title, status, created_at, updated_at) \
          VALUES (?, ?, ?, ?, 'pending', ?, ?)",
         vec![
@@ -320,13 +347,15 @@ fn create_session(sql: &SqlStorage, new: &NewSession, now: i64) -> Result<()> {
             now.into(),
             now.into(),
         ],
-    )?;
-    Ok(())
+    )?
+    .rows_written();
+    Ok(written > 0)
 }
 
 fn record_prompt(
     state: &State,
     sql: &SqlStorage,
+    fts: bool,
     session_id: &str,
     p: &PromptRecord,
 ) -> Result<()> {
@@ -348,6 +377,7 @@ fn record_prompt(
         )?
         .rows_written();
     if inserted > 0 {
+        crate::chat_search::index(sql, fts, session_id, &p.text)?;
         let stored = PromptRecord {
             created_at,
             ..p.clone()
@@ -380,6 +410,7 @@ fn list_sessions(sql: &SqlStorage) -> Result<Vec<SessionRecord>> {
 fn ingest(
     state: &State,
     sql: &SqlStorage,
+    fts: bool,
     id: &str,
     batch: &IngestBatch,
     now: i64,
@@ -415,6 +446,10 @@ fn ingest(
             && let Some(acp) = m.payload.get("acp_session_id").and_then(|v| v.as_str())
         {
             acp_session_id = Some(acp.to_owned());
+        }
+        if m.kind == "turn_ended" {
+            let text = crate::chat_search::latest_turn_text(sql, id)?;
+            crate::chat_search::index(sql, fts, id, &text)?;
         }
         stored.push(m.clone());
     }

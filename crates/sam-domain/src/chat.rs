@@ -317,3 +317,70 @@ mod conversation_tests {
         assert!(prompt.len() < MAX_HISTORY_BYTES + 500);
     }
 }
+
+/// Most words a chat search looks for.
+pub const MAX_SEARCH_TERMS: usize = 8;
+/// Longest word a chat search keeps, in characters.
+const MAX_TERM_CHARS: usize = 64;
+
+/// The words of a chat search, cleaned: split on whitespace, quotes and
+/// control characters dropped, at most [`MAX_SEARCH_TERMS`] of at most
+/// 64 characters. Empty when there is nothing to look for.
+pub fn search_terms(query: &str) -> Vec<String> {
+    query
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| *c != '"' && !c.is_control())
+                .take(MAX_TERM_CHARS)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .take(MAX_SEARCH_TERMS)
+        .collect()
+}
+
+/// An FTS5 `MATCH` expression finding texts with every term (each quoted,
+/// so nothing the user types is FTS syntax; a trailing `*` matches words
+/// starting with it).
+pub fn fts_query(terms: &[String]) -> Option<String> {
+    (!terms.is_empty()).then(|| {
+        terms
+            .iter()
+            .map(|t| format!("\"{t}\"*"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// A `LIKE` pattern (with `\` as the escape character) for one term, for
+/// storage without FTS5.
+pub fn like_pattern(term: &str) -> String {
+    let mut out = String::from("%");
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn terms_are_cleaned_and_quoted() {
+        assert_eq!(search_terms("  hello   \"world\" "), ["hello", "world"]);
+        assert!(search_terms(" \" ").is_empty());
+        assert_eq!(search_terms(&"w ".repeat(20)).len(), MAX_SEARCH_TERMS);
+        assert_eq!(
+            fts_query(&search_terms("login NEAR(bug) OR x")).unwrap(),
+            "\"login\"* \"NEAR(bug)\"* \"OR\"* \"x\"*"
+        );
+        assert_eq!(fts_query(&[]), None);
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
+}

@@ -700,6 +700,29 @@ async fn j16_interactive_agent_in_workspace() {
         .unwrap()
         .clone();
     assert_eq!(listed["status"], "waiting_for_input", "{listed}");
+    // Search finds it by what was said in it (the agent's text too).
+    for (query, found) in [
+        ("second line", true),
+        ("Done written", true),
+        ("\"NEAR(", false),
+        ("nowhere-to-be-found", false),
+    ] {
+        let hits: Value = get_json(
+            &s.client,
+            &p.app(&format!(
+                "/api/projects/{pid}/sessions?q={}",
+                url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+            )),
+        )
+        .await;
+        let ids: Vec<&str> = hits["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.contains(&sid.as_str()), found, "{query}: {hits}");
+    }
     assert_eq!(listed["workspace_id"], ws.id.as_str());
     let resp = other
         .get(p.api(&format!("/api/projects/{pid}/sessions/{sid}/messages")))

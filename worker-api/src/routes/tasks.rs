@@ -213,14 +213,16 @@ fn session_param(ctx: &Ctx) -> ApiResult<String> {
     sam_domain::ids::parse_ulid(raw).map_err(|_| ApiError::not_found())
 }
 
-/// `GET /api/projects/{id}/sessions`: the project's chat sessions.
+/// `GET /api/projects/{id}/sessions[?q=<words>]`: the project's chat
+/// sessions, newest first; with `q`, those whose title, prompts or agent
+/// text contain every word.
 pub async fn sessions(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
     let project = sam_control::projects::get_project(&db, &user.id, ctx.id()).await?;
     let mut resp = call_ok(
         &project_data(&ctx.env, &project.id)?,
         Method::Get,
-        "/sessions",
+        &format!("/sessions{}", ctx.query_string()),
         None,
     )
     .await?;
