@@ -12,6 +12,8 @@
 //! - `POST /event` `{...TaskEvent}`: a cancel request.
 //! - `POST /report` `{kind, payload}`: a session message the task acts on
 //!   (from the chat's ingest): turn ended, agent start failed, agent exited.
+//! - `POST /poke`: what the run waits for may be ready (the node's or the
+//!   workspace's ready callback says so); same as the alarm.
 //! - `GET /run`: the run record.
 //!
 //! A Durable Object runs one event at a time and code between two awaits is
@@ -137,6 +139,8 @@ impl DurableObject for TaskRunner {
                     None => Response::from_json(&stored.run),
                 }
             }
+            // The node or workspace the run waits for may be ready.
+            ("POST", "/poke") => self.tick().await,
             ("GET", "/run") => match load(&sql)? {
                 Some(stored) => Response::from_json(&stored.run),
                 None => Response::error("no such task", 404),
@@ -146,6 +150,15 @@ impl DurableObject for TaskRunner {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        self.tick().await
+    }
+}
+
+impl TaskRunner {
+    /// The alarm, or a poke from the callback that made what the run waits
+    /// for ready: the deadline if it has passed, else a look at what the
+    /// run waits for.
+    async fn tick(&self) -> Result<Response> {
         let sql = self.sql()?;
         let Some(stored) = load(&sql)? else {
             return Response::ok("no task");
@@ -160,9 +173,7 @@ impl DurableObject for TaskRunner {
         self.arm(&sql).await?;
         Response::ok("waiting")
     }
-}
 
-impl TaskRunner {
     fn sql(&self) -> Result<SqlStorage> {
         let sql = self.state.storage().sql();
         if !self.migrated.get() {
@@ -287,6 +298,7 @@ impl TaskRunner {
                 match result.unwrap_or_else(|e| tasks::failure_of(&e)) {
                     Progress::Done(node_id) => Some(TaskEvent::NodeAcquired { node_id }),
                     Progress::Waiting(id) => {
+                        self.wait_for(sql, &mut stored, Some(&id), None).await?;
                         stored.pending = Some(Pending::Node {
                             id,
                             attempt: *attempt,
@@ -322,6 +334,7 @@ impl TaskRunner {
                         Some(TaskEvent::WorkspaceReady { workspace_id })
                     }
                     Progress::Waiting(id) => {
+                        self.wait_for(sql, &mut stored, None, Some(&id)).await?;
                         stored.pending = Some(Pending::Workspace {
                             id,
                             attempt: *attempt,
@@ -415,6 +428,34 @@ impl TaskRunner {
             TaskEffect::ArmTimer { .. } => None,
         };
         Ok(event)
+    }
+
+    /// Writes what the run now waits for to its D1 row, so the callback
+    /// that makes it ready can poke this runner instead of leaving it to
+    /// the next poll.
+    async fn wait_for(
+        &self,
+        sql: &SqlStorage,
+        stored: &mut Stored,
+        node_id: Option<&str>,
+        workspace_id: Option<&str>,
+    ) -> Result<()> {
+        let db = self.db()?;
+        if let Err(e) = sam_store::TaskRepository::new(&db)
+            .record_waiting_for(&stored.task.id, node_id, workspace_id)
+            .await
+        {
+            // Only a poke is lost; the poll still sees it.
+            worker::console_error!("task {}: recording what it waits for: {e}", stored.task.id);
+            return Ok(());
+        }
+        if let Some(id) = node_id {
+            stored.task.node_id = Some(id.to_owned());
+        }
+        if let Some(id) = workspace_id {
+            stored.task.workspace_id = Some(id.to_owned());
+        }
+        store(sql, stored)
     }
 
     /// Looks at what the run waits for; the event it has led to, if any.

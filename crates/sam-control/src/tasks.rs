@@ -334,8 +334,13 @@ pub async fn mirror_run(
         .as_ref()
         .map(|f| f.reason.clone())
         .or_else(|| run.retry_reason.clone());
-    next.node_id.clone_from(&run.node_id);
-    next.workspace_id.clone_from(&run.workspace_id);
+    // Until the run has its node or workspace, the row keeps the one it
+    // waits for (see `TaskRepository::record_waiting_for`).
+    next.node_id = run.node_id.clone().or_else(|| task.node_id.clone());
+    next.workspace_id = run
+        .workspace_id
+        .clone()
+        .or_else(|| task.workspace_id.clone());
     next.stop_reason = run.stop_reason.map(|r| r.as_str().to_owned());
     next.pr_url.clone_from(&run.pr_url);
     if next == *task {

@@ -29,7 +29,7 @@ pub use projects::{
 };
 pub use sessions::{SessionRecord, SessionRepository};
 pub use sql::{Row, SqlDatabase, SqlValue, StoreError};
-pub use tasks::{TaskRecord, TaskRepository, TaskStatusChange};
+pub use tasks::{TaskRecord, TaskRepository, TaskStatusChange, WaitingOn};
 pub use tokens::{TokenRecord, TokenRepository};
 pub use users::{GithubProfile, UserRecord, UserRepository};
 pub use workspaces::{

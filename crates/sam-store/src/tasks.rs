@@ -49,6 +49,13 @@ pub struct TaskStatusChange {
     pub detail: Option<String>,
 }
 
+/// What a waiting task waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingOn {
+    Node,
+    Workspace,
+}
+
 /// Queries over `tasks` and `task_status_log`.
 #[derive(Debug)]
 pub struct TaskRepository<'a, D> {
@@ -202,6 +209,49 @@ impl<'a, D: SqlDatabase> TaskRepository<'a, D> {
             )
             .await?;
         Ok(())
+    }
+
+    /// Names the node or workspace a task waits for (before its run
+    /// records it), so the callback that makes it ready can wake the task.
+    pub async fn record_waiting_for(
+        &self,
+        task_id: &str,
+        node_id: Option<&str>,
+        workspace_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE tasks SET node_id = COALESCE(?, node_id), \
+                 workspace_id = COALESCE(?, workspace_id) WHERE id = ?",
+                &[node_id.into(), workspace_id.into(), task_id.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Tasks in `status` waiting for this node or workspace (`column` is
+    /// `node_id` or `workspace_id`).
+    pub async fn waiting_on(
+        &self,
+        column: WaitingOn,
+        id: &str,
+        status: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+        }
+        let column = match column {
+            WaitingOn::Node => "node_id",
+            WaitingOn::Workspace => "workspace_id",
+        };
+        let rows: Vec<Row> = query_as(
+            self.db,
+            &format!("SELECT id FROM tasks WHERE {column} = ? AND status = ? LIMIT 100"),
+            &[id.into(), status.into()],
+        )
+        .await?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
     /// The task's status changes, oldest first.

@@ -311,6 +311,13 @@ pub async fn ready(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {
         now_ms(),
     )
     .await?;
+    super::tasks::poke_waiting(
+        &ctx.env,
+        sam_store::WaitingOn::Node,
+        &node.id,
+        "acquiring_node",
+    )
+    .await;
     Ok(json_response(
         200,
         &serde_json::json!({ "status": node.status }),

@@ -17,7 +17,7 @@ use sam_durable_objects::project_data::{
     IngestBatch, Ingested, NewSession, PromptRecord, SessionRecord, SessionTranscript,
 };
 use sam_durable_objects::task_runner::{SessionReport, StartTask};
-use sam_store::{TaskRepository, UserRecord, WorkspaceRepository};
+use sam_store::{TaskRepository, UserRecord, WaitingOn, WorkspaceRepository};
 use sam_wire::{
     AgentPrompt, FollowUpRequest, PermissionAnswer, SessionMessagesAck, SessionMessagesBatch,
     StartSessionRequest, SubmitTaskRequest,
@@ -599,4 +599,23 @@ async fn continue_conversation(
             "task": TaskView::from(&task),
         }),
     ))
+}
+
+/// Wakes the runners of tasks in `status` that wait for this node or
+/// workspace: the callback that made it ready saves them their next poll.
+/// Best effort: a runner not woken still sees it at its next look.
+pub async fn poke_waiting(env: &Env, on: WaitingOn, id: &str, status: &str) {
+    let Ok(db) = d1(env) else { return };
+    let Ok(tasks) = TaskRepository::new(&db).waiting_on(on, id, status).await else {
+        return;
+    };
+    for task_id in tasks {
+        let poked = match task_runner(env, &task_id) {
+            Ok(stub) => call(&stub, Method::Post, "/poke", None).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = poked {
+            worker::console_error!("task {task_id}: poke failed: {}", e.message);
+        }
+    }
 }

@@ -151,6 +151,13 @@ pub async fn events(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
 pub async fn ready(ctx: &Ctx, claims: &TokenClaims) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
     let workspace = record_workspace_ready(&db, claims, now_ms()).await?;
+    super::tasks::poke_waiting(
+        &ctx.env,
+        sam_store::WaitingOn::Workspace,
+        &workspace.id,
+        "creating_workspace",
+    )
+    .await;
     Ok(json_response(
         200,
         &serde_json::json!({ "status": workspace.status }),
