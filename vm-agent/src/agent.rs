@@ -138,8 +138,11 @@ impl Agent {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, node_id = %self.config.node_id, version = AGENT_VERSION, "vm-agent listening");
         }
-        // A restarted agent knows its workspaces before it serves requests.
+        // A restarted agent knows its workspaces before it serves requests,
+        // and has ended the agent sessions its predecessor left running
+        // (their last messages go out with the first delivery).
         self.workspaces.load().await;
+        self.sessions.recover().await;
         let mut stopped = self.stop.subscribe();
         // The peer's address goes to forwarded apps (`X-Forwarded-For`).
         let service = self

@@ -117,7 +117,27 @@ pub fn run() -> Result<()> {
     }
     let mut warm_claim = time_warm_claims(&client, &api)?;
     // Before the sweep's figures, which make every later boot fail.
-    let workspaces = bench_workspaces(&tools.root, &platform, vm_agent_port, &state)?;
+    let workspaces = e2e_bench(
+        &tools.root,
+        &platform,
+        vm_agent_port,
+        &state,
+        &E2E_BENCHES[0],
+    )?;
+    let tasks = e2e_bench(
+        &tools.root,
+        &platform,
+        vm_agent_port,
+        &state,
+        &E2E_BENCHES[1],
+    )?;
+    let restart = e2e_bench(
+        &tools.root,
+        &platform,
+        vm_agent_port,
+        &state,
+        &E2E_BENCHES[2],
+    )?;
     let mut sweep = time_sweep(&client, &api, &platform.devcloud_url)?;
     platform.stop();
     let _ = std::fs::remove_dir_all(&state);
@@ -143,11 +163,16 @@ pub fn run() -> Result<()> {
         ("sweep_ms_per_100_nodes", round2(median(&mut sweep))),
     ]);
     let mut figures = figures;
-    for key in WORKSPACE_KEYS {
-        let value = workspaces[key]
-            .as_f64()
-            .with_context(|| format!("the workspace benchmark wrote no {key}"))?;
-        figures.insert(key, round2(value));
+    for (bench, written) in E2E_BENCHES.iter().zip([&workspaces, &tasks, &restart]) {
+        for key in bench.keys {
+            let value = written[*key].as_f64().with_context(|| {
+                format!(
+                    "{} ({}) wrote no number `{key}` to SAM_E2E_BENCH_OUT: {written}",
+                    bench.label, bench.test
+                )
+            })?;
+            figures.insert(key, round2(value));
+        }
     }
     write_reports(&tools.root, &figures, start_to_ready.len())?;
     for (k, v) in &figures {
@@ -156,24 +181,58 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// Figures the workspace benchmark (`e2e/tests/e2e/bench.rs`) writes.
-const WORKSPACE_KEYS: [&str; 4] = [
-    "workspace_create_overhead_ms",
-    "terminal_echo_p50_ms",
-    "terminal_echo_p99_ms",
-    "pty_throughput_mib_s",
+/// An end-to-end test run against the bench's platform, which writes its
+/// figures as JSON to the file named by `SAM_E2E_BENCH_OUT`.
+struct E2eBench {
+    label: &'static str,
+    /// The test's path in the `e2e` test binary, for `--exact`.
+    test: &'static str,
+    /// The figures taken from its JSON.
+    keys: &'static [&'static str],
+}
+
+const E2E_BENCHES: [E2eBench; 3] = [
+    // Drives workspaces and terminals the way the browser does.
+    E2eBench {
+        label: "the workspace benchmark",
+        test: "bench::bench_workspaces",
+        keys: &[
+            "workspace_create_overhead_ms",
+            "terminal_echo_p50_ms",
+            "terminal_echo_p99_ms",
+            "pty_throughput_mib_s",
+        ],
+    },
+    // Tasks from submit to the agent's prompt, and chat ingest.
+    E2eBench {
+        label: "the task benchmark",
+        test: "bench_tasks::bench_tasks",
+        keys: &[
+            "task_warm_submit_to_prompt_ms",
+            "task_cold_overhead_ms",
+            "chat_ingest_chunks_per_s",
+            "chat_ingest_chunks_per_s_2_in_flight",
+        ],
+    },
+    // Kills a vm-agent while its outbox holds undelivered messages.
+    E2eBench {
+        label: "the outbox restart test",
+        test: "outbox_restart::outbox_survives_agent_restart",
+        keys: &["messages_lost_under_restart"],
+    },
 ];
 
-/// Runs the ignored end-to-end test `bench_workspaces` against this
-/// platform: it drives workspaces and terminals the way the browser does
-/// (reusing the end-to-end helpers) and writes its figures as JSON.
-fn bench_workspaces(
+/// Runs `bench.test` (ignored or not) against this platform and returns
+/// the JSON it wrote.
+fn e2e_bench(
     root: &Path,
     platform: &Platform,
     vm_agent_port: u16,
     state: &Path,
+    bench: &E2eBench,
 ) -> Result<Value> {
-    let out = state.join("bench-workspaces.json");
+    let out = state.join(format!("bench-{}.json", bench.test.replace("::", "-")));
+    let _ = std::fs::remove_file(&out);
     let status = std::process::Command::new("cargo")
         .current_dir(root)
         .args([
@@ -183,20 +242,28 @@ fn bench_workspaces(
             "--test",
             "e2e",
             "--",
-            "--ignored",
+            "--include-ignored",
             "--exact",
-            "bench::bench_workspaces",
+            bench.test,
             "--nocapture",
         ])
         .envs(platform.env())
         .env("SAM_E2E_VM_AGENT_PORT", vm_agent_port.to_string())
         .env("SAM_E2E_BENCH_OUT", &out)
         .status()
-        .context("run the workspace benchmark")?;
+        .with_context(|| format!("run {}", bench.label))?;
     if !status.success() {
-        bail!("the workspace benchmark failed ({status})");
+        bail!("{} ({}) failed ({status})", bench.label, bench.test);
     }
-    let text = std::fs::read_to_string(&out).context("read the workspace figures")?;
+    let text = std::fs::read_to_string(&out).with_context(|| {
+        format!(
+            "{} ({}) wrote no {} (did the test run? `--exact {}` matched no test if it does not exist)",
+            bench.label,
+            bench.test,
+            out.display(),
+            bench.test
+        )
+    })?;
     Ok(serde_json::from_str(&text)?)
 }
 
@@ -479,6 +546,31 @@ fn write_reports(root: &Path, figures: &BTreeMap<&str, f64>, node_runs: usize) -
         md,
         "| `pty_throughput_mib_s` | {} | | 64 MiB written by `head -c … /dev/zero \\| tr '\\0' x` in a terminal, received by a WebSocket client attached to the vm-agent directly (first byte to the end marker; every frame read) |",
         f("pty_throughput_mib_s")
+    )?;
+    writeln!(
+        md,
+        "| `task_warm_submit_to_prompt_ms` | {} | ≤ 1,500 | median of 7 tasks (`claude-code`, one short turn from the LLM stand-in) run one after another on the node the previous task left warm: from just before `POST /api/projects/{{id}}/tasks` (client clock) to the `created_at` the vm-agent stamps on the session's `prompt_sent` message (same machine): claim, workspace (clone), agent start, prompt |",
+        f("task_warm_submit_to_prompt_ms")
+    )?;
+    writeln!(
+        md,
+        "| `task_cold_overhead_ms` | {} | | median of 3 tasks, each the first of a fresh user (so it creates its node): the same submit → `prompt_sent` minus the node's boot (`agent_ready_at − created_at` of `GET /api/nodes/{{id}}`) |",
+        f("task_cold_overhead_ms")
+    )?;
+    writeln!(
+        md,
+        "| `chat_ingest_chunks_per_s` | {} | ≥ 5,000 | 40 batches of 256 `agent_message_chunk` updates posted one after another (as the vm-agent's delivery loop does) to `POST /api/workspaces/{{wid}}/sessions/{{sid}}/messages` with a workspace callback token, into a session whose agent has exited; messages acknowledged per second over the whole run, after one warm-up batch |",
+        f("chat_ingest_chunks_per_s")
+    )?;
+    writeln!(
+        md,
+        "| `chat_ingest_chunks_per_s_2_in_flight` | {} | | the same with two batches in flight (20 pairs; a second batch that reaches the chat first is dropped as a gap and sent again): distinct messages stored per second |",
+        f("chat_ingest_chunks_per_s_2_in_flight")
+    )?;
+    writeln!(
+        md,
+        "| `messages_lost_under_restart` | {} | 0 | written by the end-to-end test `outbox_restart::outbox_survives_agent_restart`: session messages missing from the chat after the vm-agent is killed and restarted while its outbox holds undelivered messages |",
+        f("messages_lost_under_restart")
     )?;
     std::fs::write(docs.join("benchmarks.md"), md)?;
     Ok(())

@@ -7,6 +7,7 @@
 mod agent_keys;
 mod authz;
 mod bench;
+mod bench_tasks;
 mod browser;
 mod chaos;
 mod credentials;
@@ -15,6 +16,7 @@ mod health;
 mod identity;
 mod leaks;
 mod nodes;
+mod outbox_restart;
 mod ports;
 mod projects;
 mod sweep;

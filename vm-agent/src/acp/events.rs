@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::outbox::{MAX_PAYLOAD_BYTES, Outbox, OutboxError};
+use crate::outbox::{AgentProcess, MAX_PAYLOAD_BYTES, Outbox, OutboxError};
 
 /// Appends one session's events.
 #[derive(Clone)]
@@ -33,13 +33,39 @@ impl Recorder {
         }
         match self
             .outbox
-            .append(&self.session_id, kind, text, super::now_ms())
+            .append_marked(
+                &self.session_id,
+                kind,
+                text,
+                super::now_ms(),
+                kinds::mark(kind),
+            )
             .await
         {
             Ok(seq) => {
                 tracing::debug!(session = %self.session_id, kind, seq, "session event recorded");
             }
             Err(err) => report(&self.session_id, kind, &err),
+        }
+    }
+}
+
+impl Recorder {
+    /// Records the session's agent process (just spawned, the leader of
+    /// its own process group), so a restarted vm-agent can end it if this
+    /// one dies first. A failure is logged: the session goes on.
+    pub async fn remember_process(&self, pid: u32) {
+        let Some(start_ticks) = super::recover::start_ticks(pid) else {
+            tracing::warn!(session = %self.session_id, pid, "cannot read the agent's start time");
+            return;
+        };
+        let process = AgentProcess { pid, start_ticks };
+        if let Err(err) = self
+            .outbox
+            .set_agent_process(&self.session_id, process)
+            .await
+        {
+            tracing::error!(session = %self.session_id, code = err.code(), %err, "cannot record the agent process");
         }
     }
 }
@@ -69,6 +95,8 @@ fn oversized(kind: &str, payload: &Value, bytes: usize) -> Value {
 /// place.
 pub mod kinds {
     use serde_json::{Value, json};
+
+    use crate::outbox::Mark;
 
     pub const SESSION_STARTED: &str = "session_started";
     pub const AGENT_START_FAILED: &str = "agent_start_failed";
@@ -119,8 +147,29 @@ pub mod kinds {
         json!({"prompt_id": prompt_id, "code": code, "message": message})
     }
 
+    /// `reason` of an `agent_exited` a restarted vm-agent records for a
+    /// session of its predecessor, and `code` of such an
+    /// `agent_start_failed`.
+    pub const VM_AGENT_RESTARTED: &str = "vm_agent_restarted";
+
+    /// What a message of `kind` says about its session.
+    pub fn mark(kind: &str) -> Mark {
+        match kind {
+            PROMPT_SENT => Mark::TurnStarted,
+            TURN_ENDED | TURN_FAILED => Mark::TurnEnded,
+            AGENT_EXITED | AGENT_START_FAILED => Mark::Last,
+            _ => Mark::None,
+        }
+    }
+
     pub fn agent_exited(code: Option<i32>, signal: Option<i32>, during_turn: bool) -> Value {
         json!({"code": code, "signal": signal, "during_turn": during_turn})
+    }
+
+    /// The session's agent was lost with the vm-agent that ran it (killed,
+    /// crashed): exit status unknown.
+    pub fn agent_lost(during_turn: bool) -> Value {
+        json!({"code": null, "signal": null, "during_turn": during_turn, "reason": VM_AGENT_RESTARTED})
     }
 }
 

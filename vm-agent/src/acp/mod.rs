@@ -11,6 +11,8 @@
 //! - [`fs`]: the client file methods, confined to the checkout.
 //! - [`events`]: the outbox messages (the contract below).
 //! - [`sink`]: delivery of the outbox to the control plane over HTTP.
+//! - [`recover`]: at start-up, ending the sessions a previous vm-agent
+//!   left (killed, crashed).
 //! - [`routes`]: the management API.
 //!
 //! # Routes (node-management bearer, like the workspace routes)
@@ -73,7 +75,12 @@
 //! - `turn_ended` `{"prompt_id", "stop_reason"}`; `turn_failed`
 //!   `{"prompt_id", "code": "agent_exited"|"agent_error"|"bad_reply",
 //!   "message"}`.
-//! - `agent_exited` `{"code", "signal", "during_turn"}`, last.
+//! - `agent_exited` `{"code", "signal", "during_turn"}`, last. A
+//!   session whose vm-agent died before it ended is ended by the next one
+//!   ([`recover`]): `agent_exited` `{"code": null, "signal": null,
+//!   "during_turn", "reason": "vm_agent_restarted"}`, or
+//!   `agent_start_failed` with code `vm_agent_restarted` when its agent
+//!   had not started.
 //!
 //! Delivery: [`sink::HttpSink`] (`POST {control plane}/api/workspaces/
 //! {wid}/sessions/{sid}/messages`, the workspace's callback token). Which
@@ -85,6 +92,7 @@ pub mod catalog;
 pub mod events;
 pub mod fs;
 pub mod install;
+pub mod recover;
 pub mod routes;
 pub mod rpc;
 pub mod session;
@@ -252,6 +260,22 @@ impl Sessions {
             self.outbox()?,
             self.inner.workspaces.clone(),
         ))
+    }
+
+    /// At start-up: ends the sessions a previous vm-agent left behind (see
+    /// [`recover`]). Without an outbox there is nothing to end.
+    pub async fn recover(&self) -> Vec<recover::Recovered> {
+        let outbox = match self.outbox() {
+            Ok(outbox) => outbox,
+            Err(err) => {
+                tracing::error!(%err, code = err.code(), "cannot look for sessions to end");
+                return Vec::new();
+            }
+        };
+        recover::recover(&outbox).await.unwrap_or_else(|err| {
+            tracing::error!(%err, code = err.code(), "cannot look for sessions to end");
+            Vec::new()
+        })
     }
 
     /// Validates `request` and starts the session in the background.

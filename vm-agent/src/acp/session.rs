@@ -512,6 +512,9 @@ impl Session {
             .map_err(|e| fail("spawn_failed")(e.to_string()))?;
         let pid = child.id().unwrap_or_default();
         lock(&self.state).pid = Some(pid);
+        // On disk before the agent is talked to: if this vm-agent dies, the
+        // next one ends the agent's group (`recover`).
+        start.recorder.remember_process(pid).await;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {

@@ -20,7 +20,8 @@ use tokio::sync::Notify;
 
 pub use delivery::{Ack, DeliveryConfig, DeliveryError, Sink, run_delivery};
 pub use store::{
-    Batch, MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, Message, OutboxError, OutboxStore, Route, Stats,
+    AgentProcess, Batch, MAX_KEY_BYTES, MAX_PAYLOAD_BYTES, Mark, Message, OpenSession, OutboxError,
+    OutboxStore, Route, Stats,
 };
 
 /// A cheap, cloneable handle on one [`OutboxStore`], for async code. Meant
@@ -57,9 +58,23 @@ impl Outbox {
         payload_json: String,
         now: i64,
     ) -> Result<u64, OutboxError> {
+        self.append_marked(session_id, kind, payload_json, now, Mark::None)
+            .await
+    }
+
+    /// [`append`](Self::append) with what the message says about its
+    /// session (see [`OutboxStore::append_marked`]).
+    pub async fn append_marked(
+        &self,
+        session_id: &str,
+        kind: &str,
+        payload_json: String,
+        now: i64,
+        mark: Mark,
+    ) -> Result<u64, OutboxError> {
         let (session_id, kind) = (session_id.to_owned(), kind.to_owned());
         let seq = self
-            .run(move |store| store.append(&session_id, &kind, &payload_json, now))
+            .run(move |store| store.append_marked(&session_id, &kind, &payload_json, now, mark))
             .await?;
         self.inner.appended.notify_one();
         Ok(seq)
@@ -98,6 +113,20 @@ impl Outbox {
     pub async fn route(&self, session_id: &str) -> Result<Option<Route>, OutboxError> {
         let session_id = session_id.to_owned();
         self.run(move |store| store.route(&session_id)).await
+    }
+
+    pub async fn set_agent_process(
+        &self,
+        session_id: &str,
+        process: AgentProcess,
+    ) -> Result<bool, OutboxError> {
+        let session_id = session_id.to_owned();
+        self.run(move |store| store.set_agent_process(&session_id, process))
+            .await
+    }
+
+    pub async fn open_sessions(&self) -> Result<Vec<OpenSession>, OutboxError> {
+        self.run(|store| store.open_sessions()).await
     }
 
     pub async fn stats(&self) -> Result<Stats, OutboxError> {

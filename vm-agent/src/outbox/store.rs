@@ -66,6 +66,28 @@ const MIGRATIONS: &[&str] = &[
          workspace_id TEXT NOT NULL,
          callback_token TEXT NOT NULL
      ) STRICT;",
+    // 3: what a restarted agent needs to end the sessions of its
+    // predecessor: whether each session has had its last message or has a
+    // turn in flight (kept beside the counters, so pruning cannot lose
+    // them), and the agent process (group leader and its start time) each
+    // session runs. Sessions from before this version are taken as ended
+    // when their last message is there or nothing of them is left.
+    "ALTER TABLE sessions ADD COLUMN turn_open INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE sessions ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE routes ADD COLUMN agent_pid INTEGER;
+     ALTER TABLE routes ADD COLUMN agent_start_ticks INTEGER;
+     UPDATE sessions SET closed = 1
+      WHERE EXISTS (SELECT 1 FROM messages AS m
+                     WHERE m.session_id = sessions.session_id
+                       AND m.kind IN ('agent_exited', 'agent_start_failed'))
+         OR NOT EXISTS (SELECT 1 FROM messages AS m
+                         WHERE m.session_id = sessions.session_id);
+     UPDATE sessions SET turn_open = 1
+      WHERE closed = 0
+        AND (SELECT m.kind FROM messages AS m
+              WHERE m.session_id = sessions.session_id
+                AND m.kind IN ('prompt_sent', 'turn_ended', 'turn_failed')
+              ORDER BY m.seq DESC LIMIT 1) = 'prompt_sent';",
 ];
 
 /// Why an outbox operation failed. Each variant has a stable [`code`].
@@ -154,6 +176,41 @@ impl std::fmt::Debug for Route {
     }
 }
 
+/// What an appended message says about its session, kept beside the
+/// session's counter (messages themselves are pruned once delivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Nothing in particular.
+    None,
+    /// A turn starts (the prompt goes to the agent).
+    TurnStarted,
+    /// The turn in flight ended, one way or another.
+    TurnEnded,
+    /// The session's last message: nothing follows it.
+    Last,
+}
+
+/// The agent process a session runs: the leader of its own process group,
+/// and its start time in clock ticks since boot (`/proc/<pid>/stat` field
+/// 22), which tells it from a later process that got the same pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentProcess {
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
+/// A session that has not had its last message (see [`Mark::Last`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSession {
+    pub session_id: String,
+    /// Whether any message was stored (the first is `session_started`).
+    pub started: bool,
+    /// Whether a turn started and has not ended.
+    pub turn_open: bool,
+    /// The agent process, once recorded.
+    pub process: Option<AgentProcess>,
+}
+
 /// Counts for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
@@ -229,6 +286,19 @@ impl OutboxStore {
         payload_json: &str,
         now: i64,
     ) -> Result<u64, OutboxError> {
+        self.append_marked(session_id, kind, payload_json, now, Mark::None)
+    }
+
+    /// [`append`](Self::append), recording in the same transaction what
+    /// the message says about its session ([`Mark`]).
+    pub fn append_marked(
+        &mut self,
+        session_id: &str,
+        kind: &str,
+        payload_json: &str,
+        now: i64,
+        mark: Mark,
+    ) -> Result<u64, OutboxError> {
         check_key("session id", session_id)?;
         check_key("kind", kind)?;
         if payload_json.len() > MAX_PAYLOAD_BYTES {
@@ -247,11 +317,20 @@ impl OutboxStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // `turn` NULL leaves the flag as it is.
+        let (turn, last): (Option<i64>, i64) = match mark {
+            Mark::None => (None, 0),
+            Mark::TurnStarted => (Some(1), 0),
+            Mark::TurnEnded => (Some(0), 0),
+            Mark::Last => (Some(0), 1),
+        };
         let seq: u64 = tx.query_row(
-            "INSERT INTO sessions (session_id, last_seq) VALUES (?1, 1)
-             ON CONFLICT (session_id) DO UPDATE SET last_seq = last_seq + 1
+            "INSERT INTO sessions (session_id, last_seq, turn_open, closed)
+             VALUES (?1, 1, coalesce(?2, 0), ?3)
+             ON CONFLICT (session_id) DO UPDATE SET last_seq = last_seq + 1,
+                 turn_open = coalesce(?2, turn_open), closed = max(closed, ?3)
              RETURNING last_seq",
-            [session_id],
+            params![session_id, turn, last],
             |row| row.get(0),
         )?;
         tx.execute(
@@ -373,6 +452,51 @@ impl OutboxStore {
             })),
             None => Ok(None),
         }
+    }
+
+    /// Records the agent process `session_id` runs (its route must exist).
+    /// Returns whether the route was there.
+    pub fn set_agent_process(
+        &mut self,
+        session_id: &str,
+        process: AgentProcess,
+    ) -> Result<bool, OutboxError> {
+        let pid = i64::from(process.pid);
+        let ticks = i64::try_from(process.start_ticks).unwrap_or(i64::MAX);
+        Ok(self.conn.execute(
+            "UPDATE routes SET agent_pid = ?2, agent_start_ticks = ?3 WHERE session_id = ?1",
+            params![session_id, pid, ticks],
+        )? == 1)
+    }
+
+    /// Every session with a route that has not had its last message, in
+    /// the order their routes were recorded.
+    pub fn open_sessions(&self) -> Result<Vec<OpenSession>, OutboxError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.session_id, s.last_seq IS NOT NULL, coalesce(s.turn_open, 0),
+                    r.agent_pid, r.agent_start_ticks
+             FROM routes AS r LEFT JOIN sessions AS s ON s.session_id = r.session_id
+             WHERE coalesce(s.closed, 0) = 0
+             ORDER BY r.rowid",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            let pid: Option<i64> = row.get(3)?;
+            let ticks: Option<i64> = row.get(4)?;
+            let process = match (pid, ticks) {
+                (Some(pid), Some(ticks)) => match (u32::try_from(pid), u64::try_from(ticks)) {
+                    (Ok(pid), Ok(start_ticks)) => Some(AgentProcess { pid, start_ticks }),
+                    _ => None,
+                },
+                _ => None,
+            };
+            Ok(OpenSession {
+                session_id: row.get(0)?,
+                started: row.get(1)?,
+                turn_open: row.get::<_, i64>(2)? != 0,
+                process,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn stats(&self) -> Result<Stats, OutboxError> {
@@ -664,7 +788,147 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
+    }
+
+    fn route(workspace: &str) -> Route {
+        Route {
+            workspace_id: workspace.to_owned(),
+            callback_token: "t".to_owned(),
+        }
+    }
+
+    #[test]
+    fn open_sessions_follow_the_marks_even_after_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        for id in ["busy", "idle", "ended", "unstarted"] {
+            store.set_route(id, &route("w")).unwrap();
+        }
+        store.append("busy", "session_started", "{}", 1).unwrap();
+        store
+            .append_marked("busy", "prompt_sent", "{}", 1, Mark::TurnStarted)
+            .unwrap();
+        store.append("busy", "update", "{}", 1).unwrap();
+        store
+            .append_marked("idle", "prompt_sent", "{}", 1, Mark::TurnStarted)
+            .unwrap();
+        store
+            .append_marked("idle", "turn_ended", "{}", 1, Mark::TurnEnded)
+            .unwrap();
+        store
+            .append_marked("ended", "prompt_sent", "{}", 1, Mark::TurnStarted)
+            .unwrap();
+        store
+            .append_marked("ended", "agent_exited", "{}", 1, Mark::Last)
+            .unwrap();
+        let process = AgentProcess {
+            pid: 4242,
+            start_ticks: 77,
+        };
+        assert!(store.set_agent_process("busy", process).unwrap());
+        assert!(!store.set_agent_process("no-route", process).unwrap());
+
+        let expected = vec![
+            OpenSession {
+                session_id: "busy".to_owned(),
+                started: true,
+                turn_open: true,
+                process: Some(process),
+            },
+            OpenSession {
+                session_id: "idle".to_owned(),
+                started: true,
+                turn_open: false,
+                process: None,
+            },
+            OpenSession {
+                session_id: "unstarted".to_owned(),
+                started: false,
+                turn_open: false,
+                process: None,
+            },
+        ];
+        assert_eq!(store.open_sessions().unwrap(), expected);
+        for id in ["busy", "idle", "ended"] {
+            store.ack(id, u64::MAX, 2).unwrap();
+        }
+        assert_eq!(store.prune(i64::MAX).unwrap(), 7);
+        assert_eq!(
+            store.open_sessions().unwrap(),
+            expected,
+            "pruning keeps the marks"
+        );
+        // A mark-less message neither opens nor closes a turn; a last one
+        // closes the session for good.
+        store.append("busy", "update", "{}", 3).unwrap();
+        assert!(store.open_sessions().unwrap()[0].turn_open);
+        store
+            .append_marked("busy", "agent_exited", "{}", 3, Mark::Last)
+            .unwrap();
+        store.append("busy", "update", "{}", 3).unwrap();
+        let open: Vec<String> = store
+            .open_sessions()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect();
+        assert_eq!(open, ["idle", "unstarted"]);
+    }
+
+    #[test]
+    fn version_3_works_out_the_marks_of_older_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = OutboxStore::default_path(dir.path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        let put = |session: &str, seq: i64, kind: &str, delivered: Option<i64>| {
+            conn.execute(
+                "INSERT INTO sessions (session_id, last_seq) VALUES (?1, ?2)
+                 ON CONFLICT (session_id) DO UPDATE SET last_seq = ?2",
+                params![session, seq],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO messages (session_id, seq, created_at, kind, payload, delivered_at)
+                 VALUES (?1, ?2, 1, ?3, '{}', ?4)",
+                params![session, seq, kind, delivered],
+            )
+            .unwrap();
+        };
+        put("mid-turn", 1, "session_started", Some(5));
+        put("mid-turn", 2, "prompt_sent", None);
+        put("mid-turn", 3, "update", None);
+        put("between", 1, "prompt_sent", None);
+        put("between", 2, "turn_failed", None);
+        put("exited", 1, "prompt_sent", None);
+        put("exited", 2, "agent_exited", None);
+        put("pruned", 1, "update", Some(5));
+        conn.execute("DELETE FROM messages WHERE session_id = 'pruned'", [])
+            .unwrap();
+        for id in ["mid-turn", "between", "exited", "pruned"] {
+            conn.execute("INSERT INTO routes VALUES (?1, 'w', 't')", params![id])
+                .unwrap();
+        }
+        drop(conn);
+
+        let store = OutboxStore::open(&path).unwrap();
+        let open: Vec<(String, bool, bool)> = store
+            .open_sessions()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.session_id, s.started, s.turn_open))
+            .collect();
+        assert_eq!(
+            open,
+            [
+                ("mid-turn".to_owned(), true, true),
+                ("between".to_owned(), true, false)
+            ]
+        );
     }
 
     #[test]
@@ -674,7 +938,7 @@ mod tests {
         let path = OutboxStore::default_path(dir.path());
         Connection::open(&path)
             .unwrap()
-            .pragma_update(None, "user_version", 3)
+            .pragma_update(None, "user_version", 4)
             .unwrap();
         let err = OutboxStore::open(&path).err().unwrap();
         assert_eq!(err.code(), "outbox_schema_too_new");
