@@ -150,6 +150,7 @@ const REQUIRED_E2E: &[&str] = &[
     "j13_port_forward_dev_server",
     "j14_workspace_lifecycle",
     "j16_interactive_agent_in_workspace",
+    "outbox_survives_agent_restart",
     "ui_workspace_terminal_in_chromium",
     "ui_task_chat_in_chromium",
     "j17_files_and_diff",
