@@ -37,10 +37,16 @@ use crate::platform::ports::WorkerNodePorts;
 use crate::runtime::{FetchHttpNoRedirects, WorkerRetryRuntime, random_u128};
 use crate::{now_ms, schema, set_alarm_at};
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_run.sql",
-    include_str!("../migrations/task_runner/0001_run.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_run.sql",
+        include_str!("../migrations/task_runner/0001_run.sql"),
+    ),
+    (
+        "0002_effects.sql",
+        include_str!("../migrations/task_runner/0002_effects.sql"),
+    ),
+];
 
 /// How often a waiting step looks at what it waits for.
 const POLL_MS: i64 = 250;
@@ -114,20 +120,13 @@ impl DurableObject for TaskRunner {
             ("POST", "/start") => {
                 let start: StartTask = req.json().await?;
                 if load(&sql)?.is_none() {
-                    store(
-                        &sql,
-                        &Stored {
-                            task: start.task,
-                            run: start.run,
-                            pending: None,
-                        },
-                    )?;
+                    insert_run(&sql, &start.task, &start.run)?;
                 }
-                self.drive(&sql, TaskEvent::Started).await
+                self.drive(&sql, TaskEvent::Started, Work::Now).await
             }
             ("POST", "/event") => {
                 let event: TaskEvent = req.json().await?;
-                self.drive(&sql, event).await
+                self.drive(&sql, event, Work::Later).await
             }
             ("POST", "/report") => {
                 let report: SessionReport = req.json().await?;
@@ -135,7 +134,9 @@ impl DurableObject for TaskRunner {
                     return Response::error("no such task", 404);
                 };
                 match event_of_report(&stored.run, &report) {
-                    Some(event) => self.drive(&sql, event).await,
+                    // Applied now, worked on from the alarm: the vm-agent's
+                    // delivery does not wait for a push and a pull request.
+                    Some(event) => self.drive(&sql, event, Work::Later).await,
                     None => Response::from_json(&stored.run),
                 }
             }
@@ -160,15 +161,19 @@ impl TaskRunner {
     /// run waits for.
     async fn tick(&self) -> Result<Response> {
         let sql = self.sql()?;
+        let config =
+            Config::from_env(&self.env).map_err(|e| worker::Error::RustError(e.message))?;
+        // Effects decided earlier and not performed yet come first.
+        self.work(&sql, &config).await?;
         let Some(stored) = load(&sql)? else {
             return Response::ok("no task");
         };
         let now = now_ms();
         if stored.run.deadline_at.is_some_and(|at| at <= now) {
-            return self.drive(&sql, TaskEvent::DeadlinePassed).await;
+            return self.drive(&sql, TaskEvent::DeadlinePassed, Work::Now).await;
         }
         if let Some(event) = self.poll(&sql, stored, now).await? {
-            return self.drive(&sql, event).await;
+            return self.drive(&sql, event, Work::Now).await;
         }
         self.arm(&sql).await?;
         Response::ok("waiting")
@@ -183,51 +188,23 @@ impl TaskRunner {
         Ok(sql)
     }
 
-    /// Applies `first` and every event its effects lead to; answers with
-    /// the run, or 409 with the machine's code if `first` is refused.
-    async fn drive(&self, sql: &SqlStorage, first: TaskEvent) -> Result<Response> {
+    /// Applies `first`, then (now, or from the alarm) performs the effects
+    /// and every event they lead to; answers with the run, or 409 with the
+    /// machine's code if `first` is refused.
+    async fn drive(&self, sql: &SqlStorage, first: TaskEvent, work: Work) -> Result<Response> {
         let config =
             Config::from_env(&self.env).map_err(|e| worker::Error::RustError(e.message))?;
-        let mut queue = std::collections::VecDeque::from([first]);
-        let mut chained = 0;
-        let mut refused = None;
-        while let Some(event) = queue.pop_front() {
-            chained += 1;
-            if chained > MAX_CHAINED_EVENTS {
-                worker::console_error!("task runner: too many chained events; stopping");
-                break;
-            }
-            let Some(mut stored) = load(sql)? else {
-                return Response::error("no such task", 404);
-            };
-            let now = now_ms();
-            let effects = match stored.run.apply(&event, now, &config.tasks.config) {
-                Ok(effects) => effects,
-                Err(e) => {
-                    if chained == 1 {
-                        refused = Some(e);
-                    }
-                    continue;
-                }
-            };
-            // A step that moved on no longer waits for what it waited for.
-            if !matches!(stored.pending, Some(Pending::CleanUp { .. })) {
-                stored.pending = None;
-            }
-            store(sql, &stored)?;
-            let db = self.db()?;
-            match tasks::mirror_run(&db, &stored.task, &stored.run, event.name(), now).await {
-                Ok(task) => stored.task = task,
-                Err(e) => worker::console_error!("task {}: mirroring failed: {e}", stored.task.id),
-            }
-            store(sql, &stored)?;
-            for effect in effects {
-                if let Some(next) = self.perform(sql, &config, &effect).await? {
-                    queue.push_back(next);
-                }
-            }
+        let refused = match self.apply(sql, &config, &first).await? {
+            Applied::Refused(e) => Some(e),
+            Applied::Stored | Applied::NoTask => None,
+        };
+        match work {
+            Work::Now => self.work(sql, &config).await?,
+            Work::Later => set_alarm_at(&self.state, now_ms()).await?,
         }
-        self.arm(sql).await?;
+        if work == Work::Now {
+            self.arm(sql).await?;
+        }
         if let Some(e) = refused {
             let body = sam_wire::ErrorBody {
                 code: e.code().to_owned(),
@@ -241,6 +218,53 @@ impl TaskRunner {
         }
     }
 
+    /// Applies one event: the run and the effects it asks for are stored
+    /// together (no await in between, so no other event interleaves), then
+    /// the run is mirrored to D1.
+    async fn apply(&self, sql: &SqlStorage, config: &Config, event: &TaskEvent) -> Result<Applied> {
+        let Some(mut stored) = load(sql)? else {
+            return Ok(Applied::NoTask);
+        };
+        let now = now_ms();
+        let effects = match stored.run.apply(event, now, &config.tasks.config) {
+            Ok(effects) => effects,
+            Err(e) => return Ok(Applied::Refused(e)),
+        };
+        // A step that moved on no longer waits for what it waited for.
+        let pending = match stored.pending {
+            Some(p @ Pending::CleanUp { .. }) => Some(p),
+            _ => None,
+        };
+        let mut queued = load_effects(sql)?;
+        queued.extend(effects);
+        store_run(sql, &stored.run, pending.as_ref(), &queued)?;
+        let db = self.db()?;
+        match tasks::mirror_run(&db, &stored.task, &stored.run, event.name(), now).await {
+            // Only the task column: the run may have moved on meanwhile.
+            Ok(task) => set_task(sql, &task)?,
+            Err(e) => worker::console_error!("task {}: mirroring failed: {e}", stored.task.id),
+        }
+        Ok(Applied::Stored)
+    }
+
+    /// Performs the queued effects, and the effects of the events they lead
+    /// to, until none is left.
+    async fn work(&self, sql: &SqlStorage, config: &Config) -> Result<()> {
+        for _ in 0..MAX_CHAINED_EVENTS {
+            let effects = take_effects(sql)?;
+            if effects.is_empty() {
+                return Ok(());
+            }
+            for effect in effects {
+                if let Some(next) = self.perform(sql, config, &effect).await? {
+                    self.apply(sql, config, &next).await?;
+                }
+            }
+        }
+        worker::console_error!("task runner: too many chained events; the alarm goes on");
+        Ok(())
+    }
+
     fn db(&self) -> Result<D1Sql> {
         Ok(D1Sql(self.env.d1("DB")?))
     }
@@ -252,10 +276,10 @@ impl TaskRunner {
         config: &Config,
         effect: &TaskEffect,
     ) -> Result<Option<TaskEvent>> {
-        let Some(mut stored) = load(sql)? else {
+        let Some(stored) = load(sql)? else {
             return Ok(None);
         };
-        let task = stored.task.clone();
+        let task = stored.task;
         let db = self.db()?;
         let key =
             Config::signing_key(&self.env).map_err(|e| worker::Error::RustError(e.message))?;
@@ -298,12 +322,14 @@ impl TaskRunner {
                 match result.unwrap_or_else(|e| tasks::failure_of(&e)) {
                     Progress::Done(node_id) => Some(TaskEvent::NodeAcquired { node_id }),
                     Progress::Waiting(id) => {
-                        self.wait_for(sql, &mut stored, Some(&id), None).await?;
-                        stored.pending = Some(Pending::Node {
-                            id,
-                            attempt: *attempt,
-                        });
-                        store(sql, &stored)?;
+                        self.wait_for(sql, &task.id, Some(&id), None).await?;
+                        set_pending(
+                            sql,
+                            Some(&Pending::Node {
+                                id,
+                                attempt: *attempt,
+                            }),
+                        )?;
                         None
                     }
                     failed @ Progress::Failed { .. } => {
@@ -334,12 +360,14 @@ impl TaskRunner {
                         Some(TaskEvent::WorkspaceReady { workspace_id })
                     }
                     Progress::Waiting(id) => {
-                        self.wait_for(sql, &mut stored, None, Some(&id)).await?;
-                        stored.pending = Some(Pending::Workspace {
-                            id,
-                            attempt: *attempt,
-                        });
-                        store(sql, &stored)?;
+                        self.wait_for(sql, &task.id, None, Some(&id)).await?;
+                        set_pending(
+                            sql,
+                            Some(&Pending::Workspace {
+                                id,
+                                attempt: *attempt,
+                            }),
+                        )?;
                         None
                     }
                     failed @ Progress::Failed { .. } => {
@@ -410,18 +438,22 @@ impl TaskRunner {
                     now,
                 )
                 .await;
+                // Read again: the run may have moved on while cleaning up.
+                let current = load(sql)?.and_then(|s| s.pending);
                 if let Err(e) = result {
                     worker::console_error!("task {}: clean-up failed, retrying: {e}", task.id);
-                    stored.pending = Some(Pending::CleanUp {
-                        session_id: session_id.clone(),
-                        workspace_id: workspace_id.clone(),
-                        node_id: node_id.clone(),
-                        at: now + CLEANUP_RETRY_MS,
-                    });
-                } else if matches!(stored.pending, Some(Pending::CleanUp { .. })) {
-                    stored.pending = None;
+                    set_pending(
+                        sql,
+                        Some(&Pending::CleanUp {
+                            session_id: session_id.clone(),
+                            workspace_id: workspace_id.clone(),
+                            node_id: node_id.clone(),
+                            at: now + CLEANUP_RETRY_MS,
+                        }),
+                    )?;
+                } else if matches!(current, Some(Pending::CleanUp { .. })) {
+                    set_pending(sql, None)?;
                 }
-                store(sql, &stored)?;
                 None
             }
             // The alarm is set from the stored run once the events settle.
@@ -436,35 +468,34 @@ impl TaskRunner {
     async fn wait_for(
         &self,
         sql: &SqlStorage,
-        stored: &mut Stored,
+        task_id: &str,
         node_id: Option<&str>,
         workspace_id: Option<&str>,
     ) -> Result<()> {
         let db = self.db()?;
         if let Err(e) = sam_store::TaskRepository::new(&db)
-            .record_waiting_for(&stored.task.id, node_id, workspace_id)
+            .record_waiting_for(task_id, node_id, workspace_id)
             .await
         {
             // Only a poke is lost; the poll still sees it.
-            worker::console_error!("task {}: recording what it waits for: {e}", stored.task.id);
+            worker::console_error!("task {task_id}: recording what it waits for: {e}");
             return Ok(());
         }
+        // The task column as it is now (read and written without an await).
+        let Some(mut task) = load(sql)?.map(|s| s.task) else {
+            return Ok(());
+        };
         if let Some(id) = node_id {
-            stored.task.node_id = Some(id.to_owned());
+            task.node_id = Some(id.to_owned());
         }
         if let Some(id) = workspace_id {
-            stored.task.workspace_id = Some(id.to_owned());
+            task.workspace_id = Some(id.to_owned());
         }
-        store(sql, stored)
+        set_task(sql, &task)
     }
 
     /// Looks at what the run waits for; the event it has led to, if any.
-    async fn poll(
-        &self,
-        sql: &SqlStorage,
-        mut stored: Stored,
-        now: i64,
-    ) -> Result<Option<TaskEvent>> {
+    async fn poll(&self, sql: &SqlStorage, stored: Stored, now: i64) -> Result<Option<TaskEvent>> {
         let db = self.db()?;
         let (step, attempt, progress) = match stored.pending.clone() {
             Some(Pending::Node { id, attempt }) => (
@@ -505,8 +536,9 @@ impl TaskRunner {
             }
             (_, Progress::Done(workspace_id)) => Some(TaskEvent::WorkspaceReady { workspace_id }),
             (step, Progress::Failed { reason, retryable }) => {
-                stored.pending = None;
-                store(sql, &stored)?;
+                if load(sql)?.and_then(|s| s.pending) == stored.pending {
+                    set_pending(sql, None)?;
+                }
                 Some(TaskEvent::StepFailed {
                     step,
                     attempt,
@@ -584,10 +616,19 @@ fn event_of_report(run: &TaskRun, report: &SessionReport) -> Option<TaskEvent> {
         "turn_ended" => Some(TaskEvent::TurnEnded {
             stop_reason: StopReason::parse(&text("stop_reason"))?,
         }),
+        // The vm-agent accepts a session before the agent is up, so the run
+        // may already be in its run step: a start failure fails that.
         "agent_start_failed" => Some(TaskEvent::StepFailed {
-            step: TaskStep::StartAgent,
+            step: match run.status.step() {
+                Some(TaskStep::StartAgent) => TaskStep::StartAgent,
+                _ => TaskStep::Run,
+            },
             attempt: run.attempt,
-            reason: format!("{}: {}", text("code"), text("message")),
+            reason: format!(
+                "the agent did not start: {}: {}",
+                text("code"),
+                text("message")
+            ),
             retryable: true,
         }),
         "turn_failed" => Some(TaskEvent::StepFailed {
@@ -640,20 +681,97 @@ fn load(sql: &SqlStorage) -> Result<Option<Stored>> {
     }))
 }
 
-fn store(sql: &SqlStorage, s: &Stored) -> Result<()> {
+/// Whether a request's effects are performed before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Now,
+    /// From the alarm, set to ring at once.
+    Later,
+}
+
+/// What applying an event did.
+enum Applied {
+    Stored,
+    Refused(sam_domain::task::TaskTransitionError),
+    NoTask,
+}
+
+fn insert_run(sql: &SqlStorage, task: &TaskRecord, run: &TaskRun) -> Result<()> {
     sql.exec(
-        "INSERT INTO run (singleton, task, run, pending) VALUES (1, ?, ?, ?) \
-         ON CONFLICT (singleton) DO UPDATE SET task = excluded.task, run = excluded.run, \
-         pending = excluded.pending",
+        "INSERT OR IGNORE INTO run (singleton, task, run, pending, effects) \
+         VALUES (1, ?, ?, NULL, '[]')",
         vec![
-            serde_json::to_string(&s.task)?.into(),
-            serde_json::to_string(&s.run)?.into(),
-            s.pending
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()?
-                .map_or(SqlStorageValue::Null, SqlStorageValue::from),
+            serde_json::to_string(task)?.into(),
+            serde_json::to_string(run)?.into(),
         ],
     )?;
     Ok(())
+}
+
+fn json_or_null<T: Serialize>(value: Option<&T>) -> Result<SqlStorageValue> {
+    Ok(value
+        .map(serde_json::to_string)
+        .transpose()?
+        .map_or(SqlStorageValue::Null, SqlStorageValue::from))
+}
+
+/// The run, what it waits for and its queued effects, in one write.
+fn store_run(
+    sql: &SqlStorage,
+    run: &TaskRun,
+    pending: Option<&Pending>,
+    effects: &[TaskEffect],
+) -> Result<()> {
+    sql.exec(
+        "UPDATE run SET run = ?, pending = ?, effects = ? WHERE singleton = 1",
+        vec![
+            serde_json::to_string(run)?.into(),
+            json_or_null(pending)?,
+            serde_json::to_string(effects)?.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn set_task(sql: &SqlStorage, task: &TaskRecord) -> Result<()> {
+    sql.exec(
+        "UPDATE run SET task = ? WHERE singleton = 1",
+        vec![serde_json::to_string(task)?.into()],
+    )?;
+    Ok(())
+}
+
+fn set_pending(sql: &SqlStorage, pending: Option<&Pending>) -> Result<()> {
+    sql.exec(
+        "UPDATE run SET pending = ? WHERE singleton = 1",
+        vec![json_or_null(pending)?],
+    )?;
+    Ok(())
+}
+
+fn load_effects(sql: &SqlStorage) -> Result<Vec<TaskEffect>> {
+    #[derive(Deserialize)]
+    struct Row {
+        effects: Option<String>,
+    }
+    let rows: Vec<Row> = sql
+        .exec("SELECT effects FROM run WHERE singleton = 1", None)?
+        .to_array()?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.effects)
+        .map(|e| serde_json::from_str(&e))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+/// The queued effects, emptied: each is performed once (a crash while
+/// performing one leaves the run's deadline to retry the step).
+fn take_effects(sql: &SqlStorage) -> Result<Vec<TaskEffect>> {
+    let effects = load_effects(sql)?;
+    if !effects.is_empty() {
+        sql.exec("UPDATE run SET effects = '[]' WHERE singleton = 1", None)?;
+    }
+    Ok(effects)
 }

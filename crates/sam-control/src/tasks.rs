@@ -710,8 +710,14 @@ pub async fn clean_up_task<A: CloudAccounts>(
     now: i64,
 ) -> Result<(), ControlError> {
     let mut first_error = None;
+    // Only a live node has an agent to stop (a gone node's address may
+    // belong to someone else by now).
     if let (Some(session), Some(workspace)) = (session_id, workspace_id)
         && let Ok(node) = workspace_node(db, workspace).await
+        && matches!(
+            node.status(),
+            LifecycleStatus::Ready | LifecycleStatus::Warm
+        )
         && let Err(e) = node_agent.stop_session(&node, workspace, session).await
         && !matches!(e, AgentError::NotFound)
     {

@@ -162,16 +162,19 @@ impl<'a, D: SqlDatabase> TaskRepository<'a, D> {
 
     /// Writes the run's current state over the row, and logs the change
     /// when the status moved (`change.from_status` is what the row said).
+    /// A write older than the row's (`updated_at`) is dropped, so a slow
+    /// mirror of an earlier event never undoes a later one.
     pub async fn record(
         &self,
         t: &TaskRecord,
         change: Option<&TaskStatusChange>,
     ) -> Result<(), StoreError> {
-        self.db
+        let written = self
+            .db
             .execute(
                 "UPDATE tasks SET branch = ?, status = ?, attempt = ?, failed_step = ?, \
                  failure_reason = ?, node_id = ?, workspace_id = ?, stop_reason = ?, pr_url = ?, \
-                 updated_at = ? WHERE id = ?",
+                 updated_at = ? WHERE id = ? AND updated_at <= ?",
                 &[
                     t.branch.as_str().into(),
                     t.status.as_str().into(),
@@ -184,9 +187,13 @@ impl<'a, D: SqlDatabase> TaskRepository<'a, D> {
                     t.pr_url.clone().into(),
                     t.updated_at.into(),
                     t.id.as_str().into(),
+                    t.updated_at.into(),
                 ],
             )
             .await?;
+        if written == 0 {
+            return Ok(());
+        }
         if let Some(change) = change {
             self.log(&t.id, change).await?;
         }

@@ -112,22 +112,35 @@ impl Ctx {
     /// browser cannot send it cross-site without a CORS preflight), bounded
     /// in size, unknown fields rejected by the target type.
     pub async fn json<T: serde::de::DeserializeOwned>(&mut self) -> ApiResult<T> {
-        reject_large_body(&self.req, MAX_JSON_BODY)?;
+        self.json_up_to(MAX_JSON_BODY).await
+    }
+
+    /// [`Self::json`] with its own size limit (the vm-agent's message
+    /// deliveries carry up to a megabyte).
+    pub async fn json_up_to<T: serde::de::DeserializeOwned>(
+        &mut self,
+        limit: usize,
+    ) -> ApiResult<T> {
+        reject_large_body(&self.req, limit)?;
         self.require_json_type()?;
         let bytes =
             self.req.bytes().await.map_err(|_| {
                 ApiError::new(400, "invalid_body", "could not read the request body")
             })?;
-        decode_json(&bytes)
+        decode_json_up_to(&bytes, limit)
     }
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    if bytes.len() > MAX_JSON_BODY {
+    decode_json_up_to(bytes, MAX_JSON_BODY)
+}
+
+fn decode_json_up_to<T: serde::de::DeserializeOwned>(bytes: &[u8], limit: usize) -> ApiResult<T> {
+    if bytes.len() > limit {
         return Err(ApiError::new(
             413,
             "body_too_large",
-            format!("bodies are limited to {MAX_JSON_BODY} bytes"),
+            format!("bodies are limited to {limit} bytes"),
         ));
     }
     serde_json::from_slice(bytes).map_err(|e| {

@@ -31,6 +31,9 @@ use crate::routes::Ctx;
 
 /// The most messages one delivery may carry (the vm-agent sends 256).
 const MAX_BATCH_MESSAGES: usize = 1024;
+/// The largest delivery body: the vm-agent's batches stay under 1 MiB of
+/// kinds and payloads (a single message under 256 KiB), plus framing.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 fn project_data(env: &Env, project_id: &str) -> ApiResult<Stub> {
     Ok(env.durable_object(PROJECT_DATA)?.get_by_name(project_id)?)
@@ -284,7 +287,7 @@ pub async fn stream(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
 pub async fn ingest(ctx: &mut Ctx, claims: &TokenClaims) -> ApiResult<Response> {
     let session = session_param(ctx)?;
     let workspace_id = claims.workspace.clone().ok_or_else(ApiError::not_found)?;
-    let batch: SessionMessagesBatch = ctx.json().await?;
+    let batch: SessionMessagesBatch = ctx.json_up_to(MAX_BATCH_BYTES).await?;
     if batch.messages.len() > MAX_BATCH_MESSAGES {
         return Err(ApiError::new(
             413,
@@ -488,6 +491,25 @@ pub async fn command(ctx: &mut Ctx, user: &UserRecord, which: Command) -> ApiRes
         }
     };
     let chat = project_data(&ctx.env, &project.id)?;
+    // A task's agent takes follow-ups while the task runs; once it is
+    // pushing its work the follow-up waits, and after it ended a new task
+    // continues the conversation.
+    if let (SessionCommand::Prompt(prompt), Some(task_id)) = (&command, &session.task_id) {
+        let task = get_task(&db, &user.id, task_id).await?;
+        match task.status.as_str() {
+            "finalizing" => {
+                return Err(ApiError::new(
+                    409,
+                    "task_finalizing",
+                    "the task is pushing its work; send the follow-up when it has finished",
+                ));
+            }
+            "completed" | "failed" | "cancelled" => {
+                return continue_conversation(ctx, user, task_id, &session, &prompt.text).await;
+            }
+            _ => {}
+        }
+    }
     if let SessionCommand::Prompt(prompt) = &command {
         // Recorded before the agent can start it, so the end of the turn
         // before it is never taken for the session's last.
@@ -523,13 +545,21 @@ pub async fn command(ctx: &mut Ctx, user: &UserRecord, which: Command) -> ApiRes
             &serde_json::json!({ "prompt_id": prompt.prompt_id, "session_id": session.id }),
         )),
         Err(e) => {
-            call_ok(
-                &chat,
-                Method::Delete,
-                &format!("/sessions/{}/prompts/{}", session.id, prompt.prompt_id),
-                None,
-            )
-            .await?;
+            // The vm-agent may have queued a prompt whose answer was lost:
+            // only a definite refusal takes it out of the chat.
+            let refused = !matches!(
+                e,
+                sam_control::ControlError::VmAgent(sam_control::AgentError::Unreachable(_))
+            );
+            if refused {
+                call_ok(
+                    &chat,
+                    Method::Delete,
+                    &format!("/sessions/{}/prompts/{}", session.id, prompt.prompt_id),
+                    None,
+                )
+                .await?;
+            }
             match (&e, &session.task_id) {
                 // The task's workspace is gone: a new task continues the
                 // conversation on the same branch.
