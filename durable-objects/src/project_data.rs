@@ -289,8 +289,23 @@ impl ProjectData {
         for prompt in &t.prompts {
             pair.server.send_with_str(prompt_frame(prompt)?)?;
         }
-        for message in &t.messages {
-            pair.server.send_with_str(message_frame(message)?)?;
+        // Everything after `after`, page by page (no await in between, so
+        // nothing stored meanwhile can fall between the backlog and the
+        // live messages).
+        let mut page = t.messages;
+        loop {
+            for message in &page {
+                pair.server.send_with_str(message_frame(message)?)?;
+            }
+            let Some(last) = page.last().map(|m| m.seq) else {
+                break;
+            };
+            if i64::try_from(page.len()).unwrap_or(0) < MAX_PAGE {
+                break;
+            }
+            page = transcript(sql, id, i64::try_from(last).unwrap_or(i64::MAX), MAX_PAGE)?
+                .map(|t| t.messages)
+                .unwrap_or_default();
         }
         Response::from_websocket(pair.client)
     }

@@ -680,11 +680,15 @@
           button.disabled = false;
           if (r.ok) {
             text.value = "";
-            return; /* the prompt arrives over the stream */
+            /* A task whose workspace is gone continues in a new session. */
+            if (r.data && r.data.continued_from && typeof r.data.session_id === "string") {
+              var next = new URL(window.location.href);
+              next.searchParams.set("session", r.data.session_id);
+              window.location.assign(next.toString());
+            }
+            return; /* otherwise the prompt arrives over the stream */
           }
-          showError(error, r.status === 404
-            ? "Follow-ups are not available yet (" + describe(r.data, r.status) + ")"
-            : describe(r.data, r.status));
+          showError(error, describe(r.data, r.status));
         },
         function (err) {
           button.disabled = false;

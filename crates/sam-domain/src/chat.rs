@@ -324,7 +324,7 @@ pub const MAX_SEARCH_TERMS: usize = 8;
 const MAX_TERM_CHARS: usize = 64;
 
 /// The words of a chat search, cleaned: split on whitespace, quotes and
-/// control characters dropped, at most [`MAX_SEARCH_TERMS`] of at most
+/// control characters dropped, words without a letter or digit skipped, at most [`MAX_SEARCH_TERMS`] of at most
 /// 64 characters. Empty when there is nothing to look for.
 pub fn search_terms(query: &str) -> Vec<String> {
     query
@@ -335,7 +335,9 @@ pub fn search_terms(query: &str) -> Vec<String> {
                 .take(MAX_TERM_CHARS)
                 .collect::<String>()
         })
-        .filter(|w| !w.is_empty())
+        // A word without letters or digits has no token to look for (and
+        // would be an empty FTS phrase).
+        .filter(|w| w.chars().any(char::is_alphanumeric))
         .take(MAX_SEARCH_TERMS)
         .collect()
 }
@@ -375,6 +377,7 @@ mod search_tests {
     fn terms_are_cleaned_and_quoted() {
         assert_eq!(search_terms("  hello   \"world\" "), ["hello", "world"]);
         assert!(search_terms(" \" ").is_empty());
+        assert!(search_terms("- * () --").is_empty());
         assert_eq!(search_terms(&"w ".repeat(20)).len(), MAX_SEARCH_TERMS);
         assert_eq!(
             fts_query(&search_terms("login NEAR(bug) OR x")).unwrap(),

@@ -116,6 +116,38 @@ async fn launch_task(
     message: &str,
 ) -> ApiResult<sam_store::TaskRecord> {
     let task = &submitted.record;
+    let db = d1(&ctx.env)?;
+    if let Err(e) = open_chat_and_start(ctx, submitted, message).await {
+        // Never left queued with nobody to run it.
+        let mut failed = task.clone();
+        "failed".clone_into(&mut failed.status);
+        failed.failed_step = Some("queue".to_owned());
+        failed.failure_reason = Some(format!("the task could not be started ({})", e.code));
+        failed.updated_at = now_ms();
+        let change = sam_store::TaskStatusChange {
+            at: failed.updated_at,
+            from_status: Some(task.status.clone()),
+            to_status: failed.status.clone(),
+            event: "start_failed".to_owned(),
+            detail: failed.failure_reason.clone(),
+        };
+        TaskRepository::new(&db)
+            .record(&failed, Some(&change))
+            .await?;
+        return Err(e);
+    }
+    Ok(TaskRepository::new(&db)
+        .get_owned(&task.user_id, &task.id)
+        .await?
+        .unwrap_or_else(|| task.clone()))
+}
+
+async fn open_chat_and_start(
+    ctx: &Ctx,
+    submitted: &sam_control::tasks::SubmittedTask,
+    message: &str,
+) -> ApiResult<()> {
+    let task = &submitted.record;
     // The chat shows the session, with the message, from the start.
     call_ok(
         &project_data(&ctx.env, &task.project_id)?,
@@ -144,11 +176,7 @@ async fn launch_task(
         })?),
     )
     .await?;
-    let db = d1(&ctx.env)?;
-    Ok(TaskRepository::new(&db)
-        .get_owned(&task.user_id, &task.id)
-        .await?
-        .unwrap_or_else(|| task.clone()))
+    Ok(())
 }
 
 /// `GET /api/projects/{id}/tasks`: newest first.
@@ -395,6 +423,17 @@ pub async fn start_session(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Respon
         ctx.config.tasks.default_agent,
     )?;
     let policy = check_permission_policy(req.permission_policy.as_deref().unwrap_or("ask"))?;
+    // Checked before anything is written: no session is left pending for
+    // an agent that could never start.
+    sam_control::agent_credentials::resolve_agent_credential(
+        &db,
+        &Config::credential_keys(&ctx.env)?,
+        &Config::platform_agent_credentials(&ctx.env)?,
+        &user.id,
+        Some(&project.id),
+        agent.as_str(),
+    )
+    .await?;
     let now = now_ms();
     let session_id = sam_domain::ids::new_ulid(now, random_u128());
     let prompt = match req.message.as_deref() {
@@ -588,24 +627,33 @@ async fn continue_conversation(
 ) -> ApiResult<Response> {
     let db = d1(&ctx.env)?;
     let parent = get_task(&db, &user.id, parent_id).await?;
-    let mut resp = call_ok(
-        &project_data(&ctx.env, &parent.project_id)?,
-        Method::Get,
-        &format!("/sessions/{}/messages", session.id),
-        None,
-    )
-    .await?;
-    let transcript: SessionTranscript = resp.json().await?;
-    let prompts: Vec<(String, String)> = transcript
-        .prompts
-        .into_iter()
-        .map(|p| (p.prompt_id, p.text))
-        .collect();
-    let messages: Vec<(String, serde_json::Value)> = transcript
-        .messages
-        .into_iter()
-        .map(|m| (m.kind, m.payload))
-        .collect();
+    // The whole session, page by page: the most recent exchanges matter most.
+    let chat = project_data(&ctx.env, &parent.project_id)?;
+    let mut prompts: Vec<(String, String)> = Vec::new();
+    let mut messages: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut after = 0;
+    loop {
+        let mut resp = call_ok(
+            &chat,
+            Method::Get,
+            &format!("/sessions/{}/messages?after={after}", session.id),
+            None,
+        )
+        .await?;
+        let page: SessionTranscript = resp.json().await?;
+        if prompts.is_empty() {
+            prompts = page
+                .prompts
+                .into_iter()
+                .map(|p| (p.prompt_id, p.text))
+                .collect();
+        }
+        let Some(last) = page.messages.last().map(|m| m.seq) else {
+            break;
+        };
+        messages.extend(page.messages.into_iter().map(|m| (m.kind, m.payload)));
+        after = last;
+    }
     let history = sam_domain::chat::conversation(&prompts, &messages);
     let submitted = sam_control::tasks::continue_task(
         &db,
