@@ -26,28 +26,8 @@ use crate::time::{self, Stamp, When};
 use crate::transcript::{ChatItem, ChatPrompt, ToolContent, Transcript, build_transcript};
 use crate::{RenderError, Viewer, asset_version};
 
-/// A task as the pages show it (the API's `TaskView`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskSummary {
-    pub id: String,
-    pub project_id: String,
-    pub session_id: String,
-    pub agent: String,
-    pub title: String,
-    pub branch: String,
-    pub vm_size: String,
-    pub status: String,
-    pub attempt: i64,
-    pub failed_step: Option<String>,
-    pub failure_reason: Option<String>,
-    pub node_id: Option<String>,
-    pub workspace_id: Option<String>,
-    pub stop_reason: Option<String>,
-    pub pr_url: Option<String>,
-    /// Epoch milliseconds.
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+/// A task as the pages show it: the API's view.
+pub type TaskSummary = sam_wire::TaskView;
 
 /// One status change of a task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -23,9 +23,9 @@ use sam_store::{
 };
 use sam_vault::CredentialKeys;
 use sam_wire::{
-    AgentPrompt, CreateNodeRequest, CreateWorkspaceRequest, PublishBranchRequest, SubmitTaskRequest,
+    AgentPrompt, CreateNodeRequest, CreateWorkspaceRequest, PublishBranchRequest,
+    SubmitTaskRequest, TaskView,
 };
-use serde::Serialize;
 
 use crate::agent_credentials::{PlatformAgentCredentials, resolve_agent_credential};
 use crate::error::ControlError;
@@ -82,49 +82,26 @@ impl Default for TaskSettings {
     }
 }
 
-/// A task as lists and pages show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TaskView {
-    pub id: String,
-    pub project_id: String,
-    pub session_id: String,
-    pub agent: String,
-    pub title: String,
-    pub branch: String,
-    pub vm_size: String,
-    pub status: String,
-    pub attempt: i64,
-    pub failed_step: Option<String>,
-    pub failure_reason: Option<String>,
-    pub node_id: Option<String>,
-    pub workspace_id: Option<String>,
-    pub stop_reason: Option<String>,
-    pub pr_url: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl From<&TaskRecord> for TaskView {
-    fn from(t: &TaskRecord) -> Self {
-        Self {
-            id: t.id.clone(),
-            project_id: t.project_id.clone(),
-            session_id: t.session_id.clone(),
-            agent: t.agent.clone(),
-            title: t.title.clone(),
-            branch: t.branch.clone(),
-            vm_size: t.vm_size.clone(),
-            status: t.status.clone(),
-            attempt: t.attempt,
-            failed_step: t.failed_step.clone(),
-            failure_reason: t.failure_reason.clone(),
-            node_id: t.node_id.clone(),
-            workspace_id: t.workspace_id.clone(),
-            stop_reason: t.stop_reason.clone(),
-            pr_url: t.pr_url.clone(),
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-        }
+/// A task as lists and pages show it (no owner: the caller is the owner).
+pub fn task_view(t: &TaskRecord) -> TaskView {
+    TaskView {
+        id: t.id.clone(),
+        project_id: t.project_id.clone(),
+        session_id: t.session_id.clone(),
+        agent: t.agent.clone(),
+        title: t.title.clone(),
+        branch: t.branch.clone(),
+        vm_size: t.vm_size.clone(),
+        status: t.status.clone(),
+        attempt: t.attempt,
+        failed_step: t.failed_step.clone(),
+        failure_reason: t.failure_reason.clone(),
+        node_id: t.node_id.clone(),
+        workspace_id: t.workspace_id.clone(),
+        stop_reason: t.stop_reason.clone(),
+        pr_url: t.pr_url.clone(),
+        created_at: t.created_at,
+        updated_at: t.updated_at,
     }
 }
 

@@ -593,3 +593,26 @@ pub struct StartSessionRequest {
     #[serde(default)]
     pub permission_policy: Option<String>,
 }
+
+/// A task as the API and the pages show it (`docs/tasks.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskView {
+    pub id: String,
+    pub project_id: String,
+    pub session_id: String,
+    pub agent: String,
+    pub title: String,
+    pub branch: String,
+    pub vm_size: String,
+    pub status: String,
+    pub attempt: i64,
+    pub failed_step: Option<String>,
+    pub failure_reason: Option<String>,
+    pub node_id: Option<String>,
+    pub workspace_id: Option<String>,
+    pub stop_reason: Option<String>,
+    pub pr_url: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}

@@ -19,16 +19,21 @@ pub async fn submit_task(
     message: &str,
     agent: &str,
 ) -> Value {
-    let resp = client
-        .post(p.app(&format!("/api/projects/{project_id}/tasks")))
-        .json(&json!({ "message": message, "agent": agent }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = post(
+        client,
+        p.app(&format!("/api/projects/{project_id}/tasks")),
+        json!({ "message": message, "agent": agent }),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     body["task"].clone()
+}
+
+/// POSTs `body` as JSON; the status and the JSON answer.
+pub async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let resp = client.post(url).json(&body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// Waits until the task has ended; returns `{task, status_log}`.
@@ -318,16 +323,14 @@ async fn j10_follow_up_conversation() {
         |t| !of_kind(t, "prompt_sent").is_empty(),
     )
     .await;
-    let resp = client
-        .post(p.app(&format!(
+    let (status, body) = post(
+        &client,
+        p.app(&format!(
             "/api/projects/{project_id}/sessions/{session_id}/prompts"
-        )))
-        .json(&json!({ "text": "Now please create hello.txt" }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+        )),
+        json!({ "text": "Now please create hello.txt" }),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["session_id"], session_id.as_str());
     let follow_up_id = body["prompt_id"].as_str().unwrap().to_owned();
@@ -381,16 +384,14 @@ async fn j10_follow_up_conversation() {
 
     // The workspace is gone now; a follow-up continues the conversation in
     // a fresh workspace on the same branch, with the history.
-    let resp = client
-        .post(p.app(&format!(
+    let (status, body) = post(
+        &client,
+        p.app(&format!(
             "/api/projects/{project_id}/sessions/{session_id}/prompts"
-        )))
-        .json(&json!({ "text": "Please append a second line to hello.txt" }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+        )),
+        json!({ "text": "Please append a second line to hello.txt" }),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["continued_from"], session_id.as_str());
     let next = &body["task"];
@@ -424,15 +425,7 @@ async fn j11_cancel_and_stop() {
     let ws = crate::workspaces::running_workspace(&p, &s, "cancel").await;
 
     // An agent in the workspace, on a long turn.
-    let resp = s
-        .client
-        .post(p.app(&format!("/api/workspaces/{}/sessions", ws.id)))
-        .json(&json!({ "agent": "claude-code", "message": "Please take your time", "permission_policy": "approve" }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = post(&s.client, p.app(&format!("/api/workspaces/{}/sessions", ws.id)), json!({ "agent": "claude-code", "message": "Please take your time", "permission_policy": "approve" })).await;
     assert_eq!(status, 202, "{body}");
     let sid = body["session_id"].as_str().unwrap().to_owned();
     let pid = &s.project_id;
@@ -639,15 +632,7 @@ async fn j16_interactive_agent_in_workspace() {
 
     // The user starts an agent in their workspace from the chat; its
     // permission requests come to the chat and are answered there.
-    let resp = s
-        .client
-        .post(p.app(&format!("/api/workspaces/{}/sessions", ws.id)))
-        .json(&json!({ "agent": "claude-code", "message": "Please create hello.txt", "permission_policy": "ask" }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = post(&s.client, p.app(&format!("/api/workspaces/{}/sessions", ws.id)), json!({ "agent": "claude-code", "message": "Please create hello.txt", "permission_policy": "ask" })).await;
     assert_eq!(status, 202, "{body}");
     let sid = body["session_id"].as_str().unwrap().to_owned();
     let (t, asked_first) = run_turn_answering(&s.client, &p, pid, &sid, 0).await;

@@ -12,7 +12,7 @@ use sam_domain::catalog::{ProviderKind, VmSize, locations};
 use sam_domain::ids::NodeId;
 use sam_durable_objects::project_data::{SessionRecord, SessionTranscript};
 use sam_store::{
-    CredentialRepository, NodeRepository, TaskRecord, TaskRepository, TokenRepository, UserRecord,
+    CredentialRepository, NodeRepository, TaskRepository, TokenRepository, UserRecord,
     UserRepository,
 };
 use sam_web::{
@@ -21,9 +21,9 @@ use sam_web::{
     SessionSummary, SettingsOptions, TaskLogRow, TaskOptions, TaskSummary, TokenRow, UserRow,
     Viewer, WorkspaceContext,
 };
-use worker::{Method, Request, RequestInit};
+use worker::Method;
 
-use crate::bindings::{PROJECT_DATA, d1, now_ms};
+use crate::bindings::{d1, now_ms};
 use crate::config::VERSION;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::Ctx;
@@ -233,42 +233,14 @@ fn project_path_id<'a>(path: &'a str, page: &str) -> ApiResult<&'a str> {
         .ok_or_else(|| ApiError::new(404, "not_found", "there is no such page"))
 }
 
-fn task_summary(t: &TaskRecord) -> TaskSummary {
-    TaskSummary {
-        id: t.id.clone(),
-        project_id: t.project_id.clone(),
-        session_id: t.session_id.clone(),
-        agent: t.agent.clone(),
-        title: t.title.clone(),
-        branch: t.branch.clone(),
-        vm_size: t.vm_size.clone(),
-        status: t.status.clone(),
-        attempt: t.attempt,
-        failed_step: t.failed_step.clone(),
-        failure_reason: t.failure_reason.clone(),
-        node_id: t.node_id.clone(),
-        workspace_id: t.workspace_id.clone(),
-        stop_reason: t.stop_reason.clone(),
-        pr_url: t.pr_url.clone(),
-        created_at: t.created_at,
-        updated_at: t.updated_at,
-    }
-}
-
 /// A `GET` to the project's chat (`ProjectData`), decoded; `None` for a 404.
 async fn project_data_get<T: serde::de::DeserializeOwned>(
     ctx: &Ctx,
     project_id: &str,
     path: &str,
 ) -> ApiResult<Option<T>> {
-    let stub = ctx
-        .env
-        .durable_object(PROJECT_DATA)?
-        .get_by_name(project_id)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get);
-    let req = Request::new_with_init(&format!("https://durable-object{path}"), &init)?;
-    let mut resp = stub.fetch_with_request(req).await?;
+    let stub = super::tasks::project_data(&ctx.env, project_id)?;
+    let mut resp = super::tasks::call(&stub, Method::Get, path, None).await?;
     match resp.status_code() {
         404 => Ok(None),
         200..=299 => Ok(Some(resp.json().await?)),
@@ -345,7 +317,7 @@ pub async fn chat(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
                 .get_owned(&user.id, task_id)
                 .await?
                 .as_ref()
-                .map(task_summary);
+                .map(sam_control::tasks::task_view);
         }
     }
     let prompts: Vec<ChatPrompt> = transcript
@@ -397,7 +369,7 @@ pub async fn tasks(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
         .list_for_project(&user.id, &p.id)
         .await?
         .iter()
-        .map(task_summary)
+        .map(sam_control::tasks::task_view)
         .collect();
     rendered(sam_web::render_tasks_page(
         &viewer(user),
@@ -440,7 +412,7 @@ pub async fn task(ctx: &Ctx, user: &UserRecord) -> ApiResult<String> {
         .map(|p| p.name);
     rendered(sam_web::render_task_page(
         &viewer(user),
-        &task_summary(&record),
+        &sam_control::tasks::task_view(&record),
         project_name.as_deref(),
         &log,
         now_ms(),

@@ -7,12 +7,11 @@
 //! caller first (another user's project or task is a 404), then forwards.
 
 use sam_auth::TokenClaims;
-use sam_control::agent_client::HttpNodeAgent;
 use sam_control::chat_sessions::{
     Launch, SessionCommand, check_permission_policy, check_prompt, command_session, launch_session,
     session_agent, session_workspace,
 };
-use sam_control::tasks::{TaskView, get_task, submit_task};
+use sam_control::tasks::{get_task, submit_task, task_view};
 use sam_durable_objects::project_data::{
     IngestBatch, Ingested, NewSession, PromptRecord, SessionRecord, SessionTranscript,
 };
@@ -24,7 +23,7 @@ use sam_wire::{
 };
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Stub};
 
-use crate::bindings::{FetchHttpNoRedirects, PROJECT_DATA, TASK_RUNNER, d1, now_ms, random_u128};
+use crate::bindings::{PROJECT_DATA, TASK_RUNNER, d1, now_ms, random_u128};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::routes::Ctx;
@@ -35,7 +34,7 @@ const MAX_BATCH_MESSAGES: usize = 1024;
 /// kinds and payloads (a single message under 256 KiB), plus framing.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
-fn project_data(env: &Env, project_id: &str) -> ApiResult<Stub> {
+pub(super) fn project_data(env: &Env, project_id: &str) -> ApiResult<Stub> {
     Ok(env.durable_object(PROJECT_DATA)?.get_by_name(project_id)?)
 }
 
@@ -44,7 +43,7 @@ fn task_runner(env: &Env, task_id: &str) -> ApiResult<Stub> {
 }
 
 /// Calls a Durable Object with a JSON body (or none); its answer as is.
-async fn call(
+pub(super) async fn call(
     stub: &Stub,
     method: Method,
     path: &str,
@@ -104,7 +103,7 @@ pub async fn submit(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Response> {
     let task = launch_task(ctx, &submitted, &req.message).await?;
     Ok(json_response(
         202,
-        &serde_json::json!({ "task": TaskView::from(&task) }),
+        &serde_json::json!({ "task": task_view(&task) }),
     ))
 }
 
@@ -186,7 +185,7 @@ pub async fn list(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     let tasks = TaskRepository::new(&db)
         .list_for_project(&user.id, &project.id)
         .await?;
-    let tasks: Vec<TaskView> = tasks.iter().map(TaskView::from).collect();
+    let tasks: Vec<sam_wire::TaskView> = tasks.iter().map(task_view).collect();
     Ok(json_response(200, &serde_json::json!({ "tasks": tasks })))
 }
 
@@ -197,7 +196,7 @@ pub async fn get(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     let log = TaskRepository::new(&db).status_log(&task.id).await?;
     Ok(json_response(
         200,
-        &serde_json::json!({ "task": TaskView::from(&task), "status_log": log }),
+        &serde_json::json!({ "task": task_view(&task), "status_log": log }),
     ))
 }
 
@@ -234,7 +233,7 @@ pub async fn cancel(ctx: &Ctx, user: &UserRecord) -> ApiResult<Response> {
     let task = get_task(&db, &user.id, &task.id).await?;
     Ok(json_response(
         200,
-        &serde_json::json!({ "task": TaskView::from(&task) }),
+        &serde_json::json!({ "task": task_view(&task) }),
     ))
 }
 
@@ -395,19 +394,6 @@ async fn chat_session(
     Ok((project, resp.json().await?))
 }
 
-fn node_agent<'a>(
-    ctx: &'a Ctx,
-    key: &'a sam_auth::SigningKey,
-) -> HttpNodeAgent<'a, FetchHttpNoRedirects> {
-    HttpNodeAgent {
-        http: FetchHttpNoRedirects,
-        key,
-        issuer: &ctx.config.api_origin,
-        port: ctx.config.nodes.vm_agent_port,
-        now: now_ms(),
-    }
-}
-
 /// `POST /api/workspaces/{id}/sessions` `{agent?, message?,
 /// permission_policy?}`: starts an agent in the user's running workspace;
 /// its messages stream into the project's chat. 202 `{session_id}`.
@@ -477,7 +463,7 @@ pub async fn start_session(ctx: &mut Ctx, user: &UserRecord) -> ApiResult<Respon
     let key = Config::signing_key(&ctx.env)?;
     launch_session(
         &db,
-        &node_agent(ctx, &key),
+        &super::workspaces::agent(ctx, &key),
         &Config::credential_keys(&ctx.env)?,
         &Config::platform_agent_credentials(&ctx.env)?,
         &ctx.config.tasks.model_apis,
@@ -567,7 +553,7 @@ pub async fn command(ctx: &mut Ctx, user: &UserRecord, which: Command) -> ApiRes
     let key = Config::signing_key(&ctx.env)?;
     let sent = command_session(
         &db,
-        &node_agent(ctx, &key),
+        &super::workspaces::agent(ctx, &key),
         &user.id,
         &session.id,
         session.workspace_id.as_deref(),
@@ -674,7 +660,7 @@ async fn continue_conversation(
         &serde_json::json!({
             "session_id": task.session_id,
             "continued_from": session.id,
-            "task": TaskView::from(&task),
+            "task": task_view(&task),
         }),
     ))
 }

@@ -31,7 +31,7 @@ fn view(ctx: &Ctx, w: &WorkspaceRecord, status: u16) -> Response {
 }
 
 /// The node's vm-agent, called with this request's time.
-fn agent<'a>(
+pub(super) fn agent<'a>(
     ctx: &'a Ctx,
     key: &'a sam_auth::SigningKey,
 ) -> HttpNodeAgent<'a, FetchHttpNoRedirects> {
