@@ -164,12 +164,7 @@ impl DurableObject for NodeLifecycle {
 impl NodeLifecycle {
     /// The object's SQLite storage, migrated.
     fn sql(&self) -> Result<SqlStorage> {
-        let sql = self.state.storage().sql();
-        if !self.migrated.get() {
-            schema::migrate(&sql, MIGRATIONS)?;
-            self.migrated.set(true);
-        }
-        Ok(sql)
+        schema::migrated(&self.state, &self.migrated, MIGRATIONS)
     }
 
     /// Remembers the node and makes sure the alarm rings by `at` (an

@@ -263,11 +263,10 @@ impl DurableObject for ProjectData {
 
 impl ProjectData {
     fn sql(&self) -> Result<SqlStorage> {
-        let sql = self.state.storage().sql();
-        if !self.migrated.get() {
-            schema::migrate(&sql, MIGRATIONS)?;
+        let first = !self.migrated.get();
+        let sql = schema::migrated(&self.state, &self.migrated, MIGRATIONS)?;
+        if first {
             self.fts.set(crate::chat_search::prepare(&sql));
-            self.migrated.set(true);
         }
         Ok(sql)
     }

@@ -33,3 +33,18 @@ pub fn migrate(sql: &SqlStorage, files: &[(&str, &str)]) -> worker::Result<()> {
     }
     Ok(())
 }
+
+/// The object's SQLite storage, with `files` applied the first time this
+/// instance asks (`done` remembers it).
+pub fn migrated(
+    state: &worker::State,
+    done: &std::cell::Cell<bool>,
+    files: &[(&str, &str)],
+) -> worker::Result<SqlStorage> {
+    let sql = state.storage().sql();
+    if !done.get() {
+        migrate(&sql, files)?;
+        done.set(true);
+    }
+    Ok(sql)
+}

@@ -180,12 +180,7 @@ impl TaskRunner {
     }
 
     fn sql(&self) -> Result<SqlStorage> {
-        let sql = self.state.storage().sql();
-        if !self.migrated.get() {
-            schema::migrate(&sql, MIGRATIONS)?;
-            self.migrated.set(true);
-        }
-        Ok(sql)
+        schema::migrated(&self.state, &self.migrated, MIGRATIONS)
     }
 
     /// Applies `first`, then (now, or from the alarm) performs the effects
