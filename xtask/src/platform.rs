@@ -202,7 +202,9 @@ impl Platform {
             .arg(format!(
                 "http://api.sam.localhost:{port}/api/github/webhook"
             ))
-            .args(["--webhook-secret", &webhook_secret])
+            // `=`: a random base64url secret may start with `-`, which
+            // would read as a flag.
+            .arg(format!("--webhook-secret={webhook_secret}"))
             .arg("--setup-url")
             .arg(format!("http://app.sam.localhost:{port}/github/setup"));
         let (devgithub, devgithub_url) = start_stand_in("devgithub", cmd, &logs)?;
