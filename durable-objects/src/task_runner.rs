@@ -22,7 +22,6 @@
 
 use sam_control::agent_client::HttpNodeAgent;
 use sam_control::tasks::{self, Progress};
-use sam_domain::acp_session::StopReason;
 use sam_domain::task::{TaskEffect, TaskEvent, TaskRun, TaskStep};
 use sam_store::TaskRecord;
 use serde::{Deserialize, Serialize};
@@ -133,7 +132,10 @@ impl DurableObject for TaskRunner {
                 let Some(stored) = load(&sql)? else {
                     return Response::error("no such task", 404);
                 };
-                match event_of_report(&stored.run, &report) {
+                match stored
+                    .run
+                    .event_of_session_message(&report.kind, &report.payload)
+                {
                     // Applied now, worked on from the alarm: the vm-agent's
                     // delivery does not wait for a push and a pull request.
                     Some(event) => self.drive(&sql, event, Work::Later).await,
@@ -593,59 +595,6 @@ impl TaskRunner {
             )));
         }
         Ok(())
-    }
-}
-
-/// The event a session message is for the run, if any. Reports name no
-/// attempt, so they apply to the current one.
-fn event_of_report(run: &TaskRun, report: &SessionReport) -> Option<TaskEvent> {
-    let text = |name: &str| {
-        report
-            .payload
-            .get(name)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    match report.kind.as_str() {
-        "turn_ended" => Some(TaskEvent::TurnEnded {
-            stop_reason: StopReason::parse(&text("stop_reason"))?,
-        }),
-        // The vm-agent accepts a session before the agent is up, so the run
-        // may already be in its run step: a start failure fails that.
-        "agent_start_failed" => Some(TaskEvent::StepFailed {
-            step: match run.status.step() {
-                Some(TaskStep::StartAgent) => TaskStep::StartAgent,
-                _ => TaskStep::Run,
-            },
-            attempt: run.attempt,
-            reason: format!(
-                "the agent did not start: {}: {}",
-                text("code"),
-                text("message")
-            ),
-            retryable: true,
-        }),
-        "turn_failed" => Some(TaskEvent::StepFailed {
-            step: TaskStep::Run,
-            attempt: run.attempt,
-            reason: format!("{}: {}", text("code"), text("message")),
-            retryable: false,
-        }),
-        "agent_exited" => Some(TaskEvent::StepFailed {
-            step: TaskStep::Run,
-            attempt: run.attempt,
-            reason: "the agent exited during its turn".to_owned(),
-            retryable: false,
-        })
-        .filter(|_| {
-            report
-                .payload
-                .get("during_turn")
-                .and_then(serde_json::Value::as_bool)
-                == Some(true)
-        }),
-        _ => None,
     }
 }
 

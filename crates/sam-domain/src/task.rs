@@ -697,6 +697,69 @@ impl TaskRun {
     }
 }
 
+impl TaskRun {
+    /// The event a message of the run's chat session is for the run, if
+    /// any (`kind` and `payload` as the vm-agent's outbox has them).
+    /// Session messages name no attempt, so they apply to the current one.
+    pub fn event_of_session_message(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Option<TaskEvent> {
+        let text = |name: &str| {
+            payload
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let failed = |step: TaskStep, reason: String, retryable: bool| TaskEvent::StepFailed {
+            step,
+            attempt: self.attempt,
+            reason,
+            retryable,
+        };
+        match kind {
+            "turn_ended" => Some(TaskEvent::TurnEnded {
+                stop_reason: StopReason::parse(&text("stop_reason"))?,
+            }),
+            // The vm-agent accepts a session before the agent is up, so the
+            // run may already be in its run step: a start failure fails that.
+            "agent_start_failed" => Some(failed(
+                match self.status.step() {
+                    Some(TaskStep::StartAgent) => TaskStep::StartAgent,
+                    _ => TaskStep::Run,
+                },
+                format!(
+                    "the agent did not start: {}: {}",
+                    text("code"),
+                    text("message")
+                ),
+                true,
+            )),
+            "turn_failed" => Some(failed(
+                TaskStep::Run,
+                format!("{}: {}", text("code"), text("message")),
+                false,
+            )),
+            // An agent that exits between turns has done its part.
+            "agent_exited"
+                if payload
+                    .get("during_turn")
+                    .and_then(serde_json::Value::as_bool)
+                    == Some(true) =>
+            {
+                Some(failed(
+                    TaskStep::Run,
+                    "the agent exited during its turn".to_owned(),
+                    false,
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Longest derived title, in characters.
 pub const MAX_TITLE_CHARS: usize = 80;
 /// Longest slug in a branch name, in characters.
@@ -823,6 +886,61 @@ mod tests {
         },
         retry_delay_ms: 5,
     };
+
+    #[test]
+    fn session_messages_become_run_events() {
+        use serde_json::json;
+        let mut run = submit();
+        run.attempt = 2;
+        assert_eq!(
+            run.event_of_session_message("turn_ended", &json!({"stop_reason": "end_turn"})),
+            Some(E::TurnEnded {
+                stop_reason: StopReason::EndTurn
+            })
+        );
+        assert_eq!(
+            run.event_of_session_message("turn_ended", &json!({"stop_reason": "bogus"})),
+            None
+        );
+        let start_failed = json!({"code": "install_failed", "message": "npm"});
+        let Some(E::StepFailed {
+            step,
+            attempt,
+            reason,
+            retryable,
+        }) = run.event_of_session_message("agent_start_failed", &start_failed)
+        else {
+            panic!("a start failure is a step failure");
+        };
+        // Queued, not starting the agent: the failure is the run step's.
+        assert_eq!((step, attempt, retryable), (TaskStep::Run, 2, true));
+        assert!(reason.contains("install_failed: npm"), "{reason}");
+        run.status = S::StartingAgent;
+        assert!(matches!(
+            run.event_of_session_message("agent_start_failed", &start_failed),
+            Some(E::StepFailed {
+                step: TaskStep::StartAgent,
+                ..
+            })
+        ));
+        assert!(matches!(
+            run.event_of_session_message("turn_failed", &json!({"code": "agent_error"})),
+            Some(E::StepFailed {
+                step: TaskStep::Run,
+                retryable: false,
+                ..
+            })
+        ));
+        assert!(
+            run.event_of_session_message("agent_exited", &json!({"during_turn": true}))
+                .is_some()
+        );
+        assert_eq!(
+            run.event_of_session_message("agent_exited", &json!({"during_turn": false})),
+            None
+        );
+        assert_eq!(run.event_of_session_message("update", &json!({})), None);
+    }
 
     fn submit() -> TaskRun {
         TaskRun::submit(
